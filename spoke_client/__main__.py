@@ -1,0 +1,67 @@
+"""spoke-client: with no subcommand, the desktop app; otherwise a command-line task."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from spoke_client import __version__
+from spoke_client.i18n import _, set_language
+from spoke_client.paths import resolve
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spoke-client", description=_("Spoke: offline-first telemedicine spoke client."))
+    p.add_argument("--data-dir", help=_("folder for the database and files (default: the per-user data folder)"))
+    p.add_argument("--language", help=_("language of the interface, e.g. en or hi"))
+    p.add_argument("--version", action="version", version=f"spoke-client {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("setup", help=_("create the facility and its first administrator without the GUI"))
+    s.add_argument("--facility-name", required=True)
+    s.add_argument("--hwc-id", required=True)
+    s.add_argument("--district", required=True)
+    s.add_argument("--state", required=True)
+    s.add_argument("--admin-user", required=True)
+    s.add_argument("--admin-name", required=True)
+    s.add_argument("--password-stdin", action="store_true", help=_("read the password from standard input"))
+
+    s = sub.add_parser("seed-demo", help=_("fill the database with synthetic patients and cases"))
+    s.add_argument("--patients", type=int, default=200)
+    s.add_argument("--cases", type=int, default=100)
+    s.add_argument("--seed", type=int, default=7)
+
+    sub.add_parser("selfcheck", help=_("check the database, migrations and resources"))
+
+    s = sub.add_parser("export-fhir", help=_("write a case (or all cases) as FHIR R4 Bundles"))
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--case", dest="case_id")
+    g.add_argument("--all", action="store_true")
+    s.add_argument("--out", required=True, help=_("a file for --case, a folder for --all"))
+
+    s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
+    s.add_argument("--yes", action="store_true", help=_("do it without asking"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    set_language(args.language or os.environ.get("SPOKE_LANGUAGE"))
+    paths = resolve(args.data_dir)
+    if args.command is None:
+        from spoke_client.app import run_app  # Qt only when the app is wanted
+
+        return run_app(paths)
+    from spoke_client import cli
+
+    try:
+        return getattr(cli, "cmd_" + args.command.replace("-", "_"))(paths, args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The command-line tasks: each opens the local store, does one job, prints a result and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from spoke_client.domain.errors import SpokeError, ValidationFailed
+from spoke_client.i18n import _
+from spoke_client.paths import DataPaths
+from spoke_client.services.runtime import DamagedDatabase, Services, last_good_copy, open_services, restore_good_copy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open(paths: DataPaths) -> Services | int:
+    try:
+        return open_services(paths)
+    except DamagedDatabase as exc:
+        _err(exc.message)
+        if exc.last_good:
+            _err(_("To restore it: spoke-client --data-dir {d} restore-good-copy").format(d=paths.root))
+        return EXIT_DAMAGED
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+
+
+def _report_validation(exc: ValidationFailed) -> int:
+    for p in exc.problems:
+        _err(f"{p.field}: {p.message}")
+    return EXIT_USAGE
+
+
+def cmd_setup(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.auth import FacilityForm
+
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(_("Administrator password: "))
+    try:
+        facility, admin = services.auth.setup(
+            FacilityForm(args.facility_name, args.hwc_id, args.district, args.state), args.admin_user, args.admin_name, password)
+    except ValidationFailed as exc:
+        return _report_validation(exc)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        services.close()
+    print(_("Set up {facility} ({hwc}); administrator: {user}").format(facility=facility.name, hwc=facility.hwc_id, user=admin.username))
+    return EXIT_OK
+
+
+DEMO_ADMIN, DEMO_PASSWORD = "admin", "spoke-demo"
+
+
+def cmd_seed_demo(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.auth import FacilityForm
+    from spoke_client.services.seed import seed_demo
+
+    if args.patients < 0 or args.cases < 0:
+        _err(_("--patients and --cases take a number of zero or more."))
+        return EXIT_USAGE
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        if services.auth.needs_setup():
+            services.auth.setup(FacilityForm("HWC Rampur (demo)", "HWC-DEMO-001", "Sitapur", "Uttar Pradesh"),
+                                DEMO_ADMIN, "Demo Administrator", DEMO_PASSWORD)
+            print(_("Created a demo facility; sign in as '{u}' with password '{p}'.").format(u=DEMO_ADMIN, p=DEMO_PASSWORD))
+        admin = next(u for u in services.auth.list_users(_system_admin(services)) if u.role.value == "admin")
+        facility = services.auth.facility()
+        last = [0]
+
+        def progress(done: int, total: int) -> None:
+            if done - last[0] >= 50_000 or done == total:
+                last[0] = done
+                print(_("  {done:,} of {total:,}").format(done=done, total=total), flush=True)
+
+        report = seed_demo(services.store, admin, facility.id, args.patients, args.cases, seed=args.seed, progress=progress)
+    finally:
+        services.close()
+    print(_("Seeded {p:,} patients and {c:,} cases in {s:.1f} s.").format(p=report.patients, c=report.cases, s=report.seconds))
+    return EXIT_OK
+
+
+def _system_admin(services: Services):
+    """Command-line tasks run as the machine's operator: act with the first administrator's role."""
+    from sqlalchemy import select
+
+    from spoke_client.db.models import UserRow
+    from spoke_client.services.auth import _user
+
+    with services.store.read() as s:
+        row = s.scalars(select(UserRow).where(UserRow.role == "admin").order_by(UserRow.created_at)).first()
+        return _user(row)
+
+
+def cmd_selfcheck(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.selfcheck import run_selfcheck
+
+    report = run_selfcheck(paths)
+    for line in report.lines:
+        print(line)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_export_fhir(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.export import export_all, export_case
+
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        out = Path(args.out)
+        if args.all:
+            n = export_all(services, out)
+            print(_("Wrote {n} FHIR Bundles to {out}").format(n=n, out=out))
+        else:
+            export_case(services, args.case_id, out)
+            print(_("Wrote {out}").format(out=out))
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    except OSError as exc:
+        _err(_("Could not write {out}: {error}").format(out=args.out, error=exc.strerror or exc))
+        return EXIT_FAILED
+    finally:
+        services.close()
+    return EXIT_OK
+
+
+def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
+    copy = last_good_copy(paths)
+    if copy is None:
+        _err(_("No good copy of the database was found in {d}.").format(d=paths.backups))
+        return EXIT_FAILED
+    if not args.yes:
+        answer = input(_("Replace the database by the copy {copy}? The current file is kept aside. [y/N] ").format(copy=copy.name))
+        if answer.strip().lower() not in ("y", "yes"):
+            return EXIT_FAILED
+    kept = restore_good_copy(paths, copy)
+    print(_("Restored {copy}; the previous file is kept as {kept}.").format(copy=copy.name, kept=kept))
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Local storage: SQLite through SQLAlchemy 2, schema by Alembic."""

@@ -1,0 +1,223 @@
+"""SQLAlchemy 2 tables of the local store, including the change log that sync reads and the audit log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, hands back timezone-aware UTC: spoke clocks and zones must never be guessed later."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), date: Date(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+Id = String(36)
+
+
+class FacilityRow(Base):
+    __tablename__ = "facility"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hwc_id: Mapped[str] = mapped_column(String(50))
+    district: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class UserRow(Base):
+    __tablename__ = "app_user"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SettingRow(Base):
+    __tablename__ = "setting"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class PatientRow(Base):
+    __tablename__ = "patient"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    facility_id: Mapped[str] = mapped_column(ForeignKey("facility.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    sex: Mapped[str] = mapped_column(String(10))
+    birth_date: Mapped[date]
+    birth_date_approximate: Mapped[bool] = mapped_column(Boolean, default=False)
+    relative_name: Mapped[str] = mapped_column(String(200), default="")
+    relative_relation: Mapped[str | None] = mapped_column(String(5))
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    village: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    abha_number: Mapped[str] = mapped_column(String(14), default="")
+    abha_address: Mapped[str] = mapped_column(String(100), default="")
+    # Search keys, kept in step with the fields above by the one write path; patient_fts indexes them.
+    search_names: Mapped[str] = mapped_column(Text, default="")
+    search_village: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(Id)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        Index("ix_patient_phone", "phone"),
+        Index("ix_patient_abha_number", "abha_number"),
+    )
+
+
+class CaseRow(Base):
+    __tablename__ = "clinical_case"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    complaints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    complaint_text: Mapped[str] = mapped_column(Text, default="")
+    duration: Mapped[str] = mapped_column(String(100), default="")
+    history: Mapped[str] = mapped_column(Text, default="")
+    examination: Mapped[str] = mapped_column(Text, default="")
+    pregnant: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(Id)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        Index("ix_case_patient", "patient_id"),
+        Index("ix_case_status_created", "status", "created_at"),
+        Index("ix_case_created", "created_at"),
+    )
+
+
+class VitalsRow(Base):
+    __tablename__ = "vitals"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(Id)
+    status: Mapped[str] = mapped_column(String(20))
+    replaces_id: Mapped[str | None] = mapped_column(ForeignKey("vitals.id"))
+    source: Mapped[str] = mapped_column(String(200), default="manual")
+    systolic_mmhg: Mapped[int | None]
+    diastolic_mmhg: Mapped[int | None]
+    pulse_per_min: Mapped[int | None]
+    respiratory_rate_per_min: Mapped[int | None]
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    spo2_pct: Mapped[int | None]
+    weight_kg: Mapped[float | None] = mapped_column(Float)
+    height_cm: Mapped[float | None] = mapped_column(Float)
+    glucose_mg_dl: Mapped[int | None]
+    glucose_kind: Mapped[str | None] = mapped_column(String(10))
+    consciousness: Mapped[str | None] = mapped_column(String(20))
+    on_supplemental_oxygen: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_vitals_case", "case_id"),)
+
+
+class ConsentRow(Base):
+    __tablename__ = "consent"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    giver: Mapped[str] = mapped_column(String(20))
+    giver_name: Mapped[str] = mapped_column(String(200))
+    giver_relation: Mapped[str] = mapped_column(String(100), default="")
+    method: Mapped[str] = mapped_column(String(20))
+    given_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(Id)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_consent_case", "case_id"),)
+
+
+class ChangeRow(Base):
+    """One entry per write, in the same transaction as the write; sync reads only this table."""
+
+    __tablename__ = "change_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # local order only
+    change_id: Mapped[str] = mapped_column(Id, unique=True)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(Id)
+    version: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(10))  # upsert | delete
+    hlc: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[datetime]
+    user_id: Mapped[str | None] = mapped_column(Id)
+    device_id: Mapped[str] = mapped_column(Id)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pushed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_change_entity", "entity", "entity_id"), Index("ix_change_pushed", "pushed_at"))
+
+
+class AuditRow(Base):
+    """Append-only (triggers refuse UPDATE and DELETE): who created, viewed, changed or printed what."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    user_id: Mapped[str | None] = mapped_column(Id)
+    action: Mapped[str] = mapped_column(String(30))
+    entity: Mapped[str] = mapped_column(String(40), default="")
+    entity_id: Mapped[str] = mapped_column(String(36), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+
+class DraftRow(Base):
+    """Work in progress in a form, saved as the user types so a killed app loses nothing."""
+
+    __tablename__ = "draft"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user_id: Mapped[str | None] = mapped_column(Id)
+    updated_at: Mapped[datetime]
+
+
+class SearchVocabRow(Base):
+    """Distinct name/village search keys: typo-tolerant search matches the query against these."""
+
+    __tablename__ = "search_vocab"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)

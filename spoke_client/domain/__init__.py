@@ -1,0 +1,1 @@
+"""Clinical and identity rules: dataclasses and pure functions, standard library only."""

@@ -1,0 +1,171 @@
+"""The clinic's records as plain dataclasses: what services hand to the UI, CLI and exporters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from spoke_client.domain.vitals import Vitals
+
+
+class Sex(enum.StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+
+
+class Relation(enum.StrEnum):
+    """How Indian registers name a relative: S/o, D/o, W/o, C/o."""
+
+    SON_OF = "S/o"
+    DAUGHTER_OF = "D/o"
+    WIFE_OF = "W/o"
+    HUSBAND_OF = "H/o"
+    CARE_OF = "C/o"
+
+
+class Role(enum.StrEnum):
+    PARAMEDIC = "paramedic"
+    GENERALIST = "generalist"
+    ADMIN = "admin"
+
+
+class CaseStatus(enum.StrEnum):
+    DRAFT = "draft"
+    READY = "ready"              # ready for consultation
+    QUEUED = "queued"            # queued for the hub
+    IN_CONSULTATION = "in_consultation"
+    PRESCRIBED = "prescribed"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class VitalsStatus(enum.StrEnum):
+    FINAL = "final"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+
+class ConsentGiver(enum.StrEnum):
+    PATIENT = "patient"
+    GUARDIAN = "guardian"        # the accompanying adult, for a minor or a patient who cannot consent
+
+
+class ConsentMethod(enum.StrEnum):
+    VERBAL = "verbal"
+    WRITTEN = "written"
+    RECORDED = "recorded"        # audio or video
+
+
+@dataclass(frozen=True)
+class Facility:
+    id: str
+    name: str
+    hwc_id: str
+    district: str
+    state: str
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    full_name: str
+    role: Role
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: str
+    name: str
+    sex: Sex
+    birth_date: date
+    birth_date_approximate: bool
+    relative_name: str = ""
+    relative_relation: Relation | None = None
+    phone: str = ""
+    village: str = ""
+    address: str = ""
+    abha_number: str = ""        # 14 digits, no dashes
+    abha_address: str = ""
+    version: int = 1
+    created_at: datetime | None = None
+
+    def age_years(self, on: date | None = None) -> int:
+        return age_in_years(self.birth_date, on or date.today())
+
+    def age_text(self, on: date | None = None) -> str:
+        """'58 y', '~60 y', '11 m', '3 w' — the way a register shows age."""
+        on = on or date.today()
+        days = (on - self.birth_date).days
+        prefix = "~" if self.birth_date_approximate else ""
+        if days < 0:
+            return "?"
+        if days < 31:
+            return f"{prefix}{days // 7} w"
+        months = age_in_months(self.birth_date, on)
+        if months < 24:
+            return f"{prefix}{months} m"
+        return f"{prefix}{age_in_years(self.birth_date, on)} y"
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: str
+    case_id: str
+    giver: ConsentGiver
+    giver_name: str
+    giver_relation: str
+    method: ConsentMethod
+    given_at: datetime
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class VitalsRecord:
+    id: str
+    case_id: str
+    recorded_at: datetime
+    recorded_by: str
+    vitals: Vitals
+    status: VitalsStatus = VitalsStatus.FINAL
+    replaces_id: str | None = None
+    source: str = "manual"       # "manual" or the measuring device's name
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    patient_id: str
+    status: CaseStatus
+    complaints: tuple[str, ...] = ()
+    complaint_text: str = ""
+    duration: str = ""
+    history: str = ""
+    examination: str = ""
+    pregnant: bool = False
+    priority: int = 0            # 0 none, 1 low, 2 urgent, 3 emergency: from the latest red flags
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int = 1
+    vitals: tuple[VitalsRecord, ...] = field(default=())
+    consent: Consent | None = None
+
+
+def age_in_years(birth: date, on: date) -> int:
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    return max(years, 0)
+
+
+def age_in_months(birth: date, on: date) -> int:
+    months = (on.year - birth.year) * 12 + (on.month - birth.month) - (on.day < birth.day)
+    return max(months, 0)
+
+
+def birth_date_from_age(years: int, on: date) -> date:
+    """An approximate birth date for 'about N years': the same day N years back."""
+    try:
+        return on.replace(year=on.year - years)
+    except ValueError:  # 29 February
+        return on.replace(year=on.year - years, day=28)

@@ -1,0 +1,358 @@
+"""Cases: complaints, vitals sets (never overwritten), consent, the state machine and the home screen's lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from spoke_client.db.models import CaseRow, ConsentRow, PatientRow, VitalsRow
+from spoke_client.domain.errors import FieldProblem, InvalidTransition, NotFound, ValidationFailed
+from spoke_client.domain.model import (
+    Case,
+    CaseStatus,
+    Consent,
+    ConsentGiver,
+    ConsentMethod,
+    Patient,
+    User,
+    VitalsRecord,
+    VitalsStatus,
+)
+from spoke_client.domain.redflags import Assessment, PatientContext, Severity, assess
+from spoke_client.domain.vitals import Consciousness, GlucoseKind, Vitals, is_empty, validate_vitals
+from spoke_client.i18n import _
+from spoke_client.services.patients import to_patient
+from spoke_client.services.store import Store, Writer, new_id
+
+# Who may move a case where. The hub's own moves (in consultation, prescribed) arrive by sync;
+# the spoke may also start a consultation itself (a call) and close or cancel.
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    CaseStatus.DRAFT: frozenset({CaseStatus.READY, CaseStatus.CANCELLED}),
+    CaseStatus.READY: frozenset({CaseStatus.DRAFT, CaseStatus.QUEUED, CaseStatus.CANCELLED}),
+    CaseStatus.QUEUED: frozenset({CaseStatus.READY, CaseStatus.IN_CONSULTATION, CaseStatus.CANCELLED}),
+    CaseStatus.IN_CONSULTATION: frozenset({CaseStatus.QUEUED, CaseStatus.PRESCRIBED, CaseStatus.CLOSED}),
+    CaseStatus.PRESCRIBED: frozenset({CaseStatus.CLOSED}),
+    CaseStatus.CLOSED: frozenset(),
+    CaseStatus.CANCELLED: frozenset(),
+}
+EDITABLE = frozenset({CaseStatus.DRAFT, CaseStatus.READY})
+ADULT_CONSENT_AGE = 18
+
+COMMON_COMPLAINTS = (
+    "Fever", "Cough", "Cold", "Breathlessness", "Chest pain", "Headache", "Body ache", "Abdominal pain",
+    "Loose motions", "Vomiting", "Burning urination", "Skin rash", "Itching", "Wound", "Joint pain",
+    "Back pain", "Dizziness", "Weakness", "High blood pressure follow-up", "Diabetes follow-up",
+    "Eye problem", "Ear pain", "Toothache", "Pregnancy check-up", "White discharge",
+)
+
+
+def status_label(status: CaseStatus) -> str:
+    return {
+        CaseStatus.DRAFT: _("Draft"),
+        CaseStatus.READY: _("Ready for consultation"),
+        CaseStatus.QUEUED: _("Queued for the hub"),
+        CaseStatus.IN_CONSULTATION: _("In consultation"),
+        CaseStatus.PRESCRIBED: _("Prescribed"),
+        CaseStatus.CLOSED: _("Closed"),
+        CaseStatus.CANCELLED: _("Cancelled"),
+    }[status]
+
+
+@dataclass(frozen=True)
+class CaseForm:
+    complaints: tuple[str, ...] = ()
+    complaint_text: str = ""
+    duration: str = ""
+    history: str = ""
+    examination: str = ""
+    pregnant: bool = False
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    case_id: str
+    patient: Patient
+    status: CaseStatus
+    priority: int
+    complaints: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HomeSummary:
+    today: list[CaseSummary]
+    waiting_for_hub: list[CaseSummary]
+    prescribed: list[CaseSummary]
+    drafts: list[CaseSummary]
+
+
+def _vitals_from_row(r: VitalsRow) -> Vitals:
+    return Vitals(
+        systolic_mmhg=r.systolic_mmhg, diastolic_mmhg=r.diastolic_mmhg, pulse_per_min=r.pulse_per_min,
+        respiratory_rate_per_min=r.respiratory_rate_per_min, temperature_c=r.temperature_c, spo2_pct=r.spo2_pct,
+        weight_kg=r.weight_kg, height_cm=r.height_cm, glucose_mg_dl=r.glucose_mg_dl,
+        glucose_kind=GlucoseKind(r.glucose_kind) if r.glucose_kind else None,
+        consciousness=Consciousness(r.consciousness) if r.consciousness else None,
+        on_supplemental_oxygen=r.on_supplemental_oxygen,
+    )
+
+
+def _vitals_record(r: VitalsRow) -> VitalsRecord:
+    return VitalsRecord(id=r.id, case_id=r.case_id, recorded_at=r.recorded_at, recorded_by=r.recorded_by,
+                        vitals=_vitals_from_row(r), status=VitalsStatus(r.status), replaces_id=r.replaces_id,
+                        source=r.source)
+
+
+def _consent(r: ConsentRow) -> Consent:
+    return Consent(id=r.id, case_id=r.case_id, giver=ConsentGiver(r.giver), giver_name=r.giver_name,
+                   giver_relation=r.giver_relation, method=ConsentMethod(r.method), given_at=r.given_at,
+                   recorded_by=r.recorded_by)
+
+
+def _summary(row: CaseRow, patient: PatientRow) -> CaseSummary:
+    complaints = ", ".join(list(row.complaints) + ([row.complaint_text] if row.complaint_text else []))
+    return CaseSummary(row.id, to_patient(patient), CaseStatus(row.status), row.priority, complaints, row.created_at)
+
+
+def patient_context(patient: Patient, pregnant: bool, on: date) -> PatientContext:
+    return PatientContext(age_days=max((on - patient.birth_date).days, 0), pregnant=pregnant)
+
+
+class CaseService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- reading --------------------------------------------------------------------------------
+    def get(self, case_id: str) -> Case:
+        with self.store.read() as s:
+            return self._load(s, case_id)
+
+    def _load(self, s: Session, case_id: str) -> Case:
+        row = s.get(CaseRow, case_id)
+        if row is None:
+            raise NotFound(_("This case does not exist on this computer."))
+        vitals = tuple(_vitals_record(v) for v in s.scalars(
+            select(VitalsRow).where(VitalsRow.case_id == case_id).order_by(VitalsRow.recorded_at, VitalsRow.id)))
+        consent_row = s.scalars(select(ConsentRow).where(ConsentRow.case_id == case_id)
+                                .order_by(ConsentRow.given_at.desc(), ConsentRow.id.desc()).limit(1)).first()
+        return Case(
+            id=row.id, patient_id=row.patient_id, status=CaseStatus(row.status), complaints=tuple(row.complaints),
+            complaint_text=row.complaint_text, duration=row.duration, history=row.history,
+            examination=row.examination, pregnant=row.pregnant, priority=row.priority, created_at=row.created_at,
+            updated_at=row.updated_at, version=row.version, vitals=vitals,
+            consent=_consent(consent_row) if consent_row else None,
+        )
+
+    def patient_of(self, case: Case) -> Patient:
+        with self.store.read() as s:
+            row = s.get(PatientRow, case.patient_id)
+            if row is None:
+                raise NotFound(_("This patient is not in the register."))
+            return to_patient(row)
+
+    def cases_for_patient(self, patient_id: str) -> list[CaseSummary]:
+        with self.store.read() as s:
+            patient = s.get(PatientRow, patient_id)
+            rows = s.scalars(select(CaseRow).where(CaseRow.patient_id == patient_id).order_by(CaseRow.created_at.desc()))
+            return [_summary(r, patient) for r in rows]
+
+    def assessment(self, case: Case, patient: Patient, on: date | None = None) -> Assessment | None:
+        latest = latest_vitals(case)
+        if latest is None:
+            return None
+        return assess(latest.vitals, patient_context(patient, case.pregnant, on or self.store.clock().date()))
+
+    def home(self, today: date | None = None, tz: timezone | None = None) -> HomeSummary:
+        """Today's cases (red flags first), what waits for the hub, prescriptions to print, open drafts."""
+        now = self.store.clock()
+        today = today or now.astimezone(tz).date()
+        start = datetime.combine(today, time.min, tzinfo=tz or now.astimezone().tzinfo).astimezone(timezone.utc)
+        end = start + timedelta(days=1)
+        with self.store.read() as s:
+            def query(*where):
+                q = (select(CaseRow, PatientRow).join(PatientRow, PatientRow.id == CaseRow.patient_id)
+                     .where(*where).order_by(CaseRow.priority.desc(), CaseRow.created_at).limit(500))
+                return [_summary(c, p) for c, p in s.execute(q)]
+            return HomeSummary(
+                today=query(CaseRow.created_at >= start, CaseRow.created_at < end,
+                            CaseRow.status != CaseStatus.CANCELLED.value),
+                waiting_for_hub=query(or_(CaseRow.status == CaseStatus.QUEUED.value,
+                                          CaseRow.status == CaseStatus.READY.value)),
+                prescribed=query(CaseRow.status == CaseStatus.PRESCRIBED.value),
+                drafts=query(CaseRow.status == CaseStatus.DRAFT.value, CaseRow.created_at < start),
+            )
+
+    # --- writing --------------------------------------------------------------------------------
+    def open_case(self, actor: User, patient_id: str) -> Case:
+        with self.store.write(actor.id) as w:
+            if w.session.get(PatientRow, patient_id) is None:
+                raise NotFound(_("This patient is not in the register."))
+            row = CaseRow(id=new_id(), patient_id=patient_id, status=CaseStatus.DRAFT.value, complaints=[],
+                          complaint_text="", duration="", history="", examination="", pregnant=False, priority=0,
+                          created_at=w.now, updated_at=w.now, created_by=actor.id, version=1)
+            w.session.add(row)
+            w.session.flush()
+            case = self._load(w.session, row.id)
+            w.change("case", row.id, 1, _case_payload(case))
+            w.audit("create", "case", row.id)
+            return case
+
+    def save_details(self, actor: User, case_id: str, form: CaseForm) -> Case:
+        problems = []
+        if len(form.complaint_text) > 2000 or len(form.history) > 4000 or len(form.examination) > 4000:
+            problems.append(FieldProblem("complaint_text", _("This text is too long; keep notes under 4000 characters.")))
+        if problems:
+            raise ValidationFailed(problems)
+        with self.store.write(actor.id) as w:
+            row = self._editable(w.session, case_id)
+            new = dict(complaints=list(dict.fromkeys(c.strip() for c in form.complaints if c.strip())),
+                       complaint_text=form.complaint_text.strip(), duration=form.duration.strip(),
+                       history=form.history.strip(), examination=form.examination.strip(), pregnant=form.pregnant)
+            if all(getattr(row, k) == v for k, v in new.items()):
+                return self._load(w.session, case_id)
+            for k, v in new.items():
+                setattr(row, k, v)
+            self._bump(w, row, "update")
+            self._reprioritise(w, row)
+            return self._load(w.session, case_id)
+
+    def record_vitals(self, actor: User, case_id: str, vitals: Vitals, *, source: str = "manual",
+                      replaces_id: str | None = None) -> VitalsRecord:
+        validate_vitals(vitals)
+        if is_empty(vitals):
+            raise ValidationFailed([FieldProblem("vitals", _("Enter at least one vital sign."))])
+        with self.store.write(actor.id) as w:
+            row = self._editable(w.session, case_id)
+            if replaces_id is not None:
+                old = w.session.get(VitalsRow, replaces_id)
+                if old is None or old.case_id != case_id:
+                    raise NotFound(_("The vitals being corrected are not part of this case."))
+                if old.status == VitalsStatus.ENTERED_IN_ERROR.value:
+                    raise InvalidTransition(_("These vitals were already corrected."))
+                self._mark_in_error(w, old)
+            v = VitalsRow(id=new_id(), case_id=case_id, recorded_at=w.now, recorded_by=actor.id,
+                          status=VitalsStatus.FINAL.value, replaces_id=replaces_id, source=source, version=1,
+                          **{f.name: _column_value(getattr(vitals, f.name)) for f in fields(Vitals)})
+            w.session.add(v)
+            w.session.flush()
+            record = _vitals_record(v)
+            w.change("vitals", v.id, 1, record)
+            w.audit("correct" if replaces_id else "create", "vitals", v.id, case_id)
+            self._reprioritise(w, row)
+            self._bump(w, row, None)
+            return record
+
+    def correct_vitals(self, actor: User, vitals_id: str, vitals: Vitals) -> VitalsRecord:
+        """A correction never overwrites: the old set is marked entered-in-error and a new one replaces it."""
+        with self.store.read() as s:
+            old = s.get(VitalsRow, vitals_id)
+            if old is None:
+                raise NotFound(_("These vitals do not exist."))
+            case_id = old.case_id
+        return self.record_vitals(actor, case_id, vitals, replaces_id=vitals_id, source="manual")
+
+    def mark_vitals_in_error(self, actor: User, vitals_id: str) -> None:
+        with self.store.write(actor.id) as w:
+            old = w.session.get(VitalsRow, vitals_id)
+            if old is None:
+                raise NotFound(_("These vitals do not exist."))
+            row = self._editable(w.session, old.case_id)
+            self._mark_in_error(w, old)
+            self._reprioritise(w, row)
+            self._bump(w, row, None)
+
+    def record_consent(self, actor: User, case_id: str, giver: ConsentGiver, giver_name: str, method: ConsentMethod,
+                       giver_relation: str = "", given_at: datetime | None = None) -> Consent:
+        with self.store.write(actor.id) as w:
+            row = w.session.get(CaseRow, case_id)
+            if row is None:
+                raise NotFound(_("This case does not exist on this computer."))
+            patient = to_patient(w.session.get(PatientRow, row.patient_id))
+            problems = []
+            if len(giver_name.strip()) < 2:
+                problems.append(FieldProblem("giver_name", _("Enter the name of the person who gave consent.")))
+            if patient.age_years(w.now.date()) < ADULT_CONSENT_AGE and giver == ConsentGiver.PATIENT:
+                problems.append(FieldProblem("giver", _(
+                    "The patient is a minor: consent must come from the accompanying adult (parent or guardian).")))
+            if giver == ConsentGiver.GUARDIAN and not giver_relation.strip():
+                problems.append(FieldProblem("giver_relation", _("Say how the adult is related to the patient (mother, father...).")))
+            when = given_at or w.now
+            if when > w.now + timedelta(minutes=5):
+                problems.append(FieldProblem("given_at", _("Consent cannot be dated in the future.")))
+            if problems:
+                raise ValidationFailed(problems)
+            c = ConsentRow(id=new_id(), case_id=case_id, giver=giver.value, giver_name=giver_name.strip(),
+                           giver_relation=giver_relation.strip(), method=method.value, given_at=when,
+                           recorded_by=actor.id, version=1)
+            w.session.add(c)
+            consent = _consent(c)
+            w.change("consent", c.id, 1, consent)
+            w.audit("create", "consent", c.id, case_id)
+            return consent
+
+    def transition(self, actor: User, case_id: str, to: CaseStatus) -> Case:
+        with self.store.write(actor.id) as w:
+            row = w.session.get(CaseRow, case_id)
+            if row is None:
+                raise NotFound(_("This case does not exist on this computer."))
+            current = CaseStatus(row.status)
+            if to not in TRANSITIONS[current]:
+                raise InvalidTransition(_("A case that is '{a}' cannot become '{b}'.").format(
+                    a=status_label(current), b=status_label(to)))
+            case = self._load(w.session, case_id)
+            if to in (CaseStatus.READY, CaseStatus.QUEUED) and not (case.complaints or case.complaint_text):
+                raise ValidationFailed([FieldProblem("complaints", _("Record at least one complaint first."))])
+            if to == CaseStatus.QUEUED and case.consent is None:
+                raise ValidationFailed([FieldProblem("consent", _(
+                    "Record the patient's consent to a teleconsultation before sending the case to the hub."))])
+            row.status = to.value
+            self._bump(w, row, f"status:{current.value}->{to.value}")
+            return replace(self._load(w.session, case_id))
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _editable(self, s: Session, case_id: str) -> CaseRow:
+        row = s.get(CaseRow, case_id)
+        if row is None:
+            raise NotFound(_("This case does not exist on this computer."))
+        if CaseStatus(row.status) not in EDITABLE:
+            raise InvalidTransition(_("This case has gone to the hub ('{s}'); its record can no longer be changed here.")
+                                    .format(s=status_label(CaseStatus(row.status))))
+        return row
+
+    def _mark_in_error(self, w: Writer, old: VitalsRow) -> None:
+        old.status = VitalsStatus.ENTERED_IN_ERROR.value
+        old.version += 1
+        w.change("vitals", old.id, old.version, _vitals_record(old))
+        w.audit("entered_in_error", "vitals", old.id, old.case_id)
+
+    def _reprioritise(self, w: Writer, row: CaseRow) -> None:
+        w.session.flush()
+        case = self._load(w.session, row.id)
+        patient = to_patient(w.session.get(PatientRow, row.patient_id))
+        a = self.assessment(case, patient, w.now.date())
+        row.priority = int(a.level) if a else int(Severity.INFO)
+
+    def _bump(self, w: Writer, row: CaseRow, audit_detail: str | None) -> None:
+        row.version += 1
+        row.updated_at = w.now
+        w.session.flush()
+        w.change("case", row.id, row.version, _case_payload(self._load(w.session, row.id)))
+        if audit_detail is not None:
+            w.audit("update", "case", row.id, audit_detail)
+
+
+def latest_vitals(case: Case) -> VitalsRecord | None:
+    final = [v for v in case.vitals if v.status == VitalsStatus.FINAL]
+    return final[-1] if final else None
+
+
+def _case_payload(case: Case) -> Case:
+    # Vitals and consent travel as their own entities; the case entry carries the case's own fields.
+    return replace(case, vitals=(), consent=None)
+
+
+def _column_value(value):
+    return value.value if hasattr(value, "value") else value

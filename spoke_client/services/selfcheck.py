@@ -1,0 +1,76 @@
+"""spoke-client selfcheck: is the database sound and current, are the resources there? A short report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from spoke_client.db import migrate
+from spoke_client.db.engine import integrity_problems
+from spoke_client.db.models import CaseRow, ChangeRow, PatientRow, UserRow
+from spoke_client.domain.errors import SpokeError
+from spoke_client.i18n import LOCALE_DIR, RESOURCES, _
+from spoke_client.paths import DataPaths
+from spoke_client.services.runtime import last_good_copy, open_services
+from spoke_client.services.search import count_indexed
+
+
+@dataclass
+class SelfcheckReport:
+    lines: list[str] = field(default_factory=list)
+    ok: bool = True
+
+    def check(self, good: bool, text: str) -> None:
+        self.lines.append(("[ok]   " if good else "[FAIL] ") + text)
+        self.ok = self.ok and good
+
+    def info(self, text: str) -> None:
+        self.lines.append("       " + text)
+
+
+def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
+    r = SelfcheckReport()
+    r.info(_("data folder: {d}").format(d=paths.root))
+    problems = integrity_problems(paths.database)
+    r.check(not problems, _("database integrity") + (f": {problems[0]}" if problems else ""))
+    if problems:
+        good = last_good_copy(paths)
+        r.info(_("last good copy: {c}").format(c=good or _("none")))
+        return r
+    try:
+        services = open_services(paths)
+    except SpokeError as exc:
+        r.check(False, exc.message)
+        return r
+    try:
+        rep = services.migration
+        r.check(migrate.current_revision(services.engine) == migrate.head_revision(),
+                _("schema at revision {rev}").format(rev=migrate.head_revision())
+                + (_(" (upgraded from {old})").format(old=rep.from_revision) if rep.upgraded and rep.from_revision else ""))
+        with services.store.read() as s:
+            patients = s.scalar(select(func.count()).select_from(PatientRow)) or 0
+            cases = s.scalar(select(func.count()).select_from(CaseRow)) or 0
+            users = s.scalar(select(func.count()).select_from(UserRow)) or 0
+            pending = s.scalar(select(func.count()).select_from(ChangeRow).where(ChangeRow.pushed_at.is_(None))) or 0
+            indexed = count_indexed(s)
+        r.check(indexed == patients, _("search index covers {i:,} of {p:,} patients").format(i=indexed, p=patients))
+        r.info(_("{u} users, {p:,} patients, {c:,} cases, {n:,} changes not yet sent to the hub").format(
+            u=users, p=patients, c=cases, n=pending))
+        facility = services.auth.facility()
+        r.info(_("facility: {f}").format(f=f"{facility.name} ({facility.hwc_id})" if facility else _("not set up yet")))
+    finally:
+        services.close()
+    r.check(RESOURCES.is_dir(), _("resources folder {d}").format(d=RESOURCES))
+    catalogs = sorted(p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/spoke.mo"))
+    r.info(_("translations: {langs}").format(langs=", ".join(["en"] + catalogs)))
+    try:
+        import sqlite3
+
+        con = sqlite3.connect(":memory:")
+        con.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram')")
+        con.close()
+        r.check(True, _("SQLite {v} with FTS5 trigram search").format(v=sqlite3.sqlite_version))
+    except Exception as exc:  # noqa: BLE001 - any failure here means search cannot work
+        r.check(False, _("SQLite FTS5 trigram search is missing: {e}").format(e=exc))
+    return r

@@ -1,0 +1,209 @@
+"""The main window: home (today's cases, red flags first; what waits for the hub), patients, users, case tabs."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from spoke_client.domain.errors import SpokeError
+from spoke_client.domain.model import Facility, Role, User
+from spoke_client.i18n import _
+from spoke_client.services.cases import HomeSummary
+from spoke_client.services.runtime import Services
+from spoke_client.ui.case_editor import CaseEditor
+from spoke_client.ui.login import _ServiceDialog, _password
+from spoke_client.ui.models import CaseTableModel, UserTableModel, role_label
+from spoke_client.ui.patients import PatientsPage
+from spoke_client.ui.tasks import TaskRunner
+
+
+def _table(model) -> QTableView:
+    t = QTableView()
+    t.setModel(model)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().hide()
+    return t
+
+
+class HomePage(QWidget):
+    open_case = Signal(str)
+
+    def __init__(self, runner: TaskRunner, services: Services, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner, self.services = runner, services
+        lay = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setObjectName("summary")
+        lay.addWidget(self.summary)
+        self.models: dict[str, CaseTableModel] = {}
+        for key, title in (("today", _("Today's cases (red flags first)")),
+                           ("waiting_for_hub", _("Waiting for the hub")),
+                           ("prescribed", _("Prescriptions received")),
+                           ("drafts", _("Unfinished drafts from earlier days"))):
+            box = QGroupBox(title)
+            box.setObjectName(f"box_{key}")
+            bl = QVBoxLayout(box)
+            model = CaseTableModel(self)
+            table = _table(model)
+            table.setObjectName(key)
+            table.doubleClicked.connect(lambda idx, m=model: self.open_case.emit(m.item(idx.row()).case_id))
+            bl.addWidget(table)
+            lay.addWidget(box, 2 if key == "today" else 1)
+            self.models[key] = model
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.runner.run(self.services.cases.home, self._show, lambda e: self.summary.setText(str(e)), lane="read")
+
+    def _show(self, home: HomeSummary) -> None:
+        for key, model in self.models.items():
+            model.set_items(getattr(home, key))
+        flagged = sum(1 for c in home.today if c.priority >= 2)
+        self.summary.setText(_("{n} cases today, {f} with red flags; {w} waiting for the hub; {p} prescriptions received.")
+                             .format(n=len(home.today), f=flagged, w=len(home.waiting_for_hub), p=len(home.prescribed)))
+
+
+class AddUserDialog(_ServiceDialog):
+    def __init__(self, runner: TaskRunner, services: Services, actor: User, parent: QWidget | None = None) -> None:
+        super().__init__(runner, _("Add a user"), parent)
+        self.services, self.actor = services, actor
+        self.username = self.fields.add("username", _("User name"), QLineEdit())
+        self.full_name = self.fields.add("full_name", _("Full name"), QLineEdit())
+        self.role = self.fields.add("role", _("Role"), QComboBox())
+        for r in (Role.PARAMEDIC, Role.GENERALIST, Role.ADMIN):
+            self.role.addItem(role_label(r.value), r.value)
+        self.password = self.fields.add("password", _("Password"), _password())
+        self.finish_layout("")
+
+    def call(self) -> User:
+        return self.services.auth.add_user(self.actor, self.username.text(), self.full_name.text(),
+                                           Role(self.role.currentData()), self.password.text())
+
+
+class UsersPage(QWidget):
+    def __init__(self, runner: TaskRunner, services: Services, actor: User, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner, self.services, self.actor = runner, services, actor
+        lay = QVBoxLayout(self)
+        self.model = UserTableModel(self)
+        self.table = _table(self.model)
+        self.table.setObjectName("users")
+        lay.addWidget(self.table)
+        row = QHBoxLayout()
+        self.add_button = QPushButton(_("Add user"))
+        self.add_button.setObjectName("add_user")
+        self.toggle_button = QPushButton(_("Enable / disable"))
+        self.toggle_button.setObjectName("toggle_user")
+        self.message = QLabel()
+        row.addWidget(self.add_button)
+        row.addWidget(self.toggle_button)
+        row.addWidget(self.message, 1)
+        lay.addLayout(row)
+        self.add_button.clicked.connect(self.add_user)
+        self.toggle_button.clicked.connect(self.toggle)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.runner.run(lambda: self.services.auth.list_users(self.actor), self.model.set_items, self._failed, lane="read")
+
+    def add_user(self) -> None:
+        if AddUserDialog(self.runner, self.services, self.actor, self).exec() == QDialog.DialogCode.Accepted:
+            self.refresh()
+
+    def toggle(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        u = self.model.item(rows[0].row())
+        self.runner.run(lambda: self.services.auth.set_active(self.actor, u.id, not u.active),
+                        lambda _u: self.refresh(), self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        self.message.setText(exc.message if isinstance(exc, SpokeError) else str(exc))
+
+
+class MainWindow(QMainWindow):
+    sign_out = Signal()
+
+    def __init__(self, services: Services, runner: TaskRunner, user: User, facility: Facility) -> None:
+        super().__init__()
+        self.services, self.runner, self.user = services, runner, user
+        self.setWindowTitle(_("Spoke — {facility}").format(facility=facility.name))
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("tabs")
+        self.tabs.setTabsClosable(True)
+        self.tabs.tabCloseRequested.connect(self._close_tab)
+        self.setCentralWidget(self.tabs)
+        self.home = HomePage(runner, services)
+        self.home.open_case.connect(self.open_case)
+        self.patients = PatientsPage(runner, services.patients, user)
+        self.patients.new_case_for.connect(self.new_case)
+        self.patients.open_patient.connect(self.new_case)
+        self.tabs.addTab(self.home, _("Home"))
+        self.tabs.addTab(self.patients, _("Patients"))
+        self.fixed_tabs = 2
+        if user.role == Role.ADMIN:
+            self.users = UsersPage(runner, services, user)
+            self.tabs.addTab(self.users, _("Users"))
+            self.fixed_tabs = 3
+        for i in range(self.fixed_tabs):
+            self.tabs.tabBar().setTabButton(i, self.tabs.tabBar().ButtonPosition.RightSide, None)
+        self.statusBar().showMessage(_("{name} ({role}) at {facility} ({hwc}) — the hub link is not set up yet; "
+                                       "everything is saved on this computer.").format(
+            name=user.full_name, role=role_label(user.role.value), facility=facility.name, hwc=facility.hwc_id))
+        out = QPushButton(_("Sign out"))
+        out.setObjectName("sign_out")
+        out.clicked.connect(self.sign_out.emit)
+        self.statusBar().addPermanentWidget(out)
+        self.resize(1200, 800)
+
+    def new_case(self, patient) -> None:
+        def opened(case) -> None:
+            self.open_case(case.id)
+            self.home.refresh()
+
+        self.runner.run(lambda: self.services.cases.open_case(self.user, patient.id), opened, self._failed)
+
+    def open_case(self, case_id: str) -> CaseEditor:
+        for i in range(self.fixed_tabs, self.tabs.count()):
+            w = self.tabs.widget(i)
+            if isinstance(w, CaseEditor) and w.case.id == case_id:
+                self.tabs.setCurrentIndex(i)
+                return w
+        editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id)
+        editor.changed.connect(self.home.refresh)
+        self.tabs.addTab(editor, editor.patient.name)
+        self.tabs.setCurrentWidget(editor)
+        return editor
+
+    def _close_tab(self, index: int) -> None:
+        if index >= self.fixed_tabs:
+            w = self.tabs.widget(index)
+            self.tabs.removeTab(index)
+            w.deleteLater()
+
+    def _failed(self, exc: Exception) -> None:
+        self.statusBar().showMessage(exc.message if isinstance(exc, SpokeError) else str(exc), 10_000)
+
+    def open_case_editors(self) -> list[CaseEditor]:
+        return [w for i in range(self.tabs.count()) if isinstance(w := self.tabs.widget(i), CaseEditor)]
+
+

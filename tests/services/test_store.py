@@ -1,0 +1,85 @@
+"""The one write path: change log and audit in the same transaction; UUIDv7 ids; HLC order; WAL pragmas."""
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select, text
+
+from spoke_client.db.models import AuditRow, ChangeRow, PatientRow
+from spoke_client.domain.hlc import HybridLogicalClock, Stamp
+from spoke_client.services.patients import PatientForm
+from spoke_client.services.store import new_id
+
+
+def test_ids_are_uuid7_and_time_ordered():
+    ids = [new_id() for _ in range(50)]
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert ids == sorted(ids)
+
+
+def test_connection_pragmas(services):
+    with services.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_a_failed_write_leaves_neither_data_nor_log(services, admin):
+    with services.store.read() as s:
+        before = s.scalar(select(func.count()).select_from(ChangeRow))
+    with pytest.raises(RuntimeError):
+        with services.store.write(admin.id) as w:
+            w.change("patient", new_id(), 1, {"x": 1})
+            w.audit("create", "patient")
+            raise RuntimeError("power cut")
+    with services.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(ChangeRow)) == before
+
+
+def test_register_writes_patient_change_and_audit_together(services, admin):
+    p = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60, village="Rampur"))
+    with services.store.read() as s:
+        change = s.scalars(select(ChangeRow).where(ChangeRow.entity_id == p.id)).one()
+        assert change.entity == "patient" and change.version == 1 and change.user_id == admin.id
+        assert change.device_id == services.store.device_id and change.pushed_at is None
+        assert change.payload["name"] == "Kamla Devi" and change.payload["sex"] == "female"
+        assert s.scalars(select(AuditRow).where(AuditRow.entity_id == p.id, AuditRow.action == "create")).one()
+
+
+def test_audit_log_is_append_only(services, admin):
+    with pytest.raises(Exception, match="append-only"):
+        with services.store.write(None) as w:
+            w.session.execute(text("DELETE FROM audit_log"))
+    with pytest.raises(Exception, match="append-only"):
+        with services.store.write(None) as w:
+            w.session.execute(text("UPDATE audit_log SET action='x'"))
+
+
+def test_hlc_is_monotonic_when_the_wall_clock_goes_back():
+    clock = HybridLogicalClock("dev")
+    a = clock.now(1_000_000)
+    b = clock.now(500_000)  # clock set back by hours
+    c = clock.now(500_001)
+    assert a < b < c and b.encode() < c.encode()
+    remote = Stamp(9_000_000, 3, "hub")
+    d = clock.observe(remote, 600_000)
+    assert d > remote and clock.now(600_001) > d
+    assert Stamp.decode(d.encode()) == d
+
+
+def test_hlc_survives_restart(paths, services, admin):
+    services.patients.register(admin, PatientForm(name="Ravi Kumar", sex="male", age_years=1))
+    with services.store.read() as s:
+        last = s.scalar(select(func.max(ChangeRow.hlc)))
+    from spoke_client.services.runtime import open_services
+
+    services.close()
+    again = open_services(paths)
+    try:
+        with again.store.write(None) as w:
+            w.change("probe", new_id(), 1, {})
+        with again.store.read() as s:
+            assert s.scalar(select(func.max(ChangeRow.hlc))) > last
+            assert s.scalar(select(func.count()).select_from(PatientRow)) == 1
+    finally:
+        again.close()

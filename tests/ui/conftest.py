@@ -1,0 +1,32 @@
+"""UI fixtures: a task runner that is drained after each test, and screenshots under artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def runner(qtbot):
+    from spoke_client.ui.tasks import TaskRunner
+
+    r = TaskRunner()
+    yield r
+    assert r.wait(30_000), "a background task was still running at the end of the test"
+    qtbot.wait(10)  # deliver the last queued signals before the widgets go
+
+
+@pytest.fixture
+def screenshot():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(widget, name: str) -> Path:
+        widget.repaint()
+        path = SCREENSHOTS / f"{name}.png"
+        assert widget.grab().save(str(path)), f"could not save {path}"
+        return path
+
+    return save

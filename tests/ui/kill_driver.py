@@ -1,0 +1,34 @@
+"""Run by test_kill.py as its own process: the real app's main window, typing into a case, then waiting to be killed."""
+
+import os
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from spoke_client.paths import DataPaths  # noqa: E402
+from spoke_client.services.runtime import open_services  # noqa: E402
+from spoke_client.ui.main_window import MainWindow  # noqa: E402
+from spoke_client.ui.tasks import TaskRunner  # noqa: E402
+
+
+def main(data_dir: str, case_id: str, password: str) -> None:
+    app = QApplication(sys.argv)
+    services = open_services(DataPaths(__import__("pathlib").Path(data_dir)))
+    user = services.auth.login("admin", password)
+    runner = TaskRunner()
+    window = MainWindow(services, runner, user, services.auth.facility())
+    window.show()
+    editor = window.open_case(case_id)
+    editor.draft_saved.connect(lambda: print("DRAFT-SAVED", flush=True))
+    QTest.keyClicks(editor.complaint_text, "chest pain since morning")
+    QTest.keyClicks(editor.vital_inputs["systolic_mmhg"], "186")
+    QTest.keyClicks(editor.vital_inputs["diastolic_mmhg"], "122")
+    print("TYPED", flush=True)
+    app.exec()  # until killed
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
