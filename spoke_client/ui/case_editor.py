@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +47,7 @@ from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel, severity_style
 
 AUTOSAVE_MS = 700
+VITALS_WRONG = _("Some vital signs are not right (shown in red). Correct them, or clear them, and save again.")
 
 # (field, label, unit) for the numeric vitals inputs, in tab order.
 VITAL_FIELDS = [
@@ -126,7 +128,8 @@ class CaseEditor(QWidget):
         outer.addWidget(self.notice)
         self.banner = QLabel()
         self.banner.setObjectName("redflags")
-        self.banner.setWordWrap(True)
+        # One flag a line, no word wrap: a wrapped label beside a stretching sibling gets squeezed and clipped.
+        self.banner.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         outer.addWidget(self.banner)
 
         scroll = QScrollArea()
@@ -234,7 +237,7 @@ class CaseEditor(QWidget):
         grid.addWidget(self.oxygen, base + 2, 0, 1, 3)
         self.news2 = QLabel()
         self.news2.setObjectName("news2")
-        self.news2.setWordWrap(True)
+        self.news2.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         grid.addWidget(self.news2, base + 3, 0, 1, 3)
         right.addWidget(vbox)
 
@@ -494,6 +497,8 @@ class CaseEditor(QWidget):
         vitals, error = self._parse_vitals()
         for name, err in self.vital_errors.items():
             err.show_message(error.for_field(name) if error else None)
+        if error is None and self.message.text() == VITALS_WRONG:
+            self.message.show_message(None)
         b = bmi(vitals.weight_kg, vitals.height_cm)
         self.bmi_label.setText(f"{b:.1f} kg/m²" if b else "—")
         if self.temp_unit.currentData() == "F" and vitals.temperature_c is not None:
@@ -555,8 +560,7 @@ class CaseEditor(QWidget):
         vitals, error = self._parse_vitals()
         record = self._vitals_dirty and any(e.text().strip() for e in self.vital_inputs.values())
         if record and error is not None:
-            self.message.show_message(_("Some vital signs are not right (shown in red). Correct them, or clear "
-                                        "them, and save again."))
+            self.message.show_message(VITALS_WRONG)
             return
         form, correcting, case_id, actor = self.case_form(), self.correcting, self.case.id, self.user
 
@@ -568,6 +572,8 @@ class CaseEditor(QWidget):
                 else:
                     self.cases.record_vitals(actor, case_id, vitals)
             if then is not None:
+                if then == CaseStatus.QUEUED and self.cases.get(case_id).status == CaseStatus.DRAFT:
+                    self.cases.transition(actor, case_id, CaseStatus.READY)  # the state machine passes through ready
                 self.cases.transition(actor, case_id, then)
             self.drafts.discard(f"case:{case_id}")
             return self.cases.get(case_id)

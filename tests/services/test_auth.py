@@ -18,7 +18,7 @@ def test_needs_setup_until_the_first_administrator_exists(services):
     assert not services.auth.needs_setup()
     assert services.auth.facility().hwc_id == "HWC-1"
     with pytest.raises(NotAllowed):
-        services.auth.setup(FacilityForm("Other", "HWC-2", "X", "Y"), "admin2", "B", ADMIN_PASSWORD)
+        services.auth.setup(FacilityForm("Other HWC", "HWC-2", "Sitapur", "UP"), "admin2", "Bina Rao", ADMIN_PASSWORD)
 
 
 def test_setup_refuses_bad_fields_with_one_problem_per_field(services):

@@ -24,7 +24,10 @@ def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def save(widget, name: str) -> Path:
-        widget.repaint()
+        from PySide6.QtWidgets import QApplication
+
+        for _ in range(3):  # pending layout requests and repaints first
+            QApplication.processEvents()
         path = SCREENSHOTS / f"{name}.png"
         assert widget.grab().save(str(path)), f"could not save {path}"
         return path

@@ -144,7 +144,10 @@ def test_vitals_red_flags_appear_as_typed_and_a_wrong_value_is_refused(qtbot, ru
     type_into(qtbot, v["respiratory_rate_per_min"], "22")
     type_into(qtbot, v["temperature_c"], "37.2")
     assert not editor.vital_errors["pulse_per_min"].isVisible()
+    assert not editor.message.isVisible(), "the refusal goes once the value is right"
     assert "Hypertensive crisis" in editor.banner.text()
+    qtbot.wait(50)  # let the posted layout requests run, as the event loop does between keystrokes
+    assert editor.banner.height() >= editor.banner.sizeHint().height(), "the red-flag banner must not be clipped"
     assert editor.news2.text().startswith("NEWS2 score:")
     assert editor.assessment.news2 >= 5
     screenshot(window, "05-case-red-flags")
@@ -249,6 +252,7 @@ def test_idle_lock_asks_for_the_password(qtbot, runner, services, admin):
         pass
     lock = LockDialog(runner, services.auth, admin)
     qtbot.addWidget(lock)
+    lock.show()
     type_into(qtbot, lock.password, "nope-nope")
     lock.submit()
     qtbot.waitUntil(lambda: lock.message.isVisible(), timeout=5_000)
