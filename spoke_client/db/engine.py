@@ -39,12 +39,14 @@ def integrity_problems(db_path: Path) -> list[str]:
         return []
     try:
         con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+        # A damaged file can return garbage bytes in the report itself: never fail while reporting.
+        con.text_factory = lambda b: b.decode("utf-8", "replace")
         try:
             rows = con.execute("PRAGMA integrity_check").fetchall()
         finally:
             con.close()
-    except sqlite3.DatabaseError as exc:
-        return [str(exc)]
+    except (sqlite3.Error, UnicodeError, ValueError) as exc:
+        return [str(exc) or exc.__class__.__name__]
     problems = [r[0] for r in rows if r[0] != "ok"]
     return problems
 

@@ -1,0 +1,1 @@
+"""The reference hub server (issue 3; not built yet)."""
