@@ -17,9 +17,6 @@ from spoke_client.ui.login import LockDialog, LoginDialog, SetupDialog
 from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.tasks import TaskRunner
 
-IDLE_LOCK_SETTING = "idle_lock_minutes"
-DEFAULT_IDLE_MINUTES = 10
-
 
 class IdleWatcher(QObject):
     """Emits `idle` once the user has not touched keyboard or mouse for the configured time."""
@@ -103,9 +100,8 @@ class AppController(QObject):
         self.user = dialog.result_value
         self.window = MainWindow(self.services, self.runner, self.user, facility)
         self.window.sign_out.connect(self.signed_out)
-        self.window.show()
-        minutes = float(self.services.store.get_setting(IDLE_LOCK_SETTING, str(DEFAULT_IDLE_MINUTES)) or DEFAULT_IDLE_MINUTES)
-        self.watcher = IdleWatcher(minutes * 60, self)
+        self.window.showMaximized()  # HWC screens are often 1366x768
+        self.watcher = IdleWatcher(self.services.auth.idle_lock_minutes() * 60, self)
         QApplication.instance().installEventFilter(self.watcher)
         self.watcher.idle.connect(self.lock)
         return True

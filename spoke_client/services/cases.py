@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spoke_client.db.models import CaseRow, ConsentRow, PatientRow, VitalsRow
@@ -179,8 +179,7 @@ class CaseService:
             return HomeSummary(
                 today=query(CaseRow.created_at >= start, CaseRow.created_at < end,
                             CaseRow.status != CaseStatus.CANCELLED.value),
-                waiting_for_hub=query(or_(CaseRow.status == CaseStatus.QUEUED.value,
-                                          CaseRow.status == CaseStatus.READY.value)),
+                waiting_for_hub=query(CaseRow.status == CaseStatus.QUEUED.value),
                 prescribed=query(CaseRow.status == CaseStatus.PRESCRIBED.value),
                 drafts=query(CaseRow.status == CaseStatus.DRAFT.value, CaseRow.created_at < start),
             )

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QPushButton,
+    QSpinBox,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -116,10 +117,26 @@ class UsersPage(QWidget):
         row.addWidget(self.add_button)
         row.addWidget(self.toggle_button)
         row.addWidget(self.message, 1)
+        row.addWidget(QLabel(_("Lock Spoke after")))
+        self.idle_minutes = QSpinBox()
+        self.idle_minutes.setObjectName("idle_lock_minutes")
+        self.idle_minutes.setRange(1, 120)
+        self.idle_minutes.setSuffix(_(" min without use"))
+        self.idle_minutes.setValue(services.auth.idle_lock_minutes())
+        self.idle_save = QPushButton(_("Save"))
+        self.idle_save.setObjectName("save_idle_lock")
+        self.idle_save.clicked.connect(self.save_idle_lock)
+        row.addWidget(self.idle_minutes)
+        row.addWidget(self.idle_save)
         lay.addLayout(row)
         self.add_button.clicked.connect(self.add_user)
         self.toggle_button.clicked.connect(self.toggle)
         self.refresh()
+
+    def save_idle_lock(self) -> None:
+        minutes = self.idle_minutes.value()
+        self.runner.run(lambda: self.services.auth.set_idle_lock_minutes(self.actor, minutes),
+                        lambda _r: self.message.setText(_("Saved: applies from the next sign-in.")), self._failed)
 
     def refresh(self) -> None:
         self.runner.run(lambda: self.services.auth.list_users(self.actor), self.model.set_items, self._failed, lane="read")

@@ -83,3 +83,13 @@ def test_disabled_user_cannot_sign_in(services, admin, paramedic):
         services.auth.login("sunita", "sunita-pass-1")
     with pytest.raises(NotAllowed):
         services.auth.set_active(admin, admin.id, False)
+
+
+def test_idle_lock_is_configurable_by_an_administrator(services, admin, paramedic):
+    assert services.auth.idle_lock_minutes() == 10
+    services.auth.set_idle_lock_minutes(admin, 3)
+    assert services.auth.idle_lock_minutes() == 3
+    with pytest.raises(NotAllowed):
+        services.auth.set_idle_lock_minutes(paramedic, 30)
+    with pytest.raises(ValidationFailed, match="1 to 120"):
+        services.auth.set_idle_lock_minutes(admin, 0)

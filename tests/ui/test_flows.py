@@ -241,6 +241,10 @@ def test_users_page_adds_a_paramedic(qtbot, runner, services, admin, window, scr
     window.users.refresh()
     qtbot.waitUntil(lambda: window.users.model.rowCount() == 2, timeout=5_000)
     window.tabs.setCurrentWidget(window.users)
+    window.users.idle_minutes.setValue(5)
+    window.users.idle_save.click()
+    qtbot.waitUntil(lambda: "Saved" in window.users.message.text(), timeout=5_000)
+    assert services.auth.idle_lock_minutes() == 5
     screenshot(window, "08-users")
 
 
