@@ -130,6 +130,13 @@ class CaseService:
         with self.store.read() as s:
             return self._load(s, case_id)
 
+    def view(self, actor: User, case_id: str) -> Case:
+        """Opening a case to read or edit it: the audit trail records who looked at which record."""
+        with self.store.write(actor.id) as w:
+            case = self._load(w.session, case_id)
+            w.audit("view", "case", case_id)
+            return case
+
     def _load(self, s: Session, case_id: str) -> Case:
         row = s.get(CaseRow, case_id)
         if row is None:

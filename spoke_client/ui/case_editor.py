@@ -96,7 +96,7 @@ class CaseEditor(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
-        self.case: Case = cases.get(case_id)
+        self.case: Case = cases.view(user, case_id)
         self.patient: Patient = cases.patient_of(self.case)
         self.draft_key = f"case:{case_id}"
         self.correcting: str | None = None

@@ -128,3 +128,11 @@ def test_drafts_round_trip_and_stay_out_of_the_change_log(services, admin):
         assert not s.scalars(select(ChangeRow).where(ChangeRow.entity == "draft")).first()
     services.drafts.discard("case:x")
     assert services.drafts.load("case:x") is None
+
+
+def test_viewing_a_case_is_audited(services, admin, paramedic, kamla):
+    case = services.cases.open_case(admin, kamla.id)
+    services.cases.view(paramedic, case.id)
+    entries = services.audit.entries(admin, entity="case", entity_id=case.id)
+    assert [(e.action, e.user_id) for e in entries][:1] == [("view", paramedic.id)]
+    assert ("create", admin.id) in [(e.action, e.user_id) for e in entries]
