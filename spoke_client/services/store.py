@@ -13,10 +13,31 @@ from typing import Any
 
 import uuid_utils
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spoke_client.db.models import AuditRow, ChangeRow, SettingRow
+from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.hlc import HybridLogicalClock, Stamp
+from spoke_client.i18n import _
+
+
+class StorageFull(SpokeError):
+    """The disk (or the database's size limit) is full: nothing of this save was written."""
+
+
+class StorageBusy(SpokeError):
+    """Another program holds the database for too long."""
+
+
+def storage_error(exc: OperationalError) -> SpokeError | OperationalError:
+    text_ = str(exc.orig).lower()
+    if "disk is full" in text_ or "database or disk is full" in text_:
+        return StorageFull(_("The disk of this computer is full, so this was not saved (nothing was half-saved). "
+                             "Free some space, then save again."))
+    if "locked" in text_ or "busy" in text_:
+        return StorageBusy(_("The database is busy with another program; wait a moment and save again."))
+    return exc
 
 
 def new_id() -> str:
@@ -103,8 +124,11 @@ class Store:
 
     @contextmanager
     def write(self, user_id: str | None) -> Iterator[Writer]:
-        with self._write.begin() as session:
-            yield Writer(self, session, user_id)
+        try:
+            with self._write.begin() as session:
+                yield Writer(self, session, user_id)
+        except OperationalError as exc:
+            raise storage_error(exc) from exc
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         with self.read() as s:

@@ -83,3 +83,34 @@ def test_hlc_survives_restart(paths, services, admin):
             assert s.scalar(select(func.count()).select_from(PatientRow)) == 1
     finally:
         again.close()
+
+
+def test_a_full_disk_is_reported_in_plain_words_and_nothing_is_half_written(services, admin):
+    """SQLite's own size cap (max_page_count) gives the real SQLITE_FULL path of a full disk."""
+    from sqlalchemy import event
+
+    from spoke_client.services.store import StorageFull
+
+    services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60))
+    with services.engine.connect() as c:
+        pages = c.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def cap(dbapi_connection, _record):
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(services.engine, "connect", cap)
+    services.engine.dispose()
+    with services.store.read() as s:
+        before = (s.scalar(select(func.count()).select_from(PatientRow)), s.scalar(select(func.count()).select_from(ChangeRow)))
+    with pytest.raises(StorageFull, match="disk of this computer is full"):
+        for i in range(500):  # enough rows to need a new page
+            services.patients.register(admin, PatientForm(name=f"Patient {chr(65 + i % 26)}{'x' * (i % 7)}", sex="male",
+                                                          age_years=30, address="Ward " + "y" * 200), confirmed_new=True)
+    event.remove(services.engine, "connect", cap)
+    services.engine.dispose()
+    with services.store.read() as s:
+        patients = s.scalar(select(func.count()).select_from(PatientRow))
+        changes = s.scalar(select(func.count()).select_from(ChangeRow))
+    # Every patient that was saved has its change-log entry, and the failed one has neither.
+    assert patients - before[0] == changes - before[1]
+    assert services.patients.search("kamla")
