@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from spoke_client.db.models import CaseRow, ConsentRow, PatientRow, VitalsRow
+from spoke_client.db.models import CaseRow, ConsentRow, DraftRow, PatientRow, VitalsRow
 from spoke_client.domain.errors import FieldProblem, InvalidTransition, NotFound, ValidationFailed
 from spoke_client.domain.model import (
     Case,
@@ -207,49 +207,60 @@ class CaseService:
             return case
 
     def save_details(self, actor: User, case_id: str, form: CaseForm) -> Case:
-        problems = []
+        return self.save(actor, case_id, form)
+
+    def record_vitals(self, actor: User, case_id: str, vitals: Vitals, *, source: str = "manual",
+                      replaces_id: str | None = None) -> VitalsRecord:
+        _check_vitals(vitals)
+        with self.store.write(actor.id) as w:
+            row = self._editable(w.session, case_id)
+            record = self._add_vitals(w, row, vitals, source, replaces_id)
+            self._reprioritise(w, row)
+            self._bump(w, row, None)
+            return record
+
+    def save(self, actor: User, case_id: str, form: CaseForm, *, vitals: Vitals | None = None,
+             correcting: str | None = None, draft_key: str | None = None) -> Case:
+        """The editor's Save: details, a new vitals set and the end of the draft in ONE transaction, so a power
+        cut leaves either the saved case or the draft, never half of each."""
         if len(form.complaint_text) > 2000 or len(form.history) > 4000 or len(form.examination) > 4000:
-            problems.append(FieldProblem("complaint_text", _("This text is too long; keep notes under 4000 characters.")))
-        if problems:
-            raise ValidationFailed(problems)
+            raise ValidationFailed([FieldProblem("complaint_text", _("This text is too long; keep notes under 4000 characters."))])
+        if vitals is not None:
+            _check_vitals(vitals)
         with self.store.write(actor.id) as w:
             row = self._editable(w.session, case_id)
             new = dict(complaints=list(dict.fromkeys(c.strip() for c in form.complaints if c.strip())),
                        complaint_text=form.complaint_text.strip(), duration=form.duration.strip(),
                        history=form.history.strip(), examination=form.examination.strip(), pregnant=form.pregnant)
-            if all(getattr(row, k) == v for k, v in new.items()):
-                return self._load(w.session, case_id)
-            for k, v in new.items():
-                setattr(row, k, v)
-            self._bump(w, row, "update")
-            self._reprioritise(w, row)
+            changed = [k for k, v in new.items() if getattr(row, k) != v]
+            for k in changed:
+                setattr(row, k, new[k])
+            if vitals is not None:
+                self._add_vitals(w, row, vitals, "manual", correcting)
+            if changed or vitals is not None:
+                self._reprioritise(w, row)
+                self._bump(w, row, "update" if changed else None)
+            if draft_key:
+                w.session.execute(delete(DraftRow).where(DraftRow.key == draft_key))
             return self._load(w.session, case_id)
 
-    def record_vitals(self, actor: User, case_id: str, vitals: Vitals, *, source: str = "manual",
-                      replaces_id: str | None = None) -> VitalsRecord:
-        validate_vitals(vitals)
-        if is_empty(vitals):
-            raise ValidationFailed([FieldProblem("vitals", _("Enter at least one vital sign."))])
-        with self.store.write(actor.id) as w:
-            row = self._editable(w.session, case_id)
-            if replaces_id is not None:
-                old = w.session.get(VitalsRow, replaces_id)
-                if old is None or old.case_id != case_id:
-                    raise NotFound(_("The vitals being corrected are not part of this case."))
-                if old.status == VitalsStatus.ENTERED_IN_ERROR.value:
-                    raise InvalidTransition(_("These vitals were already corrected."))
-                self._mark_in_error(w, old)
-            v = VitalsRow(id=new_id(), case_id=case_id, recorded_at=w.now, recorded_by=actor.id,
-                          status=VitalsStatus.FINAL.value, replaces_id=replaces_id, source=source, version=1,
-                          **{f.name: _column_value(getattr(vitals, f.name)) for f in fields(Vitals)})
-            w.session.add(v)
-            w.session.flush()
-            record = _vitals_record(v)
-            w.change("vitals", v.id, 1, record)
-            w.audit("correct" if replaces_id else "create", "vitals", v.id, case_id)
-            self._reprioritise(w, row)
-            self._bump(w, row, None)
-            return record
+    def _add_vitals(self, w: Writer, row: CaseRow, vitals: Vitals, source: str, replaces_id: str | None) -> VitalsRecord:
+        if replaces_id is not None:
+            old = w.session.get(VitalsRow, replaces_id)
+            if old is None or old.case_id != row.id:
+                raise NotFound(_("The vitals being corrected are not part of this case."))
+            if old.status == VitalsStatus.ENTERED_IN_ERROR.value:
+                raise InvalidTransition(_("These vitals were already corrected."))
+            self._mark_in_error(w, old)
+        v = VitalsRow(id=new_id(), case_id=row.id, recorded_at=w.now, recorded_by=w.user_id,
+                      status=VitalsStatus.FINAL.value, replaces_id=replaces_id, source=source, version=1,
+                      **{f.name: _column_value(getattr(vitals, f.name)) for f in fields(Vitals)})
+        w.session.add(v)
+        w.session.flush()
+        record = _vitals_record(v)
+        w.change("vitals", v.id, 1, record)
+        w.audit("correct" if replaces_id else "create", "vitals", v.id, row.id)
+        return record
 
     def correct_vitals(self, actor: User, vitals_id: str, vitals: Vitals) -> VitalsRecord:
         """A correction never overwrites: the old set is marked entered-in-error and a new one replaces it."""
@@ -348,6 +359,12 @@ class CaseService:
         w.change("case", row.id, row.version, _case_payload(self._load(w.session, row.id)))
         if audit_detail is not None:
             w.audit("update", "case", row.id, audit_detail)
+
+
+def _check_vitals(vitals: Vitals) -> None:
+    validate_vitals(vitals)
+    if is_empty(vitals):
+        raise ValidationFailed([FieldProblem("vitals", _("Enter at least one vital sign."))])
 
 
 def latest_vitals(case: Case) -> VitalsRecord | None:

@@ -16,7 +16,7 @@ from spoke_client.domain.model import Patient
 from spoke_client.domain.names import normalize_name, phonetic_key
 from spoke_client.services.store import Store
 
-CANDIDATES = 300          # rows fetched from the index before re-ranking
+CANDIDATES = 200          # rows fetched from the index before re-ranking
 VOCAB_REFRESH_S = 30.0    # how stale the in-memory vocabulary may get from other processes' writes
 MIN_TRIGRAM = 3
 
@@ -107,8 +107,9 @@ class PatientIndex:
         from spoke_client.services.patients import to_patient  # one mapping, owned by the patient service
 
         digits = re.sub(r"[\s-]", "", query)
+        by_number = digits.isdigit() and len(digits) >= MIN_TRIGRAM
         with self.store.read() as s:
-            if digits.isdigit() and len(digits) >= MIN_TRIGRAM:
+            if by_number:
                 ids = self._rowids(s, "{phone abha_number} : " + _quote(digits), CANDIDATES)
             else:
                 expression = self._match_expression(query, fuzzy=False)
@@ -121,54 +122,55 @@ class PatientIndex:
                         ids = list(dict.fromkeys(ids + self._rowids(s, fuzzy, CANDIDATES)))
             if not ids:
                 return []
-            rows = list(s.scalars(select(PatientRow).where(literal_column("patient.rowid").in_(ids))))
-        hits = [self._score(query, digits, row) for row in rows]
-        hits.sort(key=lambda h: (-h.score, h.row.name))
-        return [PatientHit(to_patient(h.row), h.score, h.matched) for h in hits[:limit]]
+            # Rank on the light, already-normalised index columns; load whole records for the winners only.
+            light = s.execute(select(literal_column("patient.rowid"), PatientRow.search_names, PatientRow.search_village,
+                                     PatientRow.phone, PatientRow.abha_number)
+                              .where(literal_column("patient.rowid").in_(ids))).all()
+            scorer = _Ranker(query, digits if by_number else None)
+            ranked = sorted((scorer.score(*r[1:]) + (r[0],) for r in light), key=lambda x: (-x[0], -x[2]))[:limit]
+            rows = {r[0]: r[1] for r in s.execute(select(literal_column("patient.rowid"), PatientRow)
+                                                  .where(literal_column("patient.rowid").in_([x[2] for x in ranked])))}
+            return [PatientHit(to_patient(rows[rowid]), score, matched) for score, matched, rowid in ranked]
 
-    @staticmethod
-    def _score(query: str, digits: str, row: PatientRow) -> "_Scored":
-        if digits.isdigit() and len(digits) >= MIN_TRIGRAM:
-            if row.abha_number and digits in row.abha_number:
-                return _Scored(100.0 if digits == row.abha_number else 90.0, "abha", row)
-            return _Scored(100.0 if digits == row.phone else 80.0 + 10 * row.phone.endswith(digits), "phone", row)
-        tokens = normalize_name(query).split()
-        fields = {
-            "name": normalize_name(row.name).split(),
-            "relative": normalize_name(row.relative_name).split(),
-            "village": normalize_name(row.village).split(),
-        }
-        weights = {"name": 1.0, "relative": 0.8, "village": 0.9}
-        total, best_field = 0.0, "name"
-        best_field_score = -1.0
-        for token in tokens:
-            tkey = phonetic_key(token)
-            best, where = 0.0, "name"
-            for fname, words in fields.items():
-                for word in words:
-                    if token.isdigit():
+
+class _Ranker:
+    """Scores a candidate 0..100 against the query, from the index columns (no per-row key computation)."""
+
+    WEIGHTS = (("name", 1.0), ("relative", 0.8), ("village", 0.9))
+
+    def __init__(self, query: str, digits: str | None) -> None:
+        self.digits = digits
+        self.tokens = [(t, phonetic_key(t)) for t in normalize_name(query).split()]
+
+    def score(self, names: str, village: str, phone: str, abha: str) -> tuple[float, str]:
+        if self.digits:
+            d = self.digits
+            if abha and d in abha:
+                return (100.0 if d == abha else 90.0), "abha"
+            return (100.0 if d == phone else 90.0 if phone.endswith(d) else 80.0), "phone"
+        own, _sep, relative = names.partition(" / ")
+        fields = (own.split(), relative.split(), village.split())
+        total, best_where, best_any = 0.0, "name", -1.0
+        for token, key in self.tokens:
+            if token.isdigit():
+                best, where = (95.0, "phone") if token in phone else (0.0, "phone")
+            else:
+                best, where = 0.0, "name"
+                for (fname, weight), words in zip(self.WEIGHTS, fields):
+                    if not words:
                         continue
-                    if word.startswith(token):
+                    if any(w.startswith(token) or w.startswith(key) for w in words):
                         s = 100.0
                     else:
-                        s = max(fuzz.ratio(token, word), fuzz.ratio(tkey, phonetic_key(word)) * 0.95,
-                                fuzz.partial_ratio(token, word) * 0.9 if len(token) >= 3 else 0.0)
-                    s *= weights[fname]
+                        s = max(process.extractOne(token, words, scorer=fuzz.ratio)[1],
+                                process.extractOne(key, words, scorer=fuzz.ratio)[1] * 0.95)
+                    s *= weight
                     if s > best:
                         best, where = s, fname
-            if token.isdigit() and token in row.phone:
-                best, where = 95.0, "phone"
             total += best
-            if best > best_field_score:
-                best_field_score, best_field = best, where
-        return _Scored(round(total / max(len(tokens), 1), 2), best_field, row)
-
-
-@dataclass(frozen=True)
-class _Scored:
-    score: float
-    matched: str
-    row: PatientRow
+            if best > best_any:
+                best_any, best_where = best, where
+        return round(total / max(len(self.tokens), 1), 2), best_where
 
 
 def rebuild(session: Session) -> None:

@@ -564,25 +564,24 @@ class CaseEditor(QWidget):
             return
         form, correcting, case_id, actor = self.case_form(), self.correcting, self.case.id, self.user
 
-        def work() -> Case:
-            self.cases.save_details(actor, case_id, form)
-            if record:
-                if correcting:
-                    self.cases.correct_vitals(actor, correcting, vitals)
-                else:
-                    self.cases.record_vitals(actor, case_id, vitals)
-            if then is not None:
-                if then == CaseStatus.QUEUED and self.cases.get(case_id).status == CaseStatus.DRAFT:
+        def work() -> tuple[Case, Exception | None]:
+            case = self.cases.save(actor, case_id, form, vitals=vitals if record else None,
+                                   correcting=correcting if record else None, draft_key=self.draft_key)
+            if then is None:
+                return case, None
+            try:  # a separate step: a refused move (no consent yet) must not undo the save
+                if then == CaseStatus.QUEUED and case.status == CaseStatus.DRAFT:
                     self.cases.transition(actor, case_id, CaseStatus.READY)  # the state machine passes through ready
-                self.cases.transition(actor, case_id, then)
-            self.drafts.discard(f"case:{case_id}")
-            return self.cases.get(case_id)
+                return self.cases.transition(actor, case_id, then), None
+            except SpokeError as exc:
+                return self.cases.get(case_id), exc
 
         self._autosave.stop()
         self.save_button.setEnabled(False)
         self.runner.run(work, self._saved, self._failed)
 
-    def _saved(self, case: Case) -> None:
+    def _saved(self, result: Case | tuple[Case, Exception | None]) -> None:
+        case, refused = result if isinstance(result, tuple) else (result, None)
         self.case = case
         self._load_case()
         self.update_assessment()
@@ -590,6 +589,8 @@ class CaseEditor(QWidget):
         self.notice.show()
         self.changed.emit()
         self.saved.emit(case)
+        if refused is not None:
+            self._failed(refused)
 
     def move_to(self, status: CaseStatus) -> None:
         case_id, actor = self.case.id, self.user

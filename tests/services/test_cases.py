@@ -136,3 +136,19 @@ def test_viewing_a_case_is_audited(services, admin, paramedic, kamla):
     entries = services.audit.entries(admin, entity="case", entity_id=case.id)
     assert [(e.action, e.user_id) for e in entries][:1] == [("view", paramedic.id)]
     assert ("create", admin.id) in [(e.action, e.user_id) for e in entries]
+
+
+def test_save_is_one_transaction_with_the_draft(services, admin, kamla):
+    case = services.cases.open_case(admin, kamla.id)
+    key = f"case:{case.id}"
+    services.drafts.save(admin.id, key, "case", {"complaint_text": "bukhar"})
+    with pytest.raises(Exception):
+        # a correction of a vitals set that does not exist fails half-way through the save
+        services.cases.save(admin, case.id, CaseForm(complaints=("Fever",)), vitals=Vitals(pulse_per_min=90),
+                            correcting="no-such-vitals", draft_key=key)
+    unchanged = services.cases.get(case.id)
+    assert unchanged.complaints == () and unchanged.vitals == () and services.drafts.load(key) is not None
+    saved = services.cases.save(admin, case.id, CaseForm(complaints=("Fever",)), vitals=Vitals(pulse_per_min=90),
+                                draft_key=key)
+    assert saved.complaints == ("Fever",) and len(saved.vitals) == 1 and services.drafts.load(key) is None
+    assert saved.version == 2, "one save, one new version"

@@ -276,3 +276,18 @@ def test_item_models_pass_the_model_tester(qtmodeltester, services, admin):
     patients = PatientTableModel()
     patients.set_items(services.patients.search("kamla"))
     qtmodeltester.check(patients)
+
+
+def test_send_without_consent_saves_once_and_says_why(qtbot, runner, services, admin):
+    p = services.patients.register(admin, PatientForm(name="Anil Kumar", sex="male", age_years=40))
+    editor = open_editor(qtbot, runner, services, admin, p)
+    editor.complaints.findItems("Fever", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Checked)
+    type_into(qtbot, editor.vital_inputs["pulse_per_min"], "96")
+    with qtbot.waitSignal(editor.saved, timeout=10_000):
+        editor.queue_button.click()
+    qtbot.waitUntil(lambda: editor.consent_error.isVisible(), timeout=5_000)
+    assert "consent" in editor.consent_error.text()
+    assert services.cases.get(editor.case.id).status == CaseStatus.READY
+    with qtbot.waitSignal(editor.saved, timeout=10_000):
+        editor.save()
+    assert len(services.cases.get(editor.case.id).vitals) == 1, "the same vitals must not be recorded twice"
