@@ -6,9 +6,11 @@ VENV=${SPOKE_VENV:-.venv}
 PY=${PYTHON:-python3}
 
 debian_packages() {
-  # Qt's xcb plugin needs these on a desktop; fonts give Devanagari; PortAudio/PulseAudio/poppler serve later features.
+  # Qt's xcb plugin needs these on a desktop; fonts give Devanagari; gettext builds the catalogs;
+  # PortAudio and poppler serve later features.
   local want=(fonts-noto-core fonts-dejavu-core poppler-utils libportaudio2 libegl1 libgl1 libxkbcommon-x11-0
-              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 xvfb xauth)
+              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 xvfb xauth
+              gettext)
   command -v dpkg-query >/dev/null || return 0
   local missing=()
   for p in "${want[@]}"; do
@@ -26,6 +28,7 @@ python_packages() {
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e ".[test]"
+  scripts/i18n.sh compile   # translations: .po (committed) -> .mo (built)
 }
 
 case "${1:-}" in
