@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spoke_client.db.models import AuditRow, ChangeRow, SettingRow
 from spoke_client.domain.errors import SpokeError
-from spoke_client.domain.hlc import HybridLogicalClock, Stamp
+from sync.hlc import HybridLogicalClock, Stamp
 from spoke_client.i18n import _
 
 

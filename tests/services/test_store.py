@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from spoke_client.db.models import AuditRow, ChangeRow, PatientRow
-from spoke_client.domain.hlc import HybridLogicalClock, Stamp
+from sync.hlc import HybridLogicalClock, Stamp
 from spoke_client.services.patients import PatientForm
 from spoke_client.services.store import new_id
 

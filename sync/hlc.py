@@ -1,4 +1,4 @@
-"""Hybrid logical clock: orders changes across devices whose wall clocks are wrong by hours or days."""
+"""Hybrid logical clock: orders changes across devices whose wall clocks are wrong by hours or days (wire format)."""
 
 from __future__ import annotations
 

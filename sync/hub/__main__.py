@@ -1,0 +1,64 @@
+"""spoke-hub: run the reference hub and administer its facilities and devices."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+
+def default_db_url() -> str:
+    folder = Path(platformdirs.user_data_dir("SpokeHub", "Spoke"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'hub.sqlite'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="spoke-hub", description="The Spoke reference hub.")
+    p.add_argument("--db", default=os.environ.get("SPOKE_HUB_DB") or None,
+                   help="database URL (default: a SQLite file in the hub's data folder; "
+                        "postgresql+psycopg://user@host/db in production)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the hub API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8470)
+    s = sub.add_parser("create-facility", help="register a health-and-wellness centre; prints its id")
+    s.add_argument("--name", required=True)
+    s.add_argument("--hwc-id", required=True)
+    s = sub.add_parser("enroll-code", help="a one-time code for enrolling one spoke PC of a facility")
+    s.add_argument("--facility", required=True)
+    s = sub.add_parser("revoke", help="revoke a device")
+    s.add_argument("--device", required=True)
+    s.add_argument("--reason", default="")
+    args = p.parse_args(argv)
+
+    from sync.hub.service import Hub, HubError, make_hub_engine
+
+    hub = Hub(make_hub_engine(args.db or default_db_url()))
+    hub.create_schema()
+    try:
+        if args.command == "serve":
+            import uvicorn
+
+            from sync.hub.app import create_app
+
+            uvicorn.run(create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN")), host=args.host, port=args.port,
+                        log_level="info")
+        elif args.command == "create-facility":
+            print(hub.create_facility(args.name, args.hwc_id))
+        elif args.command == "enroll-code":
+            print(hub.enroll_code(args.facility))
+        elif args.command == "revoke":
+            hub.revoke(args.device, args.reason)
+            print(f"revoked {args.device}")
+    except HubError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

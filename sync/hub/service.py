@@ -1,0 +1,268 @@
+"""What the hub does, independent of HTTP: enrolment, request authentication, exactly-once push, paged pull."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from sync.hlc import HybridLogicalClock, Stamp
+from sync.hub.models import HubBase, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubRecord
+from sync.protocol import (
+    ENTITIES,
+    Change,
+    EnrollRequest,
+    EnrollResult,
+    HubChange,
+    Op,
+    PullPage,
+    PushBatch,
+    PushResult,
+    Rejection,
+    signing_text,
+    unb64,
+)
+
+HUB_DEVICE_ID = "hub"
+ENROLL_CODE_TTL = timedelta(hours=24)
+MAX_PULL_PAGE = 2_000
+
+
+class HubError(Exception):
+    """An error with an HTTP status, a machine code and a sentence for the spoke's user."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_hub_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None
+            cur = dbapi_connection.cursor()
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL", "busy_timeout=30000"):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time, and seq order is commit order
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    facility_id: str
+
+
+class Hub:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session = sessionmaker(engine, expire_on_commit=False)
+        self.postgres = engine.dialect.name == "postgresql"
+        self.hlc = HybridLogicalClock(HUB_DEVICE_ID)
+        self._lock = threading.Lock()
+
+    def create_schema(self) -> None:
+        HubBase.metadata.create_all(self.engine)
+
+    # --- facilities and enrolment ---------------------------------------------------------------
+    def create_facility(self, name: str, hwc_id: str) -> str:
+        with self.session.begin() as s:
+            existing = s.scalars(select(HubFacility).where(HubFacility.hwc_id == hwc_id)).first()
+            if existing:
+                return existing.id
+            fid = str(uuid.uuid4())
+            s.add(HubFacility(id=fid, name=name, hwc_id=hwc_id, created_at=utcnow()))
+            return fid
+
+    def enroll_code(self, facility_id: str) -> str:
+        code = "-".join(secrets.token_hex(2).upper() for _ in range(3))  # e.g. 9F3A-11C2-7B0E, read over the phone
+        with self.session.begin() as s:
+            if s.get(HubFacility, facility_id) is None:
+                raise HubError(404, "no_facility", "No such facility on this hub.")
+            s.add(HubEnrollCode(code_hash=_hash_code(code), facility_id=facility_id,
+                                expires_at=utcnow() + ENROLL_CODE_TTL, used_at=None))
+        return code
+
+    def enroll(self, req: EnrollRequest) -> EnrollResult:
+        try:
+            key = unb64(req.public_key)
+            Ed25519PublicKey.from_public_bytes(key)
+        except Exception as exc:
+            raise HubError(400, "bad_key", "The device's public key is not an Ed25519 key.") from exc
+        with self.session.begin() as s:
+            row = s.get(HubEnrollCode, _hash_code(req.code), with_for_update=True)
+            if row is None or row.used_at is not None or _aware(row.expires_at) < utcnow():
+                raise HubError(403, "bad_code", "This enrolment code is wrong, used or expired; ask the hub for a new one.")
+            if s.scalars(select(HubDevice).where(HubDevice.public_key == req.public_key)).first():
+                raise HubError(409, "key_taken", "This device key is already enrolled.")
+            device_id = str(uuid.uuid4())
+            s.add(HubDevice(id=device_id, facility_id=row.facility_id, name=req.device_name, public_key=req.public_key,
+                            last_counter=0, enrolled_at=utcnow(), revoked_at=None, revoked_reason=""))
+            row.used_at, row.used_by = utcnow(), device_id
+            facility = s.get(HubFacility, row.facility_id)
+            return EnrollResult(device_id=device_id, facility_id=facility.id, facility_name=facility.name)
+
+    def revoke(self, device_id: str, reason: str = "") -> None:
+        with self.session.begin() as s:
+            device = s.get(HubDevice, device_id)
+            if device is None:
+                raise HubError(404, "no_device", "No such device.")
+            device.revoked_at, device.revoked_reason = utcnow(), reason
+
+    def authenticate(self, method: str, path_and_query: str, headers: dict[str, str], body: bytes) -> Device:
+        device_id, counter_text, signature = (headers.get(h.lower(), "") for h in ("Spoke-Device", "Spoke-Counter", "Spoke-Signature"))
+        if not (device_id and counter_text.isdigit() and signature):
+            raise HubError(401, "unsigned", "This request is not signed by an enrolled device.")
+        counter = int(counter_text)
+        with self.session.begin() as s:
+            device = s.get(HubDevice, device_id, with_for_update=True)
+            if device is None:
+                raise HubError(401, "unknown_device", "This device is not enrolled with the hub.")
+            if device.revoked_at is not None:
+                when = _aware(device.revoked_at).strftime("%d %b %Y")
+                raise HubError(403, "revoked", f"The hub refused this device: it was revoked on {when}."
+                                               + (f" ({device.revoked_reason})" if device.revoked_reason else ""))
+            try:
+                Ed25519PublicKey.from_public_bytes(unb64(device.public_key)).verify(
+                    unb64(signature), signing_text(method, path_and_query, counter, body))
+            except (InvalidSignature, ValueError) as exc:
+                raise HubError(401, "bad_signature", "The request's signature does not match this device.") from exc
+            if counter <= device.last_counter:
+                raise HubError(409, "replayed", "This request was already received (replayed counter).")
+            device.last_counter = counter
+            return Device(device.id, device.facility_id)
+
+    # --- push -----------------------------------------------------------------------------------
+    def push(self, device: Device, batch: PushBatch) -> PushResult:
+        """Applies each change exactly once: a change id seen before is acknowledged, never applied again."""
+        accepted: list[uuid.UUID] = []
+        duplicates: list[uuid.UUID] = []
+        rejected: list[Rejection] = []
+        with self.session.begin() as s:
+            self._lock_facility(s, device.facility_id)
+            ids = [str(c.change_id) for c in batch.changes]
+            seen = set(s.scalars(select(HubChangeRow.change_id).where(HubChangeRow.change_id.in_(ids)))) if ids else set()
+            keys = {(c.entity, c.entity_id) for c in batch.changes}
+            records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
+            now = utcnow()
+            for c in batch.changes:
+                if str(c.change_id) in seen:
+                    duplicates.append(c.change_id)
+                    continue
+                reason = self._refusal(device, c, records.get((c.entity, c.entity_id)))
+                if reason:
+                    rejected.append(Rejection(change_id=c.change_id, reason=reason))
+                    continue
+                seen.add(str(c.change_id))
+                self._apply(s, device.facility_id, c, records, now)
+                accepted.append(c.change_id)
+                self.hlc.observe(Stamp.decode(c.hlc), int(time.time() * 1000))
+        return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+    def _refusal(self, device: Device, c: Change, record: HubRecord | None) -> str | None:
+        if c.entity not in ENTITIES:
+            return f"The hub does not know records of type '{c.entity}'."
+        if c.device_id != device.id:
+            return "A device may only push its own changes."
+        if record is not None and record.facility_id != device.facility_id:
+            return "This record belongs to another facility."
+        return None
+
+    def _apply(self, s: Session, facility_id: str, c: Change, records: dict, now: datetime) -> None:
+        s.add(HubChangeRow(change_id=str(c.change_id), facility_id=facility_id, entity=c.entity, entity_id=c.entity_id,
+                           version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload,
+                           received_at=now))
+        record = records.get((c.entity, c.entity_id))
+        if record is None:
+            record = HubRecord(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version,
+                               hlc=c.hlc, deleted=c.op == Op.DELETE, payload=c.payload)
+            s.add(record)
+            records[(c.entity, c.entity_id)] = record
+        elif c.hlc > record.hlc:  # last writer wins by hybrid logical clock (field merge: a later slice)
+            record.version, record.hlc, record.deleted, record.payload = c.version, c.hlc, c.op == Op.DELETE, c.payload
+
+    def _records(self, s: Session, keys: set[tuple[str, str]]) -> list[HubRecord]:
+        if not keys:
+            return []
+        by_entity: dict[str, list[str]] = {}
+        for entity, entity_id in keys:
+            by_entity.setdefault(entity, []).append(entity_id)
+        out: list[HubRecord] = []
+        for entity, entity_ids in by_entity.items():
+            out.extend(s.scalars(select(HubRecord).where(HubRecord.entity == entity, HubRecord.entity_id.in_(entity_ids))))
+        return out
+
+    def _lock_facility(self, s: Session, facility_id: str) -> None:
+        # One writer per facility at a time: its seq values then commit in order, so a pull by cursor never
+        # skips a change that commits late. (SQLite: BEGIN IMMEDIATE already serialises all writers.)
+        if self.postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:f))"), {"f": facility_id})
+
+    # --- pull -----------------------------------------------------------------------------------
+    def pull(self, device: Device, after: int, limit: int) -> PullPage:
+        limit = max(1, min(limit, MAX_PULL_PAGE))
+        with self.session() as s:
+            rows = list(s.scalars(
+                select(HubChangeRow)
+                .where(HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > after,
+                       HubChangeRow.device_id != device.id)
+                .order_by(HubChangeRow.seq).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        changes = [HubChange(seq=r.seq, change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
+                             version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id, payload=r.payload)
+                   for r in rows]
+        return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more)
+
+    # --- the hub's own writes (the doctor's side) -------------------------------------------------
+    def update_case(self, case_id: str, fields: dict) -> HubChange:
+        """The hub acts on a case (status, doctor's notes): a hub-origin change the spoke will pull."""
+        with self.session.begin() as s:
+            record = s.get(HubRecord, ("case", case_id), with_for_update=True)
+            if record is None or record.deleted:
+                raise HubError(404, "no_case", "No such case on the hub.")
+            self._lock_facility(s, record.facility_id)
+            stamp = self.hlc.now(int(time.time() * 1000)).encode()
+            payload = {**(record.payload or {}), **fields}
+            change = Change(change_id=uuid.uuid4(), entity="case", entity_id=case_id, version=record.version + 1,
+                            op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
+            self._apply(s, record.facility_id, change, {("case", case_id): record}, utcnow())
+            s.flush()
+            seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
+            return HubChange(seq=seq, **change.model_dump())
+
+    def record(self, entity: str, entity_id: str) -> HubRecord | None:
+        with self.session() as s:
+            return s.get(HubRecord, (entity, entity_id))
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+

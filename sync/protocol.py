@@ -1,0 +1,151 @@
+"""The sync wire contract shared by spoke and hub: versioned models, gzip framing, request signatures.
+
+Imports nothing of the project, so both ends (and a third-party hub) can depend on it alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import gzip
+import hashlib
+import uuid
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROTOCOL_VERSION = 1
+MEDIA_TYPE = "application/json"
+MAX_BATCH = 5_000                 # changes in one push
+MAX_BODY_BYTES = 32 * 1024 * 1024  # decompressed, so a small gzip bomb cannot exhaust the hub
+
+ENTITIES = frozenset({"facility", "user", "patient", "case", "vitals", "consent", "attachment", "prescription"})
+
+# Request signature headers: the device, a counter that only grows (no trust in spoke clocks, which are
+# often wrong by hours), and an Ed25519 signature over method, path, counter and the body's SHA-256.
+H_DEVICE, H_COUNTER, H_SIGNATURE = "Spoke-Device", "Spoke-Counter", "Spoke-Signature"
+
+HLC_PATTERN = r"^\d{15}-\d{5}-[0-9A-Za-z-]{1,64}$"
+
+
+class Op(enum.StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Change(_Model):
+    """One entry of a change log: what changed, its version and clock stamp, and the new state (or a tombstone)."""
+
+    change_id: uuid.UUID
+    entity: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+    entity_id: Annotated[str, Field(min_length=1, max_length=64)]
+    version: Annotated[int, Field(ge=1)]
+    op: Op
+    hlc: Annotated[str, Field(pattern=HLC_PATTERN)]
+    device_id: Annotated[str, Field(min_length=1, max_length=64)]
+    payload: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _payload_matches_op(self) -> "Change":
+        if (self.op == Op.UPSERT) != (self.payload is not None):
+            raise ValueError("an upsert carries a payload and a delete (tombstone) does not")
+        return self
+
+
+class PushBatch(_Model):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    batch_id: uuid.UUID
+    changes: Annotated[list[Change], Field(max_length=MAX_BATCH)]
+
+
+class Rejection(_Model):
+    change_id: uuid.UUID
+    reason: str
+
+
+class PushResult(_Model):
+    """accepted: applied now; duplicates: seen before (already applied, never twice); rejected: with the reason."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    batch_id: uuid.UUID
+    accepted: list[uuid.UUID]
+    duplicates: list[uuid.UUID]
+    rejected: list[Rejection]
+
+
+class HubChange(Change):
+    seq: Annotated[int, Field(ge=1)]   # the hub's monotonic sequence: the pull cursor
+
+
+class PullPage(_Model):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    changes: list[HubChange]
+    next_cursor: Annotated[int, Field(ge=0)]
+    more: bool
+
+
+class EnrollRequest(_Model):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    code: Annotated[str, Field(min_length=6, max_length=64)]
+    public_key: Annotated[str, Field(min_length=40, max_length=64)]   # raw Ed25519 key, base64
+    device_name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class EnrollResult(_Model):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    device_id: str
+    facility_id: str
+    facility_name: str
+
+
+class ErrorBody(_Model):
+    """Every 4xx/5xx of the hub: a machine code and a sentence for the user."""
+
+    code: str
+    message: str
+
+
+class Health(_Model):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    status: Literal["ok"] = "ok"
+    service: Literal["spoke-hub"] = "spoke-hub"
+
+
+class ProtocolError(Exception):
+    """A body that is not a well-formed message of this protocol (a captive portal's HTML page, say)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    """Compact JSON, gzip-compressed (sent with Content-Encoding: gzip)."""
+    return gzip.compress(message.model_dump_json().encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def decode(model: type[M], body: bytes, content_encoding: str | None = None) -> M:
+    try:
+        if (content_encoding or "").lower() == "gzip" or body[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=__import__("io").BytesIO(body)) as f:
+                body = f.read(MAX_BODY_BYTES + 1)
+            if len(body) > MAX_BODY_BYTES:
+                raise ProtocolError("message too large")
+        return model.model_validate_json(body)
+    except (ValidationError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not a valid {model.__name__}: {str(exc)[:300]}") from exc
+
+
+def signing_text(method: str, path_and_query: str, counter: int, body: bytes) -> bytes:
+    return f"spoke-v1\n{method.upper()}\n{path_and_query}\n{counter}\n{hashlib.sha256(body).hexdigest()}".encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)

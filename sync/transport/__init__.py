@@ -1,0 +1,1 @@
+"""How sync messages travel: HTTP to a hub; later USB bundles."""
