@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--all", action="store_true")
     s.add_argument("--out", required=True, help=_("a file for --case, a folder for --all"))
 
+    s = sub.add_parser("enroll", help=_("enrol this computer with a hub, using a one-time code from the hub"))
+    s.add_argument("--hub", required=True, help=_("the hub's address, https://..."))
+    s.add_argument("--code", required=True)
+    s.add_argument("--name", default=None, help=_("a name for this computer (default: its host name)"))
+    s.add_argument("--allow-http", action="store_true", help=_("allow plain http to a hub that is not this computer"))
+
+    sub.add_parser("sync", help=_("one sync round with the hub: push what is waiting, pull what is new"))
+
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))
     return p

@@ -151,3 +151,46 @@ def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
     kept = restore_good_copy(paths, copy)
     print(_("Restored {copy}; the previous file is kept as {kept}.").format(copy=copy.name, kept=kept))
     return EXIT_OK
+
+
+def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
+    import socket
+
+    from spoke_client.services.sync_local import enroll
+
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        name = enroll(services.store, paths, args.hub, args.code, args.name or socket.gethostname(),
+                      allow_http=args.allow_http)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        services.close()
+    print(_("Enrolled with the hub for {facility}.").format(facility=name))
+    return EXIT_OK
+
+
+def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.sync_local import LocalSync, sync_once
+
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        report = sync_once(services.store, paths)
+        quarantined = LocalSync(services.store).quarantined()
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        services.close()
+    print(_("Sent {p} changes ({a} were already at the hub), received {r}; {n} still waiting.").format(
+        p=report.pushed, a=report.already_there, r=report.pulled, n=report.pending))
+    for entity, entity_id, reason in quarantined:
+        _err(_("Refused by the hub: {entity} {id}: {reason}").format(entity=entity, id=entity_id, reason=reason))
+    if report.error:
+        _err(report.error)
+    return EXIT_OK if report.error is None and not quarantined else EXIT_FAILED

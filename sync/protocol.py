@@ -92,6 +92,7 @@ class EnrollRequest(_Model):
     protocol: Literal[1] = PROTOCOL_VERSION
     code: Annotated[str, Field(min_length=6, max_length=64)]
     public_key: Annotated[str, Field(min_length=40, max_length=64)]   # raw Ed25519 key, base64
+    device_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]       # the spoke's own id, stamped on its changes
     device_name: Annotated[str, Field(min_length=1, max_length=100)]
 
 

@@ -117,6 +117,7 @@ class CaseRow(Base):
     examination: Mapped[str] = mapped_column(Text, default="")
     pregnant: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    hub_note: Mapped[str] = mapped_column(Text, default="", server_default="")  # the hub doctor's, pulled
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(Id)
@@ -186,6 +187,9 @@ class ChangeRow(Base):
     device_id: Mapped[str] = mapped_column(Id)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     pushed_at: Mapped[datetime | None]
+    # A change the hub refused stays here, quarantined with the hub's reason, and no longer blocks the queue.
+    rejected_at: Mapped[datetime | None]
+    rejected_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_change_entity", "entity", "entity_id"), Index("ix_change_pushed", "pushed_at"))
 
@@ -221,3 +225,21 @@ class SearchVocabRow(Base):
 
     __tablename__ = "search_vocab"
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class InboxRow(Base):
+    """Every change pulled from the hub, kept in the transaction that advances the cursor: nothing pulled is
+    ever dropped, even a kind of record this version does not apply yet (applied_at stays empty)."""
+
+    __tablename__ = "hub_inbox"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the hub's sequence
+    change_id: Mapped[str] = mapped_column(Id, unique=True)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(10))
+    hlc: Mapped[str] = mapped_column(String(90))
+    device_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]

@@ -115,9 +115,10 @@ class Hub:
             row = s.get(HubEnrollCode, _hash_code(req.code), with_for_update=True)
             if row is None or row.used_at is not None or _aware(row.expires_at) < utcnow():
                 raise HubError(403, "bad_code", "This enrolment code is wrong, used or expired; ask the hub for a new one.")
-            if s.scalars(select(HubDevice).where(HubDevice.public_key == req.public_key)).first():
-                raise HubError(409, "key_taken", "This device key is already enrolled.")
-            device_id = str(uuid.uuid4())
+            if s.scalars(select(HubDevice).where(HubDevice.public_key == req.public_key)).first() or \
+                    s.get(HubDevice, req.device_id) is not None:
+                raise HubError(409, "already_enrolled", "This device is already enrolled with the hub.")
+            device_id = req.device_id
             s.add(HubDevice(id=device_id, facility_id=row.facility_id, name=req.device_name, public_key=req.public_key,
                             last_counter=0, enrolled_at=utcnow(), revoked_at=None, revoked_reason=""))
             row.used_at, row.used_by = utcnow(), device_id

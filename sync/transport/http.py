@@ -74,8 +74,9 @@ class HubClient:
     def health(self) -> Health:
         return self._call("GET", "/v1/health", None, Health, signed=False)
 
-    def enroll(self, code: str, key: Ed25519PrivateKey, device_name: str) -> EnrollResult:
-        req = EnrollRequest(code=code.strip().upper(), public_key=public_key_b64(key), device_name=device_name)
+    def enroll(self, code: str, key: Ed25519PrivateKey, device_id: str, device_name: str) -> EnrollResult:
+        req = EnrollRequest(code=code.strip().upper(), public_key=public_key_b64(key), device_id=device_id,
+                            device_name=device_name)
         return self._call("POST", "/v1/enroll", encode(req), EnrollResult, signed=False)
 
     def push(self, batch: PushBatch) -> PushResult:

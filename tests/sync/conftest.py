@@ -109,7 +109,7 @@ class Spoke:
 
     def __init__(self, url: str, hub: Hub, facility_id: str, name: str) -> None:
         self.key = Ed25519PrivateKey.generate()
-        result = HubClient(url).enroll(hub.enroll_code(facility_id), self.key, name)
+        result = HubClient(url).enroll(hub.enroll_code(facility_id), self.key, str(uuid.uuid4()), name)
         self.device_id, self.facility_id = result.device_id, result.facility_id
         self.client = HubClient(url, device_id=self.device_id, key=self.key, next_counter=itertools.count(1).__next__)
         self.clock = HybridLogicalClock(self.device_id)

@@ -44,12 +44,12 @@ def test_an_enrolment_code_works_once(hub, hub_server, facilities, spoke_factory
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     client = HubClient(hub_server.url)
-    assert client.enroll(code.lower(), Ed25519PrivateKey.generate(), "PC-1").facility_name == "HWC Rampur"
+    assert client.enroll(code.lower(), Ed25519PrivateKey.generate(), str(uuid.uuid4()), "PC-1").facility_name == "HWC Rampur"
     with pytest.raises(HubRefused) as e:
-        client.enroll(code, Ed25519PrivateKey.generate(), "PC-2")
+        client.enroll(code, Ed25519PrivateKey.generate(), str(uuid.uuid4()), "PC-2")
     assert e.value.status == 403 and "used or expired" in e.value.message
     with pytest.raises(HubRefused):
-        client.enroll("0000-0000-0000", Ed25519PrivateKey.generate(), "PC-3")
+        client.enroll("0000-0000-0000", Ed25519PrivateKey.generate(), str(uuid.uuid4()), "PC-3")
 
 
 def test_full_round_and_facilities_never_see_each_other(hub, facilities, spoke_factory):

@@ -1,0 +1,170 @@
+"""The spoke's sync engine against a real hub on loopback: a full round, quarantine, a dead hub, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from spoke_client.db.models import ChangeRow, InboxRow
+from spoke_client.domain.model import CaseStatus, ConsentGiver, ConsentMethod
+from spoke_client.services.auth import FacilityForm
+from spoke_client.services.cases import CaseForm
+from spoke_client.services.patients import PatientForm
+from spoke_client.services.runtime import open_services
+from spoke_client.services.sync_local import EnrolmentFailed, LocalSync, NotEnrolled, enroll, sync_once
+from spoke_client.domain.vitals import Vitals
+from spoke_client.paths import DataPaths
+from tests.sync.conftest import ADMIN_TOKEN, ServerThread, free_port
+
+
+@pytest.fixture
+def spoke(tmp_path):
+    def make(name: str, hwc: str = "HWC-UP-0042"):
+        paths = DataPaths(tmp_path / name)
+        s = open_services(paths)
+        _f, admin = s.auth.setup(FacilityForm("HWC Rampur", hwc, "Sitapur", "Uttar Pradesh"), "admin", "Asha", "pass-word-1")
+        made.append(s)
+        return s, admin, paths
+
+    made = []
+    yield make
+    for s in made:
+        s.close()
+
+
+def queued_case(services, admin):
+    kamla = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60, village="Rampur"))
+    case = services.cases.open_case(admin, kamla.id)
+    services.cases.save(admin, case.id, CaseForm(complaints=("Headache",)),
+                        vitals=Vitals(systolic_mmhg=186, diastolic_mmhg=122, pulse_per_min=118))
+    services.cases.record_consent(admin, case.id, ConsentGiver.PATIENT, "Kamla Devi", ConsentMethod.VERBAL)
+    services.cases.transition(admin, case.id, CaseStatus.READY)
+    services.cases.transition(admin, case.id, CaseStatus.QUEUED)
+    return kamla, case
+
+
+def unsent(services) -> int:
+    return LocalSync(services.store).pending()
+
+
+def test_full_round_push_then_the_hub_prescribes_and_the_spoke_pulls(hub, hub_server, facilities, spoke):
+    services, admin, paths = spoke("pc1")
+    assert enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1") == "HWC Rampur"
+    kamla, case = queued_case(services, admin)
+    waiting = unsent(services)
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pushed == waiting and report.pending == 0
+    assert hub.record("patient", kamla.id).payload["name"] == "Kamla Devi"
+    assert hub.record("case", case.id).payload["status"] == "queued"
+    r = requests.post(f"{hub_server.url}/v1/hub/cases/{case.id}", json={"status": "prescribed", "doctor_note": "Amlodipine 5 mg"},
+                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert r.status_code == 200
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pulled == 1 and report.pushed == 0
+    local = services.cases.get(case.id)
+    assert local.status == CaseStatus.PRESCRIBED
+    assert [c.case_id for c in services.cases.home().prescribed] == [case.id]
+    again = sync_once(services.store, paths)
+    assert (again.pushed, again.pulled) == (0, 0), "nothing twice"
+
+
+def test_a_refused_change_is_quarantined_and_does_not_block_the_rest(hub, hub_server, facilities, spoke):
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    with services.store.write(admin.id) as w:
+        w.change("spaceship", "s-1", 1, {"x": 1})
+    queued_case(services, admin)
+    report = sync_once(services.store, paths)
+    assert report.quarantined == 1 and report.pending == 0 and report.pushed > 5
+    [(entity, _id, reason)] = LocalSync(services.store).quarantined()
+    assert entity == "spaceship" and "does not know" in reason
+    assert not report.ok
+
+
+def test_a_dead_hub_marks_nothing_sent_and_the_next_round_sends_everything_once(hub, facilities, spoke):
+    from sync.hub.app import create_app
+
+    server = ServerThread(create_app(hub, ADMIN_TOKEN)).start()
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, server.url, hub.enroll_code(facilities[0]), "PC-1")
+    server.stop()
+    queued_case(services, admin)
+    waiting = unsent(services)
+    report = sync_once(services.store, paths)
+    assert report.error_kind == "unreachable" and report.pending == waiting
+    server = ServerThread(create_app(hub, ADMIN_TOKEN))
+    server.port = int(services.store.get_setting("hub_url").rsplit(":", 1)[1])
+    server.server.config.port = server.port
+    server.start()
+    try:
+        report = sync_once(services.store, paths)
+        assert report.ok and report.pushed == waiting
+        with hub.session() as s:
+            from sync.hub.models import HubChangeRow
+
+            assert s.scalar(select(func.count()).select_from(HubChangeRow)) == waiting
+    finally:
+        server.stop()
+
+
+def test_facilities_stay_apart_and_a_second_pc_keeps_what_it_pulls(hub, hub_server, facilities, spoke):
+    pc1, admin1, paths1 = spoke("pc1")
+    pc2, _admin2, paths2 = spoke("pc2")
+    other, _admin3, paths3 = spoke("pc3", hwc="HWC-WB-0007")
+    enroll(pc1.store, paths1, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    enroll(pc2.store, paths2, hub_server.url, hub.enroll_code(facilities[0]), "PC-2")
+    enroll(other.store, paths3, hub_server.url, hub.enroll_code(facilities[1]), "PC-K")
+    queued_case(pc1, admin1)
+    sent = sync_once(pc1.store, paths1).pushed
+    assert sync_once(other.store, paths3).pulled == 0
+    report = sync_once(pc2.store, paths2)
+    assert report.pulled == sent
+    with pc2.store.read() as s:
+        kept = s.scalar(select(func.count()).select_from(InboxRow))
+    assert kept == sent, "records of another PC are kept in the inbox (applied by a later version), never dropped"
+
+
+def test_enrolment_refusals_are_plain(hub, hub_server, facilities, spoke):
+    services, _admin, paths = spoke("pc1")
+    with pytest.raises(EnrolmentFailed, match="wrong, used or expired"):
+        enroll(services.store, paths, hub_server.url, "0000-0000-0000", "PC-1")
+    with pytest.raises(EnrolmentFailed, match="https"):
+        enroll(services.store, paths, "http://hub.example.org", "X", "PC-1")
+    with pytest.raises(NotEnrolled):
+        sync_once(services.store, paths)
+    assert not (paths.root / "device-key.pem").exists()
+
+
+def test_cli_enroll_and_sync(hub, hub_server, facilities, tmp_path):
+    data = tmp_path / "cli"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(data), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    assert run("seed-demo", "--patients", "20", "--cases", "5").returncode == 0
+    not_yet = run("sync")
+    assert not_yet.returncode == 1 and "not enrolled" in not_yet.stderr
+    out = run("enroll", "--hub", hub_server.url, "--code", hub.enroll_code(facilities[0]), "--name", "PC-1")
+    assert out.returncode == 0 and "HWC Rampur" in out.stdout, out.stderr
+    out = run("sync")
+    assert out.returncode == 0, out.stderr
+    assert "received 0; 0 still waiting" in out.stdout
+    with hub.session() as s:
+        from sync.hub.models import HubRecord
+
+        assert s.scalar(select(func.count()).select_from(HubRecord).where(HubRecord.entity == "patient")) == 20
+    dead = free_port()
+    assert dead  # a port nobody listens on: the same data folder, pointed at a dead hub, reports it
+    services = open_services(DataPaths(data))
+    try:
+        with services.store.write(None) as w:
+            w.session.execute(ChangeRow.__table__.update().values(pushed_at=None))
+            from spoke_client.services.sync_local import LocalSync as _L
+
+            _L._set(w, "hub_url", f"http://127.0.0.1:{dead}")
+    finally:
+        services.close()
+    out = run("sync")
+    assert out.returncode == 1 and "cannot be reached" in out.stderr
