@@ -47,6 +47,7 @@ class SyncStatus:
     hub_url: str
     facility_name: str
     pending: int
+    pending_cases: int
     quarantined: int
     last_sync: datetime | None
     last_error: str
@@ -90,6 +91,11 @@ class LocalSync:
         with self.store.read() as s:
             return s.scalar(select(func.count()).select_from(ChangeRow)
                             .where(ChangeRow.pushed_at.is_(None), ChangeRow.rejected_at.is_(None))) or 0
+
+    def pending_cases(self) -> int:
+        with self.store.read() as s:
+            return s.scalar(select(func.count(func.distinct(ChangeRow.entity_id))).where(
+                ChangeRow.entity == "case", ChangeRow.pushed_at.is_(None), ChangeRow.rejected_at.is_(None))) or 0
 
     def quarantined(self) -> list[tuple[str, str, str]]:
         with self.store.read() as s:
@@ -213,5 +219,5 @@ def sync_status(store: Store) -> SyncStatus:
     last = store.get_setting(LAST_SYNC)
     return SyncStatus(enrolled=bool(store.get_setting(HUB_URL)), hub_url=store.get_setting(HUB_URL, "") or "",
                       facility_name=store.get_setting(HUB_FACILITY_NAME, "") or "", pending=local.pending(),
-                      quarantined=len(local.quarantined()), last_sync=datetime.fromisoformat(last) if last else None,
+                      pending_cases=local.pending_cases(), quarantined=len(local.quarantined()), last_sync=datetime.fromisoformat(last) if last else None,
                       last_error=store.get_setting(LAST_ERROR, "") or "")

@@ -30,6 +30,7 @@ from spoke_client.ui.case_editor import CaseEditor
 from spoke_client.ui.login import _ServiceDialog, _password
 from spoke_client.ui.models import CaseTableModel, UserTableModel, role_label
 from spoke_client.ui.patients import PatientsPage
+from spoke_client.ui.sync_bar import SyncBar, SyncController
 from spoke_client.ui.tasks import TaskRunner
 
 
@@ -183,9 +184,15 @@ class MainWindow(QMainWindow):
             self.fixed_tabs = 3
         for i in range(self.fixed_tabs):
             self.tabs.tabBar().setTabButton(i, self.tabs.tabBar().ButtonPosition.RightSide, None)
-        self.statusBar().showMessage(_("{name} ({role}) at {facility} ({hwc}) — the hub link is not set up yet; "
-                                       "everything is saved on this computer.").format(
+        who = QLabel(_("{name} ({role}) at {facility} ({hwc})").format(
             name=user.full_name, role=role_label(user.role.value), facility=facility.name, hwc=facility.hwc_id))
+        who.setObjectName("who")
+        self.statusBar().addWidget(who)
+        self.sync = SyncController(runner, services, self)
+        self.sync_bar = SyncBar(self.sync, can_enroll=user.role == Role.ADMIN)
+        self.statusBar().addWidget(self.sync_bar, 1)
+        self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self.home.refresh())
+        self.sync.start()
         out = QPushButton(_("Sign out"))
         out.setObjectName("sign_out")
         out.clicked.connect(self.sign_out.emit)
@@ -219,6 +226,10 @@ class MainWindow(QMainWindow):
 
     def _failed(self, exc: Exception) -> None:
         self.statusBar().showMessage(exc.message if isinstance(exc, SpokeError) else str(exc), 10_000)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.sync.stop()  # the running round sees the flag between batches and stops cleanly
+        super().closeEvent(event)
 
     def open_case_editors(self) -> list[CaseEditor]:
         return [w for i in range(self.tabs.count()) if isinstance(w := self.tabs.widget(i), CaseEditor)]

@@ -1,4 +1,5 @@
-"""Work off the UI thread: one lane for database writes (a single worker), one for reads and searches."""
+"""Work off the UI thread: one lane for database writes (a single worker), one for reads and searches, and one
+for the network (a single worker: at most one sync job per hub at a time)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class TaskRunner(QObject):
         self.writes.setMaxThreadCount(1)  # SQLite has one writer: queue writes instead of contending
         self.reads = QThreadPool(self)
         self.reads.setMaxThreadCount(2)
+        self.network = QThreadPool(self)
+        self.network.setMaxThreadCount(1)
         self._live: set[_Signals] = set()
 
     def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
@@ -55,7 +58,7 @@ class TaskRunner(QObject):
             signals.failed.connect(on_error)
         signals.done.connect(finish)
         signals.failed.connect(finish)
-        (self.writes if lane == "write" else self.reads).start(_Job(fn, signals))
+        {"write": self.writes, "read": self.reads, "network": self.network}[lane].start(_Job(fn, signals))
 
     def wait(self, msecs: int = 30_000) -> bool:
-        return self.writes.waitForDone(msecs) and self.reads.waitForDone(msecs)
+        return all(pool.waitForDone(msecs) for pool in (self.network, self.writes, self.reads))

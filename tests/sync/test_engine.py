@@ -36,12 +36,12 @@ def spoke(tmp_path):
         s.close()
 
 
-def queued_case(services, admin):
-    kamla = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60, village="Rampur"))
+def queued_case(services, admin, name="Kamla Devi"):
+    kamla = services.patients.register(admin, PatientForm(name=name, sex="female", age_years=60, village="Rampur"))
     case = services.cases.open_case(admin, kamla.id)
     services.cases.save(admin, case.id, CaseForm(complaints=("Headache",)),
                         vitals=Vitals(systolic_mmhg=186, diastolic_mmhg=122, pulse_per_min=118))
-    services.cases.record_consent(admin, case.id, ConsentGiver.PATIENT, "Kamla Devi", ConsentMethod.VERBAL)
+    services.cases.record_consent(admin, case.id, ConsentGiver.PATIENT, name, ConsentMethod.VERBAL)
     services.cases.transition(admin, case.id, CaseStatus.READY)
     services.cases.transition(admin, case.id, CaseStatus.QUEUED)
     return kamla, case

@@ -1,0 +1,194 @@
+"""Sync in the background, and what the user sees of it: online or not, what waits, when it last worked, why not."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
+
+from spoke_client.domain.errors import SpokeError
+from spoke_client.i18n import _, ngettext
+from spoke_client.services.runtime import Services
+from spoke_client.services.sync_local import SyncStatus, enroll, sync_once, sync_status
+from spoke_client.ui.login import _ServiceDialog
+from spoke_client.ui.tasks import TaskRunner
+
+INTERVAL_S = 60            # between rounds while the hub answers
+MAX_BACKOFF_S = 15 * 60    # the longest wait after repeated failures
+
+
+def backoff_seconds(failures: int, rng: random.Random = random.Random()) -> float:
+    """Exponential backoff with full jitter, so a district's spokes do not all retry at the same second."""
+    if failures <= 0:
+        return INTERVAL_S
+    return rng.uniform(INTERVAL_S / 2, min(MAX_BACKOFF_S, INTERVAL_S * 2 ** failures))
+
+
+class SyncController(QObject):
+    status_changed = Signal(object, object)  # SyncStatus, SyncReport | None
+    progress = Signal(str, int, int)
+    started = Signal()
+
+    def __init__(self, runner: TaskRunner, services: Services, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner, self.services = runner, services
+        self.cancel = threading.Event()
+        self.failures = 0
+        self.running = False
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.sync_now)
+
+    def start(self) -> None:
+        self.refresh()
+        if self.status().enrolled:
+            self.timer.start(2_000)  # a first round soon after sign-in
+
+    def status(self) -> SyncStatus:
+        return sync_status(self.services.store)
+
+    def refresh(self, report=None) -> None:
+        self.runner.run(self.status, lambda st: self.status_changed.emit(st, report), lane="read")
+
+    def sync_now(self) -> None:
+        if self.running or not self.status().enrolled:
+            return
+        self.running = True
+        self.timer.stop()
+        self.started.emit()
+
+        def work():
+            return sync_once(self.services.store, self.services.paths,
+                             progress=lambda stage, done, total: self.progress.emit(stage, done, total), cancel=self.cancel)
+
+        self.runner.run(work, self._done, self._failed, lane="network")
+
+    def _done(self, report) -> None:
+        self.running = False
+        self.failures = 0 if report.error is None else self.failures + 1
+        self.refresh(report)
+        if not self.cancel.is_set():
+            self.timer.start(int(backoff_seconds(self.failures) * 1000))
+
+    def _failed(self, exc: Exception) -> None:
+        self.running = False
+        self.failures += 1
+        self.refresh(None)
+        if not self.cancel.is_set():
+            self.timer.start(int(backoff_seconds(self.failures) * 1000))
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self.timer.stop()
+
+
+def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
+    """The status line, its tooltip and its colour, in the user's terms; nothing blames the user for the network."""
+    if not status.enrolled:
+        return _("Hub: not connected yet"), _("Everything is saved on this computer."), "#555"
+    if status.pending:
+        waiting = ngettext("{c} case", "{c} cases", status.pending_cases).format(c=status.pending_cases) + ", " + \
+            ngettext("{n} change waiting", "{n} changes waiting", status.pending).format(n=status.pending)
+    else:
+        waiting = _("nothing waiting")
+    last = _("last sync {when}").format(when=status.last_sync.astimezone().strftime("%d %b %H:%M")) \
+        if status.last_sync else _("not synced yet")
+    if running:
+        return _("Hub: syncing… · {waiting}").format(waiting=waiting), "", "#1a4d8f"
+    if status.last_error:
+        if "revoked" in status.last_error:
+            return status.last_error, status.last_error, "#b00020"
+        return (_("Hub: offline · {waiting} · {last}").format(waiting=waiting, last=last),
+                _("The hub cannot be reached now. Everything is saved on this computer, and Spoke keeps trying."),
+                "#8a5a00")
+    text = _("Hub: online · {waiting} · {last}").format(waiting=waiting, last=last)
+    if status.quarantined:
+        text += " · " + ngettext("{q} change refused by the hub", "{q} changes refused by the hub",
+                                 status.quarantined).format(q=status.quarantined)
+        return text, _("The hub refused some records; the rest went through. Details are in the sync report."), "#8a5a00"
+    return text, "", "#1b5e20"
+
+
+class SyncBar(QWidget):
+    """The status-bar part: the line, a progress bar for long transfers, 'Sync now', and 'Connect to hub'."""
+
+    def __init__(self, controller: SyncController, can_enroll: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel()
+        self.label.setObjectName("sync_status")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("sync_progress")
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        self.sync_button = QPushButton(_("Sync now"))
+        self.sync_button.setObjectName("sync_now")
+        self.enroll_button = QPushButton(_("Connect to hub…"))
+        self.enroll_button.setObjectName("connect_hub")
+        self.can_enroll = can_enroll
+        lay.addWidget(self.label, 1)
+        for w in (self.progress, self.sync_button, self.enroll_button):
+            lay.addWidget(w)
+        self.sync_button.clicked.connect(controller.sync_now)
+        self.enroll_button.clicked.connect(self.open_enrolment)
+        controller.status_changed.connect(self.show_status)
+        controller.started.connect(self._started)
+        controller.progress.connect(self._progress)
+        self.last_status: SyncStatus | None = None
+
+    def _started(self) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.sync_button.setEnabled(False)
+        if self.last_status:
+            self.show_status(self.last_status, None)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+            self.progress.setFormat(_("sending %v of %m") if stage == "push" else _("receiving %v"))
+
+    def show_status(self, status: SyncStatus, report) -> None:
+        self.last_status = status
+        running = self.controller.running
+        if not running:
+            self.progress.hide()
+        text, tip, colour = describe(status, report, running)
+        self.label.setText(text)
+        self.label.setToolTip(tip)
+        self.label.setStyleSheet(f"color: {colour};")
+        self.sync_button.setVisible(status.enrolled)
+        self.sync_button.setEnabled(not running)
+        self.enroll_button.setVisible(not status.enrolled and self.can_enroll)
+
+    def open_enrolment(self) -> None:
+        dialog = EnrollDialog(self.controller.runner, self.controller.services, self)
+        if dialog.exec():
+            self.controller.start()
+
+
+class EnrollDialog(_ServiceDialog):
+    def __init__(self, runner: TaskRunner, services: Services, parent: QWidget | None = None) -> None:
+        super().__init__(runner, _("Connect this computer to the hub"), parent)
+        self.services = services
+        self.hub_url = self.fields.add("hub_url", _("Hub address"), QLineEdit("https://"))
+        self.code = self.fields.add("code", _("One-time code from the hub"), QLineEdit())
+        self.finish_layout(_("Ask the hub for a one-time enrolment code for this facility, then enter it here."))
+
+    def call(self) -> str:
+        import socket
+
+        try:
+            return enroll(self.services.store, self.services.paths, self.hub_url.text().strip(), self.code.text(),
+                          socket.gethostname())
+        except SpokeError:
+            raise
+        except ValueError as exc:
+            raise SpokeError(str(exc)) from exc
+
+
