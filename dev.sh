@@ -31,16 +31,37 @@ python_packages() {
   scripts/i18n.sh compile   # translations: .po (committed) -> .mo (built)
 }
 
+start_demo_hub() {
+  # A local demo hub on loopback (SQLite), stopped when the app exits; DEMO_HUB=0 skips it.
+  [ "${DEMO_HUB:-1}" = "0" ] && return 0
+  local dir=${SPOKE_DEMO_HUB_DIR:-$HOME/.local/share/SpokeDemoHub} port=${DEMO_HUB_PORT:-8470}
+  mkdir -p "$dir"
+  local db="sqlite:///$dir/hub.sqlite"
+  export SPOKE_HUB_ADMIN_TOKEN=${SPOKE_HUB_ADMIN_TOKEN:-demo-hub-staff}
+  "$VENV/bin/spoke-hub" --db "$db" serve --port "$port" >"$dir/hub.log" 2>&1 &
+  local hub_pid=$!
+  trap 'kill $hub_pid 2>/dev/null' EXIT
+  local facility code
+  facility=$("$VENV/bin/spoke-hub" --db "$db" create-facility --name "HWC Rampur (demo)" --hwc-id HWC-DEMO-001)
+  code=$("$VENV/bin/spoke-hub" --db "$db" enroll-code --facility "$facility")
+  echo "Demo hub: http://127.0.0.1:$port  (log: $dir/hub.log)"
+  echo "  To connect Spoke to it: 'Connect to hub...' in the status bar (as an administrator), address"
+  echo "  http://127.0.0.1:$port and the one-time code $code"
+  echo "  Hub staff API (to play the doctor): Authorization: Bearer $SPOKE_HUB_ADMIN_TOKEN"
+}
+
 case "${1:-}" in
   run)
     shift
     debian_packages
     python_packages
+    start_demo_hub
     if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
       echo "No display found: starting Spoke in a virtual X display (xvfb-run). Set DISPLAY to use a real screen."
-      exec xvfb-run -a -s "-screen 0 1366x768x24" "$VENV/bin/spoke-client" "$@"
+      xvfb-run -a -s "-screen 0 1366x768x24" "$VENV/bin/spoke-client" "$@"
+    else
+      "$VENV/bin/spoke-client" "$@"
     fi
-    exec "$VENV/bin/spoke-client" "$@"
     ;;
   test)
     shift

@@ -1,1 +1,1 @@
-"""Sync between spoke and hub: protocol, client engine, USB bundles, reference hub (issue 3; not built yet)."""
+"""Sync between spoke and hub: the wire protocol, the client engine and transports, and the reference hub."""

@@ -197,7 +197,9 @@ class MainWindow(QMainWindow):
         out.setObjectName("sign_out")
         out.clicked.connect(self.sign_out.emit)
         self.statusBar().addPermanentWidget(out)
-        self.resize(1200, 800)
+        # Never larger than the screen (HWC PCs are often 1366x768; without a window manager, maximising is ignored).
+        screen = self.screen().availableGeometry()
+        self.resize(min(1200, screen.width()), min(800, screen.height()))
 
     def new_case(self, patient) -> None:
         def opened(case) -> None:

@@ -1,1 +1,1 @@
-"""The reference hub server (issue 3; not built yet)."""
+"""The reference hub server (FastAPI), its service layer and tables."""
