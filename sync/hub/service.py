@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 import time
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import ARRAY, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp
@@ -157,52 +158,64 @@ class Hub:
 
     # --- push -----------------------------------------------------------------------------------
     def push(self, device: Device, batch: PushBatch) -> PushResult:
-        """Applies each change exactly once: a change id seen before is acknowledged, never applied again."""
+        """Applies each change exactly once: a change id seen before is acknowledged, never applied again.
+        One transaction, bulk statements: the batch is applied whole or not at all."""
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         rejected: list[Rejection] = []
         with self.session.begin() as s:
             self._lock_facility(s, device.facility_id)
             ids = [str(c.change_id) for c in batch.changes]
-            seen = set(s.scalars(select(HubChangeRow.change_id).where(HubChangeRow.change_id.in_(ids)))) if ids else set()
+            seen = set(s.scalars(select(HubChangeRow.change_id).where(self._among(HubChangeRow.change_id, ids)))) if ids else set()
             keys = {(c.entity, c.entity_id) for c in batch.changes}
-            records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
+            current = {(r.entity, r.entity_id): (r.facility_id, r.hlc) for r in self._records(s, keys)}
             now = utcnow()
+            rows: list[dict] = []
+            latest: dict[tuple[str, str], Change] = {}
             for c in batch.changes:
                 if str(c.change_id) in seen:
                     duplicates.append(c.change_id)
                     continue
-                reason = self._refusal(device, c, records.get((c.entity, c.entity_id)))
+                reason = self._refusal(device, c, current.get((c.entity, c.entity_id)))
                 if reason:
                     rejected.append(Rejection(change_id=c.change_id, reason=reason))
                     continue
                 seen.add(str(c.change_id))
-                self._apply(s, device.facility_id, c, records, now)
+                rows.append(_change_row(device.facility_id, c, now))
+                key = (c.entity, c.entity_id)
+                if key not in latest or c.hlc > latest[key].hlc:
+                    latest[key] = c
                 accepted.append(c.change_id)
-                self.hlc.observe(Stamp.decode(c.hlc), int(time.time() * 1000))
+            if rows:
+                s.execute(insert(HubChangeRow), rows)
+                self._write_records(s, device.facility_id, latest, current)
+                self.hlc.observe(Stamp.decode(max(r["hlc"] for r in rows)), int(time.time() * 1000))
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
 
-    def _refusal(self, device: Device, c: Change, record: HubRecord | None) -> str | None:
+    def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
+                       current: dict[tuple[str, str], tuple[str, str]]) -> None:
+        """Last writer wins by hybrid logical clock (field merge for demographics: a later slice)."""
+        new, newer = [], []
+        for key, c in latest.items():
+            values = dict(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version, hlc=c.hlc,
+                          deleted=c.op == Op.DELETE, payload=c.payload)
+            if key not in current:
+                new.append(values)
+            elif c.hlc > current[key][1]:
+                newer.append(values)
+        if new:
+            s.execute(insert(HubRecord), new)
+        if newer:
+            s.execute(update(HubRecord), newer)  # ORM bulk UPDATE by primary key
+
+    def _refusal(self, device: Device, c: Change, record: tuple[str, str] | None) -> str | None:
         if c.entity not in ENTITIES:
             return f"The hub does not know records of type '{c.entity}'."
         if c.device_id != device.id:
             return "A device may only push its own changes."
-        if record is not None and record.facility_id != device.facility_id:
+        if record is not None and record[0] != device.facility_id:
             return "This record belongs to another facility."
         return None
-
-    def _apply(self, s: Session, facility_id: str, c: Change, records: dict, now: datetime) -> None:
-        s.add(HubChangeRow(change_id=str(c.change_id), facility_id=facility_id, entity=c.entity, entity_id=c.entity_id,
-                           version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload,
-                           received_at=now))
-        record = records.get((c.entity, c.entity_id))
-        if record is None:
-            record = HubRecord(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version,
-                               hlc=c.hlc, deleted=c.op == Op.DELETE, payload=c.payload)
-            s.add(record)
-            records[(c.entity, c.entity_id)] = record
-        elif c.hlc > record.hlc:  # last writer wins by hybrid logical clock (field merge: a later slice)
-            record.version, record.hlc, record.deleted, record.payload = c.version, c.hlc, c.op == Op.DELETE, c.payload
 
     def _records(self, s: Session, keys: set[tuple[str, str]]) -> list[HubRecord]:
         if not keys:
@@ -212,8 +225,14 @@ class Hub:
             by_entity.setdefault(entity, []).append(entity_id)
         out: list[HubRecord] = []
         for entity, entity_ids in by_entity.items():
-            out.extend(s.scalars(select(HubRecord).where(HubRecord.entity == entity, HubRecord.entity_id.in_(entity_ids))))
+            out.extend(s.scalars(select(HubRecord).where(HubRecord.entity == entity, self._among(HubRecord.entity_id, entity_ids))))
         return out
+
+    def _among(self, column, values: list[str]):
+        """column IN values, as ONE array parameter: rendering thousands of bind names costs more than the query."""
+        if self.postgres:
+            return column == any_(cast(literal(values), ARRAY(String)))
+        return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(values))))
 
     def _lock_facility(self, s: Session, facility_id: str) -> None:
         # One writer per facility at a time: its seq values then commit in order, so a pull by cursor never
@@ -249,7 +268,8 @@ class Hub:
             payload = {**(record.payload or {}), **fields}
             change = Change(change_id=uuid.uuid4(), entity="case", entity_id=case_id, version=record.version + 1,
                             op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
-            self._apply(s, record.facility_id, change, {("case", case_id): record}, utcnow())
+            s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
+            record.version, record.hlc, record.payload = change.version, stamp, payload
             s.flush()
             seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
             return HubChange(seq=seq, **change.model_dump())
@@ -257,6 +277,11 @@ class Hub:
     def record(self, entity: str, entity_id: str) -> HubRecord | None:
         with self.session() as s:
             return s.get(HubRecord, (entity, entity_id))
+
+
+def _change_row(facility_id: str, c: Change, now: datetime) -> dict:
+    return dict(change_id=str(c.change_id), facility_id=facility_id, entity=c.entity, entity_id=c.entity_id,
+                version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=now)
 
 
 def _hash_code(code: str) -> str:
