@@ -96,7 +96,7 @@ class SyncEngine:
             page = self.client.pull(self.inbox.cursor(), self.page_size)
             report.pulled += self.inbox.apply(page)
             if progress:
-                progress("pull", report.pulled, report.pulled + (self.page_size if page.more else 0))
+                progress("pull", report.pulled, report.pulled + page.remaining)
             if not page.more:
                 return
 

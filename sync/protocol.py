@@ -86,6 +86,7 @@ class PullPage(_Model):
     changes: list[HubChange]
     next_cursor: Annotated[int, Field(ge=0)]
     more: bool
+    remaining: Annotated[int, Field(ge=0)] = 0   # after this page: for progress and a time estimate
 
 
 class EnrollRequest(_Model):

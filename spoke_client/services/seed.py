@@ -11,7 +11,17 @@ from sqlalchemy import insert, select, text
 
 from spoke_client.db.models import CaseRow, ChangeRow, PatientRow, VitalsRow
 from spoke_client.domain.abha import make_abha_number
-from spoke_client.domain.model import CaseStatus, Relation, User, VitalsStatus, birth_date_from_age
+from spoke_client.domain.model import (
+    Case,
+    CaseStatus,
+    Patient,
+    Relation,
+    Sex,
+    User,
+    VitalsRecord,
+    VitalsStatus,
+    birth_date_from_age,
+)
 from spoke_client.domain.names import normalize_name, phonetic_key
 from spoke_client.domain.redflags import PatientContext, assess
 from spoke_client.domain.vitals import GlucoseKind, Vitals
@@ -143,7 +153,7 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
     done_cases = 0
     while done_cases < cases and made_patients:
         n = min(BATCH, cases - done_cases)
-        case_rows, vitals_rows = [], []
+        case_rows, vitals_rows, vitals_sets = [], [], []
         for i in range(n):
             pid, birth = rng.choice(made_patients)
             age = (today - birth).days // 365
@@ -156,6 +166,7 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
                 id=cid, patient_id=pid, status=status.value, complaints=rng.sample(COMPLAINTS, rng.randint(1, 2)),
                 complaint_text="", duration=f"{rng.randint(1, 10)} days", history="", examination="",
                 pregnant=False, priority=level, created_at=created, updated_at=created, created_by=actor.id, version=1))
+            vitals_sets.append(v)
             vitals_rows.append(dict(
                 id=new_id(), case_id=cid, recorded_at=created, recorded_by=actor.id, status=VitalsStatus.FINAL.value,
                 replaces_id=None, source="manual", version=1, on_supplemental_oxygen=False,
@@ -163,8 +174,9 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
         with store.write(actor.id) as w:
             w.session.execute(insert(CaseRow), case_rows)
             w.session.execute(insert(VitalsRow), vitals_rows)
-            w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "case", r, r) for r in case_rows]
-                              + [_change(store, w.now, actor.id, "vitals", r, r) for r in vitals_rows])
+            w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "case", r, _case_payload(r)) for r in case_rows]
+                              + [_change(store, w.now, actor.id, "vitals", r, _vitals_payload(r, v))
+                                 for r, v in zip(vitals_rows, vitals_sets)])
             w.audit("seed", "case", "", f"{n} synthetic cases")
         done_cases += n
         if progress:
@@ -172,11 +184,28 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
     return SeedReport(done, done_cases, time.perf_counter() - t0)
 
 
-def _patient_payload(r: dict) -> dict:
-    return {k: v for k, v in r.items() if k not in ("search_names", "search_village", "facility_id", "created_by")}
+# The change log carries the same domain snapshots as the services write, whatever wrote the row.
+def _patient_payload(r: dict) -> Patient:
+    return Patient(id=r["id"], name=r["name"], sex=Sex(r["sex"]), birth_date=r["birth_date"],
+                   birth_date_approximate=r["birth_date_approximate"], relative_name=r["relative_name"],
+                   relative_relation=Relation(r["relative_relation"]) if r["relative_relation"] else None,
+                   phone=r["phone"], village=r["village"], address=r["address"], abha_number=r["abha_number"],
+                   abha_address=r["abha_address"], version=1, created_at=r["created_at"])
 
 
-def _change(store: Store, now, actor_id: str, entity: str, row: dict, payload: dict) -> dict:
+def _case_payload(r: dict) -> Case:
+    return Case(id=r["id"], patient_id=r["patient_id"], status=CaseStatus(r["status"]), complaints=tuple(r["complaints"]),
+                complaint_text=r["complaint_text"], duration=r["duration"], history=r["history"],
+                examination=r["examination"], pregnant=r["pregnant"], priority=r["priority"], created_at=r["created_at"],
+                updated_at=r["updated_at"], version=1)
+
+
+def _vitals_payload(r: dict, v: Vitals) -> VitalsRecord:
+    return VitalsRecord(id=r["id"], case_id=r["case_id"], recorded_at=r["recorded_at"], recorded_by=r["recorded_by"],
+                        vitals=v, status=VitalsStatus(r["status"]), replaces_id=None, source=r["source"])
+
+
+def _change(store: Store, now, actor_id: str, entity: str, row: dict, payload) -> dict:
     return dict(change_id=new_id(), entity=entity, entity_id=row["id"], version=1, op="upsert",
                 hlc=store.hlc.now(int(now.timestamp() * 1000)).encode(), changed_at=now, user_id=actor_id,
                 device_id=store.device_id, payload=to_payload(payload), pushed_at=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -16,12 +16,14 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from sqlalchemy import func, select, text, update
 
-from spoke_client.db.models import CaseRow, ChangeRow, InboxRow
+from spoke_client.db.models import CaseRow, ChangeRow, ConsentRow, FacilityRow, InboxRow, PatientRow, VitalsRow
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import CaseStatus
+from spoke_client.domain.names import normalize_name, phonetic_key
 from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
 from spoke_client.services.files import atomic_write_bytes
+from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store
 from sync.engine import SyncEngine, SyncReport
 from sync.protocol import Change, Op, PullPage, Rejection
@@ -109,8 +111,9 @@ class LocalSync:
         return int(self.store.get_setting(CURSOR, "0") or 0)
 
     def apply(self, page: PullPage) -> int:
-        """Stores the page, applies what this version knows (the hub's case updates) and moves the cursor,
-        all in one transaction: a cut between pages loses nothing and applies nothing twice."""
+        """Stores the page, applies what this version knows and moves the cursor, all in one transaction:
+        a cut between pages loses nothing and applies nothing twice. A record whose parent has not arrived
+        yet stays in the inbox and is tried again after each page."""
         with self.store.write(None) as w:
             for c in page.changes:
                 inserted = w.session.execute(text(
@@ -121,16 +124,37 @@ class LocalSync:
                     at=w.now.replace(tzinfo=None).isoformat(" "))).rowcount
                 if inserted and self._apply_one(w, c):
                     w.session.execute(update(InboxRow).where(InboxRow.seq == c.seq).values(applied_at=w.now))
+            self._retry_unapplied(w)
             row_cursor = max(page.next_cursor, self.cursor())
             self._set(w, CURSOR, str(row_cursor))
             if page.changes:
                 w.audit("sync_pull", "hub", "", f"{len(page.changes)} changes up to {row_cursor}")
         return len(page.changes)
 
+    def _retry_unapplied(self, w) -> None:
+        rows = w.session.scalars(select(InboxRow).where(InboxRow.applied_at.is_(None),
+                                                        InboxRow.entity.in_(sorted(RECORD_APPLIERS)))
+                                 .order_by(InboxRow.seq).limit(5_000)).all()
+        for row in rows:
+            change = _InboxChange(row.entity, row.entity_id, row.version, row.op, row.device_id, row.payload)
+            if self._apply_one(w, change):
+                row.applied_at = w.now
+
     def _apply_one(self, w, c) -> bool:
-        # The hub owns the consultation outcome: status and the doctor's note of a case. Other kinds of
-        # pulled records (other PCs of the facility, prescriptions) stay in the inbox for a later version.
-        if c.entity != "case" or c.device_id != HUB_DEVICE_ID or c.payload is None:
+        if c.device_id == HUB_DEVICE_ID:
+            return self._apply_hub_case(w, c)
+        if c.device_id == self.store.device_id:
+            return True  # our own change, back from a full resync: we have it
+        if c.entity in ("facility", "user"):
+            return True  # facility details and users stay per PC (passwords never travel)
+        applier = RECORD_APPLIERS.get(c.entity)
+        if applier is None or c.payload is None:
+            return False  # not known to this version (prescriptions...): kept in the inbox
+        return applier(self, w, c)
+
+    def _apply_hub_case(self, w, c) -> bool:
+        # The hub owns the consultation outcome: status and the doctor's note of a case.
+        if c.entity != "case" or c.payload is None:
             return False
         row = w.session.get(CaseRow, c.entity_id)
         if row is None:
@@ -156,6 +180,104 @@ class LocalSync:
             value = int(w.session.execute(text("SELECT value FROM setting WHERE key = :k"), {"k": COUNTER}).scalar() or 0) + 1
             self._set(w, COUNTER, str(value))
             return value
+
+
+@dataclass(frozen=True)
+class _InboxChange:
+    entity: str
+    entity_id: str
+    version: int
+    op: str
+    device_id: str
+    payload: dict | None
+
+
+def _dt(text_: str | None) -> datetime | None:
+    return datetime.fromisoformat(text_) if text_ else None
+
+
+def _newer(row, c) -> bool:
+    return row is None or c.version > row.version
+
+
+def _apply_patient(local: LocalSync, w, c) -> bool:
+    p = c.payload
+    row = w.session.get(PatientRow, c.entity_id)
+    if not _newer(row, c):
+        return True
+    facility_id = w.session.scalars(select(FacilityRow.id).limit(1)).first()
+    fields = dict(name=p["name"], sex=p["sex"], birth_date=date.fromisoformat(p["birth_date"]),
+                  birth_date_approximate=bool(p["birth_date_approximate"]), relative_name=p.get("relative_name") or "",
+                  relative_relation=p.get("relative_relation"), phone=p.get("phone") or "", village=p.get("village") or "",
+                  address=p.get("address") or "", abha_number=p.get("abha_number") or "",
+                  abha_address=p.get("abha_address") or "", version=c.version, updated_at=w.now)
+    fields["search_names"], fields["search_village"] = search_columns(fields["name"], fields["relative_name"], fields["village"])
+    if row is None:
+        w.session.add(PatientRow(id=c.entity_id, facility_id=facility_id, created_at=_dt(p.get("created_at")) or w.now,
+                                 created_by=c.device_id, **fields))
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+    keys = {phonetic_key(x) for x in normalize_name(f"{fields['name']} {fields['relative_name']} {fields['village']}").split()}
+    keys = sorted(k for k in keys if len(k) >= 3)
+    if keys:
+        w.session.execute(text("INSERT OR IGNORE INTO search_vocab(key) VALUES (:k)"), [{"k": k} for k in keys])
+    return True
+
+
+def _apply_case(local: LocalSync, w, c) -> bool:
+    p = c.payload
+    if w.session.get(PatientRow, p["patient_id"]) is None:
+        return False
+    row = w.session.get(CaseRow, c.entity_id)
+    if not _newer(row, c):
+        return True
+    fields = dict(patient_id=p["patient_id"], status=p["status"], complaints=list(p.get("complaints") or []),
+                  complaint_text=p.get("complaint_text") or "", duration=p.get("duration") or "",
+                  history=p.get("history") or "", examination=p.get("examination") or "",
+                  pregnant=bool(p.get("pregnant")), priority=int(p.get("priority") or 0), version=c.version,
+                  updated_at=_dt(p.get("updated_at")) or w.now)
+    if row is None:
+        w.session.add(CaseRow(id=c.entity_id, created_at=_dt(p.get("created_at")) or w.now, created_by=c.device_id, **fields))
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+    return True
+
+
+def _apply_vitals(local: LocalSync, w, c) -> bool:
+    p = c.payload
+    if w.session.get(CaseRow, p["case_id"]) is None or (p.get("replaces_id") and w.session.get(VitalsRow, p["replaces_id"]) is None):
+        return False
+    row = w.session.get(VitalsRow, c.entity_id)
+    if not _newer(row, c):
+        return True
+    fields = dict(case_id=p["case_id"], recorded_at=_dt(p["recorded_at"]), recorded_by=p["recorded_by"], status=p["status"],
+                  replaces_id=p.get("replaces_id"), source=p.get("source") or "manual", version=c.version,
+                  **{k: v for k, v in (p.get("vitals") or {}).items() if k in VITALS_COLUMNS})
+    if row is None:
+        w.session.add(VitalsRow(id=c.entity_id, **fields))
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+    return True
+
+
+def _apply_consent(local: LocalSync, w, c) -> bool:
+    p = c.payload
+    if w.session.get(CaseRow, p["case_id"]) is None:
+        return False
+    if w.session.get(ConsentRow, c.entity_id) is None:
+        w.session.add(ConsentRow(id=c.entity_id, case_id=p["case_id"], giver=p["giver"], giver_name=p["giver_name"],
+                                 giver_relation=p.get("giver_relation") or "", method=p["method"],
+                                 given_at=_dt(p["given_at"]), recorded_by=p["recorded_by"], version=c.version))
+    return True
+
+
+RECORD_APPLIERS = {"patient": _apply_patient, "case": _apply_case, "vitals": _apply_vitals, "consent": _apply_consent}
+VITALS_COLUMNS = {"systolic_mmhg", "diastolic_mmhg", "pulse_per_min", "respiratory_rate_per_min", "temperature_c",
+                  "spo2_pct", "weight_kg", "height_cm", "glucose_mg_dl", "glucose_kind", "consciousness",
+                  "on_supplemental_oxygen"}
 
 
 def _json(payload: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
@@ -111,6 +112,16 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
     return text, "", "#1b5e20"
 
 
+def eta_text(done: int, total: int, elapsed_s: float) -> str:
+    """'about 3 min left' from the rate so far; nothing until there is a rate to go by."""
+    if done <= 0 or total <= done or elapsed_s < 1:
+        return ""
+    seconds = (total - done) * elapsed_s / done
+    if seconds < 60:
+        return _("less than a minute left")
+    return ngettext("about {n} min left", "about {n} min left", round(seconds / 60)).format(n=round(seconds / 60))
+
+
 class SyncBar(QWidget):
     """The status-bar part: the line, a progress bar for long transfers, 'Sync now', and 'Connect to hub'."""
 
@@ -139,8 +150,10 @@ class SyncBar(QWidget):
         controller.started.connect(self._started)
         controller.progress.connect(self._progress)
         self.last_status: SyncStatus | None = None
+        self.started_at = time.monotonic()
 
     def _started(self) -> None:
+        self.started_at = time.monotonic()
         self.progress.setRange(0, 0)
         self.progress.show()
         self.sync_button.setEnabled(False)
@@ -151,7 +164,10 @@ class SyncBar(QWidget):
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
-            self.progress.setFormat(_("sending %v of %m") if stage == "push" else _("receiving %v"))
+            fmt = _("sending %v of %m") if stage == "push" else _("receiving %v of %m")
+            left = eta_text(done, total, time.monotonic() - self.started_at)
+            self.progress.setFormat(f"{fmt} · {left}" if left else fmt)
+            self.progress.setToolTip(self.progress.text())
 
     def show_status(self, status: SyncStatus, report) -> None:
         self.last_status = status

@@ -249,12 +249,17 @@ class Hub:
                 .where(HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > after,
                        HubChangeRow.device_id != device.id)
                 .order_by(HubChangeRow.seq).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            remaining = 0
+            if more:
+                remaining = s.scalar(select(func.count()).select_from(HubChangeRow).where(
+                    HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > rows[-1].seq,
+                    HubChangeRow.device_id != device.id)) or 0
         changes = [HubChange(seq=r.seq, change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
                              version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id, payload=r.payload)
                    for r in rows]
-        return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more)
+        return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more, remaining=remaining)
 
     # --- the hub's own writes (the doctor's side) -------------------------------------------------
     def update_case(self, case_id: str, fields: dict) -> HubChange:

@@ -114,3 +114,21 @@ def test_a_full_disk_is_reported_in_plain_words_and_nothing_is_half_written(serv
     # Every patient that was saved has its change-log entry, and the failed one has neither.
     assert patients - before[0] == changes - before[1]
     assert services.patients.search("kamla")
+
+
+def test_seeded_and_service_written_changes_have_the_same_payload_shape(services, admin):
+    from spoke_client.services.seed import seed_demo
+
+    from spoke_client.domain.vitals import Vitals
+    from spoke_client.services.cases import CaseForm
+
+    kamla = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60))
+    case = services.cases.open_case(admin, kamla.id)
+    services.cases.save(admin, case.id, CaseForm(complaints=("Fever",)), vitals=Vitals(pulse_per_min=90))
+    seed_demo(services.store, admin, services.auth.facility().id, 5, 5)
+    with services.store.read() as s:
+        shapes: dict[str, set] = {}
+        for c in s.scalars(select(ChangeRow).where(ChangeRow.entity.in_(["patient", "case", "vitals"]))):
+            shapes.setdefault(c.entity, set()).add(tuple(sorted(c.payload)))
+    assert set(shapes) == {"patient", "case", "vitals"}
+    assert all(len(keys) == 1 for keys in shapes.values()), shapes

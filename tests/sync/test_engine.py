@@ -111,21 +111,58 @@ def test_a_dead_hub_marks_nothing_sent_and_the_next_round_sends_everything_once(
         server.stop()
 
 
-def test_facilities_stay_apart_and_a_second_pc_keeps_what_it_pulls(hub, hub_server, facilities, spoke):
+def test_facilities_stay_apart(hub, hub_server, facilities, spoke):
     pc1, admin1, paths1 = spoke("pc1")
-    pc2, _admin2, paths2 = spoke("pc2")
     other, _admin3, paths3 = spoke("pc3", hwc="HWC-WB-0007")
     enroll(pc1.store, paths1, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
-    enroll(pc2.store, paths2, hub_server.url, hub.enroll_code(facilities[0]), "PC-2")
     enroll(other.store, paths3, hub_server.url, hub.enroll_code(facilities[1]), "PC-K")
     queued_case(pc1, admin1)
-    sent = sync_once(pc1.store, paths1).pushed
+    assert sync_once(pc1.store, paths1).pushed > 0
     assert sync_once(other.store, paths3).pulled == 0
-    report = sync_once(pc2.store, paths2)
-    assert report.pulled == sent
-    with pc2.store.read() as s:
-        kept = s.scalar(select(func.count()).select_from(InboxRow))
-    assert kept == sent, "records of another PC are kept in the inbox (applied by a later version), never dropped"
+    assert other.patients.search("kamla") == []
+
+
+def test_a_replacement_pc_rebuilds_the_facility_from_the_hub(hub, hub_server, facilities, spoke):
+    """Journey 9: the centre's PC dies; a new one, enrolled for the same facility, gets its patients and cases."""
+    from spoke_client.services.seed import seed_demo
+
+    old_pc, admin1, paths1 = spoke("old")
+    enroll(old_pc.store, paths1, hub_server.url, hub.enroll_code(facilities[0]), "PC-OLD")
+    kamla, case = queued_case(old_pc, admin1)
+    first = old_pc.cases.get(case.id).vitals[0]
+    old_pc.cases.transition(admin1, case.id, CaseStatus.READY)
+    old_pc.cases.correct_vitals(admin1, first.id, Vitals(systolic_mmhg=180, diastolic_mmhg=110))
+    seed_demo(old_pc.store, admin1, old_pc.auth.facility().id, 120, 60)
+    sent = sync_once(old_pc.store, paths1).pushed
+
+    new_pc, admin2, paths2 = spoke("new")
+    enroll(new_pc.store, paths2, hub_server.url, hub.enroll_code(facilities[0]), "PC-NEW")
+    from spoke_client.services.sync_local import make_engine
+
+    engine, _local = make_engine(new_pc.store, paths2)
+    engine.page_size = 100
+    seen = []
+    report = engine.run_once(progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert report.ok and report.pulled == sent
+    pulls = [(done, total) for stage, done, total in seen if stage == "pull"]
+    assert len(pulls) >= 3 and pulls[0][1] == sent, "the first page already knows the total, for a time estimate"
+    assert pulls[-1] == (sent, sent)
+
+    assert [h.patient.id for h in new_pc.patients.search("kamla devi rampur")] == [kamla.id]
+    copy = new_pc.cases.get(case.id)
+    assert copy.status == CaseStatus.READY and copy.complaints == ("Headache",)
+    assert [v.vitals.systolic_mmhg for v in copy.vitals] == [186, 180]
+    assert copy.vitals[0].status.value == "entered-in-error" and copy.consent.giver_name == "Kamla Devi"
+    with new_pc.store.read() as s:
+        unapplied = s.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.applied_at.is_(None)))
+        assert s.scalar(select(func.count()).select_from(ChangeRow).where(ChangeRow.entity == "patient")) == 0, \
+            "pulled records are not echoed back into the outbox"
+    assert unapplied == 0
+    from spoke_client.db.models import PatientRow
+
+    with new_pc.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(PatientRow)) == 121
+    assert sync_once(new_pc.store, paths2).pushed == 0
 
 
 def test_enrolment_refusals_are_plain(hub, hub_server, facilities, spoke):

@@ -16,6 +16,15 @@ from tests.sync.test_engine import queued_case
 from tests.ui.conftest import SCREENSHOTS
 
 
+def test_time_estimate():
+    from spoke_client.ui.sync_bar import eta_text
+
+    assert eta_text(0, 1000, 5) == ""
+    assert eta_text(500, 1000, 30) == "less than a minute left"
+    assert eta_text(1000, 61000, 10) == "about 10 min left"
+    assert eta_text(1000, 1000, 10) == ""
+
+
 def test_backoff_grows_with_jitter_and_is_capped():
     rng = random.Random(1)
     assert backoff_seconds(0, rng) == INTERVAL_S
