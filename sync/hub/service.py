@@ -17,7 +17,7 @@ from sqlalchemy import ARRAY, Engine, String, any_, cast, create_engine, event, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp
-from sync.hub.models import HubBase, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubRecord
+from sync.hub.models import HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubRecord
 from sync.protocol import (
     ENTITIES,
     Change,
@@ -85,7 +85,10 @@ class Hub:
         self._lock = threading.Lock()
 
     def create_schema(self) -> None:
-        HubBase.metadata.create_all(self.engine)
+        """Brings the database to the current schema by the hub's Alembic migrations."""
+        from sync.hub.migrate import upgrade
+
+        upgrade(self.engine)
 
     # --- facilities and enrolment ---------------------------------------------------------------
     def create_facility(self, name: str, hwc_id: str) -> str:
