@@ -19,6 +19,9 @@ from sync.hub.app import create_app
 from sync.hub.service import Hub, make_hub_engine
 from sync.protocol import Change, Op, PushBatch
 from sync.transport.http import HubClient
+from spoke_client.paths import DataPaths
+from spoke_client.services.auth import FacilityForm
+from spoke_client.services.runtime import open_services
 
 ADMIN_TOKEN = "test-admin-token"
 PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
@@ -131,3 +134,18 @@ def facilities(hub):
 @pytest.fixture
 def spoke_factory(hub, hub_server):
     return lambda facility_id, name="PC": Spoke(hub_server.url, hub, facility_id, name)
+
+
+@pytest.fixture
+def spoke(tmp_path):
+    def make(name: str, hwc: str = "HWC-UP-0042"):
+        paths = DataPaths(tmp_path / name)
+        s = open_services(paths)
+        _f, admin = s.auth.setup(FacilityForm("HWC Rampur", hwc, "Sitapur", "Uttar Pradesh"), "admin", "Asha", "pass-word-1")
+        made.append(s)
+        return s, admin, paths
+
+    made = []
+    yield make
+    for s in made:
+        s.close()

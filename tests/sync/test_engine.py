@@ -21,21 +21,6 @@ from spoke_client.paths import DataPaths
 from tests.sync.conftest import ADMIN_TOKEN, ServerThread, free_port
 
 
-@pytest.fixture
-def spoke(tmp_path):
-    def make(name: str, hwc: str = "HWC-UP-0042"):
-        paths = DataPaths(tmp_path / name)
-        s = open_services(paths)
-        _f, admin = s.auth.setup(FacilityForm("HWC Rampur", hwc, "Sitapur", "Uttar Pradesh"), "admin", "Asha", "pass-word-1")
-        made.append(s)
-        return s, admin, paths
-
-    made = []
-    yield make
-    for s in made:
-        s.close()
-
-
 def queued_case(services, admin, name="Kamla Devi"):
     kamla = services.patients.register(admin, PatientForm(name=name, sex="female", age_years=60, village="Rampur"))
     case = services.cases.open_case(admin, kamla.id)
