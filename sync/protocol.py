@@ -28,6 +28,26 @@ H_DEVICE, H_COUNTER, H_SIGNATURE = "Spoke-Device", "Spoke-Counter", "Spoke-Signa
 HLC_PATTERN = r"^\d{15}-\d{5}-[0-9A-Za-z-]{1,64}$"
 
 
+# Who owns what of a case: the spoke its clinical record, the hub the consultation's outcome. A spoke's
+# change never moves a case back from a hub-set state, and never carries the hub's note away.
+PRE_CONSULTATION = frozenset({"draft", "ready", "queued"})
+HUB_STATES = frozenset({"in_consultation", "prescribed"})
+HUB_OWNED_CASE_FIELDS = ("doctor_note",)
+
+
+def merge_case_status(current: str | None, incoming_from_spoke: str) -> str:
+    """The status a case has after a spoke's change meets the hub's state (the same rule at both ends)."""
+    if current in HUB_STATES and incoming_from_spoke in PRE_CONSULTATION:
+        return current
+    return incoming_from_spoke
+
+
+def hub_status_applies(local: str, from_hub: str) -> bool:
+    """Whether the hub's status replaces the spoke's: only over pre-consultation states (closing or
+    cancelling at the spoke is the spoke's final word)."""
+    return local in PRE_CONSULTATION or (local in HUB_STATES and from_hub in HUB_STATES | {"closed"})
+
+
 class Op(enum.StrEnum):
     UPSERT = "upsert"
     DELETE = "delete"

@@ -26,7 +26,8 @@ from spoke_client.services.files import atomic_write_bytes
 from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store
 from sync.engine import SyncEngine, SyncReport
-from sync.protocol import Change, Op, PullPage, Rejection
+from sync.hlc import Stamp
+from sync.protocol import Change, Op, PullPage, Rejection, hub_status_applies
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 HUB_URL, HUB_FACILITY, HUB_FACILITY_NAME, HUB_ALLOW_HTTP = "hub_url", "hub_facility_id", "hub_facility_name", "hub_allow_http"
@@ -115,7 +116,9 @@ class LocalSync:
         a cut between pages loses nothing and applies nothing twice. A record whose parent has not arrived
         yet stays in the inbox and is tried again after each page."""
         with self.store.write(None) as w:
+            now_ms = int(w.now.timestamp() * 1000)
             for c in page.changes:
+                self.store.hlc.observe(Stamp.decode(c.hlc), now_ms)  # our next changes order after what we saw
                 inserted = w.session.execute(text(
                     "INSERT OR IGNORE INTO hub_inbox(seq, change_id, entity, entity_id, version, op, hlc, device_id, "
                     "payload, received_at) VALUES (:seq, :cid, :e, :eid, :v, :op, :hlc, :dev, :p, :at)"), dict(
@@ -160,7 +163,7 @@ class LocalSync:
         if row is None:
             return False
         status = c.payload.get("status")
-        if status in {s.value for s in CaseStatus} and status != row.status:
+        if status in {s.value for s in CaseStatus} and status != row.status and hub_status_applies(row.status, status):
             w.audit("hub_update", "case", row.id, f"status:{row.status}->{status}")
             row.status = status
         if "doctor_note" in c.payload:

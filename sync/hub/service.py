@@ -20,6 +20,7 @@ from sync.hlc import HybridLogicalClock, Stamp
 from sync.hub.models import HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubRecord
 from sync.protocol import (
     ENTITIES,
+    HUB_OWNED_CASE_FIELDS,
     Change,
     EnrollRequest,
     EnrollResult,
@@ -29,6 +30,7 @@ from sync.protocol import (
     PushBatch,
     PushResult,
     Rejection,
+    merge_case_status,
     signing_text,
     unb64,
 )
@@ -171,7 +173,8 @@ class Hub:
             ids = [str(c.change_id) for c in batch.changes]
             seen = set(s.scalars(select(HubChangeRow.change_id).where(self._among(HubChangeRow.change_id, ids)))) if ids else set()
             keys = {(c.entity, c.entity_id) for c in batch.changes}
-            current = {(r.entity, r.entity_id): (r.facility_id, r.hlc) for r in self._records(s, keys)}
+            records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
+            current = {key: (r.facility_id, r.hlc) for key, r in records.items()}
             now = utcnow()
             rows: list[dict] = []
             latest: dict[tuple[str, str], Change] = {}
@@ -191,20 +194,30 @@ class Hub:
                 accepted.append(c.change_id)
             if rows:
                 s.execute(insert(HubChangeRow), rows)
-                self._write_records(s, device.facility_id, latest, current)
+                self._write_records(s, device.facility_id, latest, records)
                 self.hlc.observe(Stamp.decode(max(r["hlc"] for r in rows)), int(time.time() * 1000))
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
 
     def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
-                       current: dict[tuple[str, str], tuple[str, str]]) -> None:
-        """Last writer wins by hybrid logical clock (field merge for demographics: a later slice)."""
+                       records: dict[tuple[str, str], HubRecord]) -> None:
+        """Cases merge by ownership (the spoke's clinical record, the hub's outcome); other records: last writer
+        wins by hybrid logical clock (field merge for demographics: a later slice)."""
         new, newer = [], []
         for key, c in latest.items():
             values = dict(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version, hlc=c.hlc,
                           deleted=c.op == Op.DELETE, payload=c.payload)
-            if key not in current:
+            record = records.get(key)
+            if record is None:
                 new.append(values)
-            elif c.hlc > current[key][1]:
+            elif c.entity == "case" and c.payload is not None and record.payload is not None:
+                merged = dict(c.payload)
+                merged["status"] = merge_case_status(record.payload.get("status"), c.payload.get("status"))
+                for name in HUB_OWNED_CASE_FIELDS:
+                    if name in record.payload:
+                        merged[name] = record.payload[name]
+                newer.append(values | dict(payload=merged, version=max(c.version, record.version),
+                                           hlc=max(c.hlc, record.hlc)))
+            elif c.hlc > record.hlc:
                 newer.append(values)
         if new:
             s.execute(insert(HubRecord), new)
@@ -271,6 +284,8 @@ class Hub:
             record = s.get(HubRecord, ("case", case_id), with_for_update=True)
             if record is None or record.deleted:
                 raise HubError(404, "no_case", "No such case on the hub.")
+            if (record.payload or {}).get("status") in ("closed", "cancelled"):
+                raise HubError(409, "case_finished", "This case was closed or cancelled at the spoke.")
             self._lock_facility(s, record.facility_id)
             stamp = self.hlc.now(int(time.time() * 1000)).encode()
             payload = {**(record.payload or {}), **fields}
