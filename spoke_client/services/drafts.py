@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from spoke_client.db.models import DraftRow
 from spoke_client.services.store import Store
@@ -31,7 +31,3 @@ class DraftService:
     def discard(self, key: str) -> None:
         with self.store.write(None) as w:
             w.session.execute(delete(DraftRow).where(DraftRow.key == key))
-
-    def keys(self, kind: str) -> list[str]:
-        with self.store.read() as s:
-            return list(s.scalars(select(DraftRow.key).where(DraftRow.kind == kind).order_by(DraftRow.updated_at.desc())))

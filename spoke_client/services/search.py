@@ -173,10 +173,5 @@ class _Ranker:
         return round(total / max(len(self.tokens), 1), 2), best_where
 
 
-def rebuild(session: Session) -> None:
-    """Rebuild the FTS index from the patient table (used by selfcheck --repair)."""
-    session.execute(text("INSERT INTO patient_fts(patient_fts) VALUES ('rebuild')"))
-
-
 def count_indexed(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(text("patient_fts"))) or 0
