@@ -26,6 +26,11 @@ class DataPaths:
         return self.root / "damaged"
 
     @property
+    def media(self) -> Path:
+        """Photos, recordings and documents, each named by its SHA-256."""
+        return self.root / "media"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

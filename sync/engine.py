@@ -5,13 +5,16 @@ Generic over the local store (the Outbox and Inbox protocols), so it imports not
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from sync.protocol import Change, PullPage, PushBatch, Rejection
+from sync.protocol import MAX_CHUNK_BYTES, Change, PullPage, PushBatch, Rejection
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 
@@ -27,6 +30,27 @@ class Inbox(Protocol):
     def apply(self, page: PullPage) -> int: ...  # stores the page and next_cursor in one transaction
 
 
+@dataclass(frozen=True)
+class MediaItem:
+    sha256: str
+    size: int
+    path: Path
+
+
+class MediaBox(Protocol):
+    """The local file store as sync sees it: files to upload, files other PCs made that are still to fetch."""
+
+    def media_to_upload(self) -> list[MediaItem]: ...
+    def media_uploaded(self, sha256: str) -> None: ...
+    def media_failed(self, sha256: str, reason: str) -> None: ...
+    def media_to_fetch(self) -> list[MediaItem]: ...        # path: where the download goes (resumable)
+    def media_fetched(self, item: MediaItem) -> None: ...
+
+
+MIN_CHUNK, FIRST_CHUNK = 16 * 1024, 64 * 1024
+CHUNK_SECONDS = (2.0, 8.0)   # grow chunks while one takes under 2 s, shrink above 8 s: few requests, small re-sends
+
+
 @dataclass
 class SyncReport:
     pushed: int = 0
@@ -34,33 +58,46 @@ class SyncReport:
     quarantined: int = 0
     pulled: int = 0
     pending: int = 0
+    files_uploaded: int = 0
+    files_already_there: int = 0
+    files_refused: int = 0
+    files_fetched: int = 0
+    bytes_uploaded: int = 0
     error: str | None = None
-    error_kind: str | None = None   # unreachable | refused | garbage | cancelled
+    error_kind: str | None = None   # unreachable | refused | busy | garbage | cancelled
+    retry_after: float | None = None  # seconds, when the hub asked to wait
     quarantine_reasons: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.quarantined == 0
+        return self.error is None and self.quarantined == 0 and self.files_refused == 0
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class SyncEngine:
-    def __init__(self, client: HubClient, outbox: Outbox, inbox: Inbox, *, batch_size: int = 1000,
-                 page_size: int = 500) -> None:
-        self.client, self.outbox, self.inbox = client, outbox, inbox
+    def __init__(self, client: HubClient, outbox: Outbox, inbox: Inbox, media: MediaBox | None = None, *,
+                 batch_size: int = 1000, page_size: int = 500) -> None:
+        self.client, self.outbox, self.inbox, self.media = client, outbox, inbox, media
         self.batch_size, self.page_size = batch_size, page_size
+        self.chunk_bytes = FIRST_CHUNK
 
     def run_once(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> SyncReport:
         report = SyncReport()
         try:
             self._push(report, progress, cancel)
+            if self.media is not None:
+                self._upload(report, progress, cancel)
             self._pull(report, progress, cancel)
+            if self.media is not None:
+                self._fetch(report, progress, cancel)
         except HubUnreachable as exc:
             report.error, report.error_kind = f"The hub cannot be reached ({exc}).", "unreachable"
         except HubRefused as exc:
-            report.error, report.error_kind = exc.message, "refused"
+            busy = exc.status in (429, 503)
+            report.error, report.error_kind = exc.message, "busy" if busy else "refused"
+            report.retry_after = exc.retry_after
         except HubGarbage as exc:
             report.error, report.error_kind = str(exc), "garbage"
         except _Cancelled:
@@ -90,6 +127,94 @@ class SyncEngine:
             if progress:
                 progress("push", report.pushed + report.already_there + report.quarantined, total)
 
+    def _upload(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        """Each file: ask the hub how much it has, send the rest in chunks, each confirmed before the next."""
+        items = self.media.media_to_upload()
+        total, done = sum(i.size for i in items), 0
+        for item in items:
+            _check(cancel)
+            if _sha256_file(item.path) != item.sha256:
+                reason = "A file on this computer is damaged or missing; it cannot be sent."
+                self.media.media_failed(item.sha256, reason)
+                report.files_refused += 1
+                report.quarantine_reasons.append(reason)
+                continue
+            try:
+                sent = self._upload_one(item, report, cancel, lambda n: progress and progress("upload", done + n, total))
+            except HubRefused as exc:
+                if exc.status not in (400, 413, 422):
+                    raise
+                self.media.media_failed(item.sha256, exc.message)   # this file only; the others go on
+                report.files_refused += 1
+                report.quarantine_reasons.append(exc.message)
+            else:
+                if sent:
+                    report.files_uploaded += 1
+                else:
+                    report.files_already_there += 1
+                self.media.media_uploaded(item.sha256)
+            done += item.size
+            if progress:
+                progress("upload", done, total)
+
+    def _upload_one(self, item: MediaItem, report: SyncReport, cancel: threading.Event | None,
+                    progress: Callable[[int], object]) -> bool:
+        status = self.client.media_status(item.sha256, item.size)
+        if status.complete:
+            return False   # the hub has it: never sent again
+        offset, damaged = status.received, 0
+        with open(item.path, "rb") as f:
+            while True:
+                _check(cancel)
+                f.seek(offset)
+                chunk = f.read(self.chunk_bytes)
+                started = time.monotonic()
+                try:
+                    status = self.client.media_put(item.sha256, offset, item.size, chunk)
+                except HubRefused as exc:
+                    if exc.code == "wrong_offset":          # our idea of the hub's bytes was stale: ask again
+                        status = self.client.media_status(item.sha256, item.size)
+                    elif exc.code == "damaged_upload" and damaged == 0:
+                        damaged += 1                        # corrupted on the way: once more from the start
+                        status = self.client.media_status(item.sha256, item.size)
+                    else:
+                        raise
+                else:
+                    report.bytes_uploaded += len(chunk)
+                    self._adapt(time.monotonic() - started, len(chunk))
+                    if status.received <= offset and not status.complete:
+                        raise HubGarbage("The hub did not confirm the bytes it was sent.")
+                if status.complete:
+                    return True
+                offset = status.received
+                progress(offset)
+
+    def _adapt(self, seconds: float, sent: int) -> None:
+        if sent < self.chunk_bytes:
+            return
+        if seconds < CHUNK_SECONDS[0]:
+            self.chunk_bytes = min(self.chunk_bytes * 2, MAX_CHUNK_BYTES)
+        elif seconds > CHUNK_SECONDS[1]:
+            self.chunk_bytes = max(self.chunk_bytes // 2, MIN_CHUNK)
+
+    def _fetch(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        """Files other PCs of the facility attached: fetched (resuming a partial download), checked, kept."""
+        items = self.media.media_to_fetch()
+        total, done = sum(i.size for i in items), 0
+        for item in items:
+            _check(cancel)
+            try:
+                self.client.media_get(item.sha256, item.path)
+            except HubRefused as exc:
+                if exc.status != 404:
+                    raise
+                continue   # its PC has not uploaded it yet: next round
+            self.media.media_fetched(item)
+            report.files_fetched += 1
+            done += item.size
+            if progress:
+                progress("fetch", done, total)
+
     def _pull(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         while True:
             _check(cancel)
@@ -103,6 +228,17 @@ class SyncEngine:
 
 class _Cancelled(Exception):
     pass
+
+
+def _sha256_file(path: Path) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def _check(cancel: threading.Event | None) -> None:

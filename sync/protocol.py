@@ -27,6 +27,13 @@ H_DEVICE, H_COUNTER, H_SIGNATURE = "Spoke-Device", "Spoke-Counter", "Spoke-Signa
 
 HLC_PATTERN = r"^\d{15}-\d{5}-[0-9A-Za-z-]{1,64}$"
 
+# Media (photos, recordings, documents) travel by their SHA-256, in chunks the hub confirms one by one, so a
+# cut link resumes at the last confirmed byte and a file the hub already has is never sent again.
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MAX_MEDIA_BYTES = 200 * 1024 * 1024
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+MEDIA_CONTENT_TYPE = "application/octet-stream"
+
 
 # Who owns what of a case: the spoke its clinical record, the hub the consultation's outcome. A spoke's
 # change never moves a case back from a hub-set state, and never carries the hub's note away.
@@ -122,6 +129,22 @@ class EnrollResult(_Model):
     device_id: str
     facility_id: str
     facility_name: str
+
+
+class MediaStatus(_Model):
+    """What the hub holds of one file for this facility: `received` bytes confirmed, of `size`."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)]
+    size: Annotated[int, Field(ge=0, le=MAX_MEDIA_BYTES)]
+    received: Annotated[int, Field(ge=0)]
+    complete: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MediaStatus":
+        if self.received > self.size or self.complete != (self.received == self.size):
+            raise ValueError("received must be at most size, and complete exactly when all is received")
+        return self
 
 
 class ErrorBody(_Model):

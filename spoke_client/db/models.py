@@ -98,6 +98,8 @@ class PatientRow(Base):
     updated_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(Id)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Per field, the clock stamp of the edit that set it: demographics merge field by field (sync.merge).
+    field_hlc: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     __table_args__ = (
         Index("ix_patient_phone", "phone"),
@@ -243,3 +245,62 @@ class InboxRow(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime]
     applied_at: Mapped[datetime | None]
+
+
+class AttachmentRow(Base):
+    """A photo, recording or document on a case. The file itself lives in the media folder under its SHA-256;
+    only the reference and what describes it are here (nothing large goes into SQLite)."""
+
+    __tablename__ = "attachment"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    kind: Mapped[str] = mapped_column(String(20))          # photo | audio | document
+    sha256: Mapped[str] = mapped_column(String(64))
+    mime: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    width_px: Mapped[int | None]
+    height_px: Mapped[int | None]
+    duration_ms: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(20), default="active")   # active | withdrawn
+    withdrawn_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(Id)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_attachment_case", "case_id"), Index("ix_attachment_sha256", "sha256"))
+
+
+class MediaBlobRow(Base):
+    """One file of the media folder, by content: whether it is here and whether the hub has it all."""
+
+    __tablename__ = "media_blob"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    mime: Mapped[str] = mapped_column(String(100))
+    present: Mapped[bool] = mapped_column(Boolean, default=True)   # False: known from another PC, not fetched yet
+    uploaded_at: Mapped[datetime | None]                            # the hub confirmed every byte
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_media_blob_upload", "present", "uploaded_at"),)
+
+
+class ConflictRow(Base):
+    """A value that lost a field-by-field merge (two PCs, or PC and hub, edited the same field without seeing
+    each other's edit): kept so that the user can look and restore it."""
+
+    __tablename__ = "sync_conflict"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(Id)
+    field: Mapped[str] = mapped_column(String(60))
+    kept_value: Mapped[str | None] = mapped_column(Text)
+    lost_value: Mapped[str | None] = mapped_column(Text)
+    lost_device: Mapped[str] = mapped_column(String(64))
+    lost_hlc: Mapped[str] = mapped_column(String(90))
+    detected_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(Id)
+
+    __table_args__ = (Index("ix_conflict_open", "resolved_at", "entity", "entity_id"),)

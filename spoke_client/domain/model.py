@@ -169,3 +169,35 @@ def birth_date_from_age(years: int, on: date) -> date:
         return on.replace(year=on.year - years)
     except ValueError:  # 29 February
         return on.replace(year=on.year - years, day=28)
+
+
+class AttachmentKind(enum.StrEnum):
+    PHOTO = "photo"
+    AUDIO = "audio"
+    DOCUMENT = "document"
+
+
+class AttachmentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"      # kept (the hub may have seen it), but no longer part of the record
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A photo, recording or document on a case; the bytes are a file named by sha256."""
+
+    id: str
+    case_id: str
+    kind: AttachmentKind
+    sha256: str
+    mime: str
+    size_bytes: int
+    label: str
+    width_px: int | None
+    height_px: int | None
+    duration_ms: int | None
+    status: AttachmentStatus
+    withdrawn_reason: str
+    created_at: datetime
+    created_by: str
+    version: int

@@ -18,6 +18,7 @@ from spoke_client.services.audit import AuditService
 from spoke_client.services.auth import AuthService
 from spoke_client.services.cases import CaseService
 from spoke_client.services.drafts import DraftService
+from spoke_client.services.media import AttachmentService, MediaFiles
 from spoke_client.services.patients import PatientService
 from spoke_client.services.store import Store
 
@@ -48,6 +49,7 @@ class Services:
     cases: CaseService
     drafts: DraftService
     audit: AuditService
+    attachments: AttachmentService
     migration: migrate.MigrationReport
 
     def close(self) -> None:
@@ -64,7 +66,8 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
     store = Store(engine)
     services = Services(
         paths=paths, engine=engine, store=store, auth=AuthService(store), patients=PatientService(store),
-        cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store), migration=report,
+        cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
+        attachments=AttachmentService(store, MediaFiles(paths.media)), migration=report,
     )
     if keep_good_copy:
         take_good_copy(paths)

@@ -72,8 +72,14 @@ class Writer:
         self.session = session
         self.user_id = user_id
         self.now = store.clock()
+        self._after_commit: list[Callable[[], None]] = []
 
-    def change(self, entity: str, entity_id: str, version: int, payload: Any, op: str = "upsert") -> None:
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Runs once the transaction has committed (removing a file the data no longer refers to, say)."""
+        self._after_commit.append(action)
+
+    def change(self, entity: str, entity_id: str, version: int, payload: Any, op: str = "upsert") -> str:
+        """Adds the change-log entry; returns its clock stamp."""
         stamp = self.store.hlc.now(int(self.now.timestamp() * 1000))
         self.session.add(
             ChangeRow(
@@ -89,6 +95,7 @@ class Writer:
                 payload=to_payload(payload),
             )
         )
+        return stamp.encode()
 
     def audit(self, action: str, entity: str = "", entity_id: str = "", detail: str = "") -> None:
         self.session.add(
@@ -126,9 +133,15 @@ class Store:
     def write(self, user_id: str | None) -> Iterator[Writer]:
         try:
             with self._write.begin() as session:
-                yield Writer(self, session, user_id)
+                writer = Writer(self, session, user_id)
+                yield writer
         except OperationalError as exc:
             raise storage_error(exc) from exc
+        for action in writer._after_commit:
+            try:
+                action()
+            except OSError:
+                pass   # the data is committed; a leftover file is harmless
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         with self.read() as s:

@@ -16,16 +16,27 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from sqlalchemy import func, select, text, update
 
-from spoke_client.db.models import CaseRow, ChangeRow, ConsentRow, FacilityRow, InboxRow, PatientRow, VitalsRow
+from spoke_client.db.models import (
+    AttachmentRow,
+    CaseRow,
+    ChangeRow,
+    ConsentRow,
+    FacilityRow,
+    InboxRow,
+    MediaBlobRow,
+    PatientRow,
+    VitalsRow,
+)
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import CaseStatus
 from spoke_client.domain.names import normalize_name, phonetic_key
 from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
 from spoke_client.services.files import atomic_write_bytes
+from spoke_client.services.media import MediaFiles
 from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store
-from sync.engine import SyncEngine, SyncReport
+from sync.engine import MediaItem, SyncEngine, SyncReport
 from sync.hlc import Stamp
 from sync.protocol import Change, Op, PullPage, Rejection, hub_status_applies
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
@@ -51,9 +62,21 @@ class SyncStatus:
     facility_name: str
     pending: int
     pending_cases: int
+    pending_files: int
     quarantined: int
     last_sync: datetime | None
     last_error: str
+
+
+@dataclass(frozen=True)
+class RefusedItem:
+    """A record or file the hub refused (or that could not be sent), in the user's terms."""
+
+    kind: str          # change | file
+    key: str           # change id or SHA-256, for "try again"
+    what: str          # "Patient Kamla Devi", "Case of Kamla Devi", "File 'rash, left forearm'"
+    reason: str
+    when: datetime | None
 
 
 def key_path(paths: DataPaths):
@@ -61,10 +84,73 @@ def key_path(paths: DataPaths):
 
 
 class LocalSync:
-    """Outbox and Inbox of sync.engine over the local SQLite store."""
+    """Outbox, Inbox and MediaBox of sync.engine over the local SQLite store and media folder."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, files: MediaFiles | None = None) -> None:
         self.store = store
+        self.files = files
+
+    # --- media ----------------------------------------------------------------------------------
+    def media_to_upload(self) -> list[MediaItem]:
+        with self.store.read() as s:
+            rows = s.execute(select(MediaBlobRow.sha256, MediaBlobRow.size_bytes).where(
+                MediaBlobRow.present.is_(True), MediaBlobRow.uploaded_at.is_(None), MediaBlobRow.last_error == "")
+                .order_by(MediaBlobRow.created_at)).all()
+        return [MediaItem(r.sha256, r.size_bytes, self.files.path(r.sha256)) for r in rows]
+
+    def media_uploaded(self, sha256: str) -> None:
+        with self.store.write(None) as w:
+            w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256 == sha256).values(uploaded_at=w.now))
+
+    def media_failed(self, sha256: str, reason: str) -> None:
+        with self.store.write(None) as w:
+            w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256 == sha256).values(last_error=reason))
+            w.audit("sync_file_refused", "media", sha256, reason)
+
+    def media_to_fetch(self) -> list[MediaItem]:
+        with self.store.read() as s:
+            rows = s.execute(select(MediaBlobRow.sha256, MediaBlobRow.size_bytes)
+                             .where(MediaBlobRow.present.is_(False)).order_by(MediaBlobRow.created_at)).all()
+        items = [MediaItem(r.sha256, r.size_bytes, self.files.partial_path(r.sha256)) for r in rows]
+        for item in items:
+            item.path.parent.mkdir(parents=True, exist_ok=True)
+        return items
+
+    def media_fetched(self, item: MediaItem) -> None:
+        self.files.adopt(item.sha256, item.path)
+        with self.store.write(None) as w:
+            # It came from the hub, so the hub has it: never uploaded back.
+            w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256 == item.sha256)
+                              .values(present=True, uploaded_at=w.now))
+
+    def refused(self) -> list[RefusedItem]:
+        """Every quarantined change and refused file, oldest first, described for the user."""
+        out: list[RefusedItem] = []
+        with self.store.read() as s:
+            for r in s.scalars(select(ChangeRow).where(ChangeRow.rejected_at.is_not(None)).order_by(ChangeRow.seq)):
+                out.append(RefusedItem("change", r.change_id, _describe(s, r.entity, r.entity_id, r.payload),
+                                       r.rejected_reason or "", r.rejected_at))
+            for b in s.scalars(select(MediaBlobRow).where(MediaBlobRow.last_error != "").order_by(MediaBlobRow.created_at)):
+                labels = s.scalars(select(AttachmentRow.label).where(AttachmentRow.sha256 == b.sha256)).all()
+                what = _("File '{label}'").format(label=labels[0]) if labels and labels[0] else _("A file")
+                out.append(RefusedItem("file", b.sha256, what, b.last_error, None))
+        return out
+
+    def try_again(self, user_id: str | None, items: list[RefusedItem]) -> None:
+        """Puts refused records and files back in the queue (after the hub or the file was put right)."""
+        with self.store.write(user_id) as w:
+            for item in items:
+                if item.kind == "change":
+                    w.session.execute(update(ChangeRow).where(ChangeRow.change_id == item.key)
+                                      .values(rejected_at=None, rejected_reason=None))
+                else:
+                    w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256 == item.key).values(last_error=""))
+                w.audit("sync_retry", item.kind, item.key, item.reason[:200])
+
+    def pending_files(self) -> int:
+        with self.store.read() as s:
+            return s.scalar(select(func.count()).select_from(MediaBlobRow).where(
+                MediaBlobRow.present.is_(True), MediaBlobRow.uploaded_at.is_(None))) or 0
 
     # --- outbox ---------------------------------------------------------------------------------
     def unsent(self, limit: int) -> list[Change]:
@@ -150,6 +236,11 @@ class LocalSync:
             return True  # our own change, back from a full resync: we have it
         if c.entity in ("facility", "user"):
             return True  # facility details and users stay per PC (passwords never travel)
+        if c.entity == "attachment" and c.op == Op.DELETE.value:
+            row = w.session.get(AttachmentRow, c.entity_id)
+            if row is not None:
+                w.session.delete(row)   # deleted from a draft on its own PC before anyone relied on it
+            return True
         applier = RECORD_APPLIERS.get(c.entity)
         if applier is None or c.payload is None:
             return False  # not known to this version (prescriptions...): kept in the inbox
@@ -183,6 +274,24 @@ class LocalSync:
             value = int(w.session.execute(text("SELECT value FROM setting WHERE key = :k"), {"k": COUNTER}).scalar() or 0) + 1
             self._set(w, COUNTER, str(value))
             return value
+
+
+def _describe(s, entity: str, entity_id: str, payload: dict | None) -> str:
+    def patient_name(patient_id: str | None) -> str:
+        row = s.get(PatientRow, patient_id) if patient_id else None
+        return row.name if row else _("an unknown patient")
+
+    p = payload or {}
+    if entity == "patient":
+        return _("Patient {name}").format(name=p.get("name") or patient_name(entity_id))
+    if entity == "case":
+        return _("Case of {name}").format(name=patient_name(p.get("patient_id")))
+    if entity in ("vitals", "consent", "attachment"):
+        case = s.get(CaseRow, p.get("case_id")) if p.get("case_id") else None
+        name = patient_name(case.patient_id if case else None)
+        return {"vitals": _("Vitals of {name}"), "consent": _("Consent of {name}"),
+                "attachment": _("Attachment of {name}")}[entity].format(name=name)
+    return _("A {entity} record").format(entity=entity)
 
 
 @dataclass(frozen=True)
@@ -277,7 +386,33 @@ def _apply_consent(local: LocalSync, w, c) -> bool:
     return True
 
 
-RECORD_APPLIERS = {"patient": _apply_patient, "case": _apply_case, "vitals": _apply_vitals, "consent": _apply_consent}
+def _apply_attachment(local: LocalSync, w, c) -> bool:
+    p = c.payload
+    if w.session.get(CaseRow, p["case_id"]) is None:
+        return False
+    row = w.session.get(AttachmentRow, c.entity_id)
+    if not _newer(row, c):
+        return True
+    fields = dict(case_id=p["case_id"], kind=p["kind"], sha256=p["sha256"], mime=p["mime"], size_bytes=int(p["size_bytes"]),
+                  label=p.get("label") or "", width_px=p.get("width_px"), height_px=p.get("height_px"),
+                  duration_ms=p.get("duration_ms"), status=p.get("status") or "active",
+                  withdrawn_reason=p.get("withdrawn_reason") or "", version=c.version)
+    if row is None:
+        w.session.add(AttachmentRow(id=c.entity_id, created_at=_dt(p.get("created_at")) or w.now,
+                                    created_by=p.get("created_by") or c.device_id, **fields))
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+    if w.session.get(MediaBlobRow, p["sha256"]) is None:
+        # Known, not here yet: the engine fetches it from the hub after the pull.
+        present = local.files is not None and local.files.has(p["sha256"])
+        w.session.add(MediaBlobRow(sha256=p["sha256"], size_bytes=int(p["size_bytes"]), mime=p["mime"], present=present,
+                                   uploaded_at=w.now, last_error="", created_at=w.now))
+    return True
+
+
+RECORD_APPLIERS = {"patient": _apply_patient, "case": _apply_case, "vitals": _apply_vitals, "consent": _apply_consent,
+                   "attachment": _apply_attachment}
 VITALS_COLUMNS = {"systolic_mmhg", "diastolic_mmhg", "pulse_per_min", "respiratory_rate_per_min", "temperature_c",
                   "spo2_pct", "weight_kg", "height_cm", "glucose_mg_dl", "glucose_kind", "consciousness",
                   "on_supplemental_oxygen"}
@@ -324,10 +459,10 @@ def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
     if not url or not key_path(paths).exists():
         raise NotEnrolled(_("This computer is not enrolled with a hub yet: run 'spoke-client enroll --hub URL --code CODE'."))
     key = load_pem_private_key(key_path(paths).read_bytes(), password=None)
-    local = LocalSync(store)
+    local = LocalSync(store, MediaFiles(paths.media))
     client = HubClient(url, device_id=store.device_id, key=key, next_counter=local.next_counter,
                        allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)))
-    return SyncEngine(client, local, local), local
+    return SyncEngine(client, local, local, local), local
 
 
 def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None) -> SyncReport:
@@ -346,5 +481,5 @@ def sync_status(store: Store) -> SyncStatus:
     last = store.get_setting(LAST_SYNC)
     return SyncStatus(enrolled=bool(store.get_setting(HUB_URL)), hub_url=store.get_setting(HUB_URL, "") or "",
                       facility_name=store.get_setting(HUB_FACILITY_NAME, "") or "", pending=local.pending(),
-                      pending_cases=local.pending_cases(), quarantined=len(local.quarantined()), last_sync=datetime.fromisoformat(last) if last else None,
+                      pending_cases=local.pending_cases(), pending_files=local.pending_files(), quarantined=len(local.refused()), last_sync=datetime.fromisoformat(last) if last else None,
                       last_error=store.get_setting(LAST_ERROR, "") or "")

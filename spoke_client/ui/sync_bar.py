@@ -7,17 +7,30 @@ import threading
 import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.i18n import _, ngettext
 from spoke_client.services.runtime import Services
-from spoke_client.services.sync_local import SyncStatus, enroll, sync_once, sync_status
+from spoke_client.services.sync_local import LocalSync, SyncStatus, enroll, sync_once, sync_status
 from spoke_client.ui.login import _ServiceDialog
 from spoke_client.ui.tasks import TaskRunner
 
 INTERVAL_S = 60            # between rounds while the hub answers
 MAX_BACKOFF_S = 15 * 60    # the longest wait after repeated failures
+MAX_RETRY_AFTER_S = 6 * 3600  # a hub asking to wait longer than this is taken at this
 
 
 def backoff_seconds(failures: int, rng: random.Random = random.Random()) -> float:
@@ -25,6 +38,14 @@ def backoff_seconds(failures: int, rng: random.Random = random.Random()) -> floa
     if failures <= 0:
         return INTERVAL_S
     return rng.uniform(INTERVAL_S / 2, min(MAX_BACKOFF_S, INTERVAL_S * 2 ** failures))
+
+
+def next_round_seconds(failures: int, retry_after: float | None, rng: random.Random = random.Random()) -> float:
+    """The backoff, but never sooner than the hub asked (Retry-After on 429 or 503)."""
+    wait = backoff_seconds(failures, rng)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, MAX_RETRY_AFTER_S))
+    return wait
 
 
 class SyncController(QObject):
@@ -71,7 +92,7 @@ class SyncController(QObject):
         self.failures = 0 if report.error is None else self.failures + 1
         self.refresh(report)
         if not self.cancel.is_set():
-            self.timer.start(int(backoff_seconds(self.failures) * 1000))
+            self.timer.start(int(next_round_seconds(self.failures, report.retry_after) * 1000))
 
     def _failed(self, exc: Exception) -> None:
         self.running = False
@@ -89,11 +110,13 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
     """The status line, its tooltip and its colour, in the user's terms; nothing blames the user for the network."""
     if not status.enrolled:
         return _("Hub: not connected yet"), _("Everything is saved on this computer."), "#555"
+    parts = []
     if status.pending:
-        waiting = ngettext("{c} case", "{c} cases", status.pending_cases).format(c=status.pending_cases) + ", " + \
-            ngettext("{n} change waiting", "{n} changes waiting", status.pending).format(n=status.pending)
-    else:
-        waiting = _("nothing waiting")
+        parts.append(ngettext("{c} case", "{c} cases", status.pending_cases).format(c=status.pending_cases) + ", " +
+                     ngettext("{n} change waiting", "{n} changes waiting", status.pending).format(n=status.pending))
+    if status.pending_files:
+        parts.append(ngettext("{f} file waiting", "{f} files waiting", status.pending_files).format(f=status.pending_files))
+    waiting = ", ".join(parts) if parts else _("nothing waiting")
     last = _("last sync {when}").format(when=status.last_sync.astimezone().strftime("%d %b %H:%M")) \
         if status.last_sync else _("not synced yet")
     if running:
@@ -101,14 +124,18 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
     if status.last_error:
         if "revoked" in status.last_error:
             return status.last_error, status.last_error, "#b00020"
+        if report is not None and report.error_kind == "busy":
+            return (_("Hub: busy · {waiting} · {last}").format(waiting=waiting, last=last),
+                    _("The hub asked Spoke to wait before trying again. Everything is saved on this computer."),
+                    "#8a5a00")
         return (_("Hub: offline · {waiting} · {last}").format(waiting=waiting, last=last),
                 _("The hub cannot be reached now. Everything is saved on this computer, and Spoke keeps trying."),
                 "#8a5a00")
     text = _("Hub: online · {waiting} · {last}").format(waiting=waiting, last=last)
     if status.quarantined:
-        text += " · " + ngettext("{q} change refused by the hub", "{q} changes refused by the hub",
+        text += " · " + ngettext("{q} item refused by the hub", "{q} items refused by the hub",
                                  status.quarantined).format(q=status.quarantined)
-        return text, _("The hub refused some records; the rest went through. Details are in the sync report."), "#8a5a00"
+        return text, _("The hub refused some records or files; the rest went through. Press 'Details' to see why."), "#8a5a00"
     return text, "", "#1b5e20"
 
 
@@ -140,9 +167,13 @@ class SyncBar(QWidget):
         self.sync_button.setObjectName("sync_now")
         self.enroll_button = QPushButton(_("Connect to hub…"))
         self.enroll_button.setObjectName("connect_hub")
+        self.details_button = QPushButton(_("Details…"))
+        self.details_button.setObjectName("sync_details")
+        self.details_button.hide()
+        self.details_button.clicked.connect(self.open_refused)
         self.can_enroll = can_enroll
         lay.addWidget(self.label, 1)
-        for w in (self.progress, self.sync_button, self.enroll_button):
+        for w in (self.progress, self.details_button, self.sync_button, self.enroll_button):
             lay.addWidget(w)
         self.sync_button.clicked.connect(controller.sync_now)
         self.enroll_button.clicked.connect(self.open_enrolment)
@@ -162,9 +193,12 @@ class SyncBar(QWidget):
 
     def _progress(self, stage: str, done: int, total: int) -> None:
         if total > 0:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(done, total))
-            fmt = _("sending %v of %m") if stage == "push" else _("receiving %v of %m")
+            files = stage in ("upload", "fetch")
+            scale = 1024 if files else 1          # files count in kB; records one by one
+            self.progress.setRange(0, max(1, total // scale))
+            self.progress.setValue(min(done, total) // scale)
+            fmt = {"push": _("sending %v of %m"), "pull": _("receiving %v of %m"),
+                   "upload": _("sending files: %v of %m kB"), "fetch": _("receiving files: %v of %m kB")}.get(stage, "%v / %m")
             left = eta_text(done, total, time.monotonic() - self.started_at)
             self.progress.setFormat(f"{fmt} · {left}" if left else fmt)
             self.progress.setToolTip(self.progress.text())
@@ -180,7 +214,12 @@ class SyncBar(QWidget):
         self.label.setStyleSheet(f"color: {colour};")
         self.sync_button.setVisible(status.enrolled)
         self.sync_button.setEnabled(not running)
+        self.details_button.setVisible(status.quarantined > 0)
         self.enroll_button.setVisible(not status.enrolled and self.can_enroll)
+
+    def open_refused(self) -> None:
+        RefusedDialog(self.controller, self).exec()
+        self.controller.refresh()
 
     def open_enrolment(self) -> None:
         dialog = EnrollDialog(self.controller.runner, self.controller.services, self)
@@ -208,3 +247,54 @@ class EnrollDialog(_ServiceDialog):
             raise SpokeError(str(exc)) from exc
 
 
+
+
+class RefusedDialog(QDialog):
+    """What the hub refused, with its reasons; selected items can be queued again once the cause is put right."""
+
+    def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle(_("Refused by the hub"))
+        self.resize(720, 360)
+        lay = QVBoxLayout(self)
+        intro = QLabel(_("These records or files did not go to the hub. Everything else did. They stay saved on this "
+                         "computer; once the cause is put right, select them and press 'Try again'."))
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        self.table = QTreeWidget()
+        self.table.setObjectName("refused_list")
+        self.table.setHeaderLabels([_("What"), _("When"), _("The hub's reason")])
+        self.table.setWordWrap(True)
+        self.table.setRootIsDecorated(False)
+        self.table.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
+        lay.addWidget(self.table, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.retry = buttons.addButton(_("Try again"), QDialogButtonBox.ButtonRole.ActionRole)
+        self.retry.setObjectName("try_again")
+        self.retry.clicked.connect(self._try_again)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.items = []
+        self._load()
+
+    def _local(self) -> LocalSync:
+        return LocalSync(self.controller.services.store)
+
+    def _load(self) -> None:
+        self.items = self._local().refused()
+        self.table.clear()
+        for item in self.items:
+            when = item.when.astimezone().strftime("%d %b %H:%M") if item.when else ""
+            row = QTreeWidgetItem([item.what, when, item.reason])
+            row.setToolTip(2, item.reason)
+            self.table.addTopLevelItem(row)
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(1)
+        self.retry.setEnabled(bool(self.items))
+
+    def _try_again(self) -> None:
+        chosen = [self.items[self.table.indexOfTopLevelItem(i)] for i in self.table.selectedItems()] or self.items
+        self._local().try_again(None, chosen)
+        self._load()
+        self.controller.sync_now()

@@ -8,17 +8,19 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from sync.hub.service import Device, Hub, HubError
 from sync.protocol import (
     MAX_BODY_BYTES,
+    MEDIA_CONTENT_TYPE,
     EnrollRequest,
     EnrollResult,
     ErrorBody,
     Health,
     HubChange,
+    MediaStatus,
     ProtocolError,
     PullPage,
     PushBatch,
@@ -30,8 +32,9 @@ from sync.protocol import (
 log = logging.getLogger("spoke.hub")
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(ErrorBody(code=code, message=message).model_dump(), status_code=status)
+def _error(status: int, code: str, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(ErrorBody(code=code, message=message).model_dump(), status_code=status, headers=headers)
 
 
 def _gzip(message: BaseModel) -> Response:
@@ -49,7 +52,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.retry_after)
 
     @app.exception_handler(ProtocolError)
     async def _protocol_error(_request: Request, exc: ProtocolError) -> JSONResponse:
@@ -62,7 +65,8 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("hub error")  # the transaction was rolled back: nothing half-applied
-        return _error(503, "hub_error", "The hub could not complete this request; nothing was applied. Try again later.")
+        return _error(503, "hub_error", "The hub could not complete this request; nothing was applied. Try again later.",
+                      retry_after=60)
 
     async def _body(request: Request) -> bytes:
         body = await request.body()
@@ -102,6 +106,27 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
             raise HubError(400, "bad_cursor", "The pull cursor must be 0 or more and the page size 1 or more.")
         device = await _device(request, await _body(request))
         return _gzip(await _run(request, hub.pull, device, after, limit))
+
+    @app.get("/v1/media/{sha256}/status", response_model=MediaStatus, responses={401: {"model": ErrorBody}})
+    async def media_status(sha256: str, request: Request, size: int) -> Response:
+        """How many bytes of this file the hub has confirmed for the device's facility: resume from there."""
+        device = await _device(request, await _body(request))
+        return _gzip(await _run(request, hub.media_status, device, sha256, size))
+
+    @app.put("/v1/media/{sha256}", response_model=MediaStatus,
+             responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def media_put(sha256: str, request: Request, offset: int, size: int) -> Response:
+        """One chunk of a file (raw bytes), at `offset` = the bytes already confirmed; `size` is the whole file's."""
+        body = await _body(request)
+        device = await _device(request, body)
+        return _gzip(await _run(request, hub.media_put, device, sha256, offset, size, body))
+
+    @app.get("/v1/media/{sha256}", responses={200: {"content": {MEDIA_CONTENT_TYPE: {}}}, 404: {"model": ErrorBody}})
+    async def media_get(sha256: str, request: Request) -> Response:
+        """The file's bytes, for the devices of the facility that uploaded it; a Range header resumes."""
+        device = await _device(request, await _body(request))
+        path, _size = await _run(request, hub.media_file, device, sha256)
+        return FileResponse(path, media_type=MEDIA_CONTENT_TYPE, headers={"X-Content-SHA256": sha256})
 
     @app.post("/v1/hub/cases/{case_id}", response_model=HubChange, responses={404: {"model": ErrorBody}})
     async def update_case(case_id: str, update: CaseUpdate, request: Request) -> HubChange:

@@ -77,3 +77,25 @@ class HubRecord(HubBase):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_hub_record_facility", "facility_id"),)
+
+
+class HubBlob(HubBase):
+    """A file the hub holds in full, by its SHA-256 (the bytes are in the media folder, not the database)."""
+
+    __tablename__ = "hub_blob"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime]
+
+
+class HubMediaUpload(HubBase):
+    """A facility's upload of one file: how many bytes the hub has confirmed, and when it was complete.
+    Per facility, so that a device can neither read nor learn of another facility's files by their hash."""
+
+    __tablename__ = "hub_media_upload"
+    facility_id: Mapped[str] = mapped_column(ForeignKey("hub_facility.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

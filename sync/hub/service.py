@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -17,10 +20,14 @@ from sqlalchemy import ARRAY, Engine, String, any_, cast, create_engine, event, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp
-from sync.hub.models import HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubRecord
+from sync.hub.models import HubBlob, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubMediaUpload, HubRecord
 from sync.protocol import (
     ENTITIES,
     HUB_OWNED_CASE_FIELDS,
+    MAX_CHUNK_BYTES,
+    MAX_MEDIA_BYTES,
+    SHA256_PATTERN,
+    MediaStatus,
     Change,
     EnrollRequest,
     EnrollResult,
@@ -43,9 +50,13 @@ MAX_PULL_PAGE = 2_000
 class HubError(Exception):
     """An error with an HTTP status, a machine code and a sentence for the spoke's user."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
+
+
+BUSY_RETRY_AFTER_S = 30
 
 
 def utcnow() -> datetime:
@@ -78,13 +89,29 @@ class Device:
     facility_id: str
 
 
+def default_media_dir(engine: Engine) -> Path:
+    """Next to a SQLite file; in the per-user data folder for a server database."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        return Path(database).resolve().parent / "media"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "media"
+
+
 class Hub:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, media_dir: Path | None = None) -> None:
         self.engine = engine
+        self.media_dir = Path(media_dir) if media_dir else default_media_dir(engine)
         self.session = sessionmaker(engine, expire_on_commit=False)
         self.postgres = engine.dialect.name == "postgresql"
         self.hlc = HybridLogicalClock(HUB_DEVICE_ID)
         self._lock = threading.Lock()
+        # Load shedding: beyond this many pushes and uploads at once, a spoke is told to come back later
+        # (429 with Retry-After) instead of queueing on the database until its link times out.
+        self.max_concurrent_writes = 32
+        self._writes = 0
+        self._writes_lock = threading.Lock()
 
     def create_schema(self) -> None:
         """Brings the database to the current schema by the hub's Alembic migrations."""
@@ -162,7 +189,30 @@ class Hub:
             return Device(device.id, device.facility_id)
 
     # --- push -----------------------------------------------------------------------------------
+    def busy_guard(self):
+        """A context manager that admits a write or refuses it with 429 and Retry-After."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def guard():
+            with self._writes_lock:
+                if self._writes >= self.max_concurrent_writes:
+                    raise HubError(429, "busy", "The hub is busy; Spoke will send this later.",
+                                   retry_after=BUSY_RETRY_AFTER_S)
+                self._writes += 1
+            try:
+                yield
+            finally:
+                with self._writes_lock:
+                    self._writes -= 1
+
+        return guard()
+
     def push(self, device: Device, batch: PushBatch) -> PushResult:
+        with self.busy_guard():
+            return self._push(device, batch)
+
+    def _push(self, device: Device, batch: PushBatch) -> PushResult:
         """Applies each change exactly once: a change id seen before is acknowledged, never applied again.
         One transaction, bulk statements: the batch is applied whole or not at all."""
         accepted: list[uuid.UUID] = []
@@ -277,6 +327,93 @@ class Hub:
                    for r in rows]
         return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more, remaining=remaining)
 
+    # --- media ----------------------------------------------------------------------------------
+    def blob_path(self, sha256: str) -> Path:
+        return self.media_dir / "blobs" / sha256[:2] / sha256
+
+    def _partial_path(self, facility_id: str, sha256: str) -> Path:
+        return self.media_dir / "partial" / facility_id / sha256
+
+    def media_status(self, device: Device, sha256: str, size: int) -> MediaStatus:
+        """How much of the file this facility has sent (nothing is created by asking)."""
+        _check_media(sha256, size)
+        with self.session() as s:
+            up = s.get(HubMediaUpload, (device.facility_id, sha256))
+            if up is None:
+                return MediaStatus(sha256=sha256, size=size, received=0, complete=False)
+            if up.size != size:
+                if up.completed_at is not None:
+                    raise HubError(409, "size_mismatch", "The hub holds this file with another size; it cannot be the same file.")
+                return MediaStatus(sha256=sha256, size=size, received=0, complete=False)  # restarted at the first chunk
+            return self._status(up, device.facility_id)
+
+    def _status(self, up: HubMediaUpload, facility_id: str) -> MediaStatus:
+        received = up.size if up.completed_at is not None else min(up.received, _file_size(self._partial_path(facility_id, up.sha256)))
+        return MediaStatus(sha256=up.sha256, size=up.size, received=received, complete=up.completed_at is not None)
+
+    def media_put(self, device: Device, sha256: str, offset: int, size: int, data: bytes) -> MediaStatus:
+        with self.busy_guard():
+            return self._media_put(device, sha256, offset, size, data)
+
+    def _media_put(self, device: Device, sha256: str, offset: int, size: int, data: bytes) -> MediaStatus:
+        """Appends one chunk at `offset`, which must be exactly the bytes already confirmed. The chunk is on disk
+        (fsync) before it is confirmed; the last chunk is confirmed only once the whole file's SHA-256 matches."""
+        _check_media(sha256, size)
+        if len(data) > MAX_CHUNK_BYTES:
+            raise HubError(413, "chunk_too_large", f"A chunk may be at most {MAX_CHUNK_BYTES} bytes.")
+        if offset < 0 or offset + len(data) > size or (not data and size):
+            raise HubError(400, "bad_range", "This chunk does not fit inside the file.")
+        damaged = False
+        with self.session.begin() as s:
+            key = (device.facility_id, sha256)
+            up = s.get(HubMediaUpload, key, with_for_update=True)
+            if up is None:
+                up = HubMediaUpload(facility_id=device.facility_id, sha256=sha256, size=size, received=0,
+                                    completed_at=None, updated_at=utcnow())
+                s.add(up)
+                s.flush()
+            if up.completed_at is not None:
+                if up.size != size:
+                    raise HubError(409, "size_mismatch", "The hub holds this file with another size; it cannot be the same file.")
+                return self._status(up, device.facility_id)   # a resent last chunk after a lost answer
+            partial = self._partial_path(device.facility_id, sha256)
+            if up.size != size:
+                up.size, up.received = size, 0    # a different size under the same hash: start again
+            up.received = min(up.received, _file_size(partial))  # a hub crash may have lost the file's tail
+            if offset != up.received:
+                raise HubError(409, "wrong_offset", f"The hub has {up.received} bytes of this file; send from there.")
+            _write_at(partial, offset, data)
+            up.received, up.updated_at = offset + len(data), utcnow()
+            if up.received == size:
+                if _sha256_file(partial) != sha256:
+                    partial.unlink(missing_ok=True)
+                    up.received, damaged = 0, True
+                else:
+                    blob = self.blob_path(sha256)
+                    blob.parent.mkdir(parents=True, exist_ok=True)
+                    if blob.exists():
+                        partial.unlink()
+                    else:
+                        os.replace(partial, blob)
+                        _fsync_dir(blob.parent)
+                    if s.get(HubBlob, sha256) is None:
+                        s.add(HubBlob(sha256=sha256, size=size, stored_at=utcnow()))
+                    up.completed_at = utcnow()
+            status = self._status(up, device.facility_id)
+        if damaged:
+            raise HubError(422, "damaged_upload", "The file arrived damaged (its checksum does not match); it will be sent again.")
+        return status
+
+    def media_file(self, device: Device, sha256: str) -> tuple[Path, int]:
+        """A file this device's facility uploaded in full (another facility's files stay invisible)."""
+        if not re.fullmatch(SHA256_PATTERN, sha256):
+            raise HubError(400, "bad_hash", "A file is named by its SHA-256 in lower-case hex.")
+        with self.session() as s:
+            up = s.get(HubMediaUpload, (device.facility_id, sha256))
+            if up is None or up.completed_at is None or not self.blob_path(sha256).exists():
+                raise HubError(404, "no_file", "The hub does not have this file (yet).")
+            return self.blob_path(sha256), up.size
+
     # --- the hub's own writes (the doctor's side) -------------------------------------------------
     def update_case(self, case_id: str, fields: dict) -> HubChange:
         """The hub acts on a case (status, doctor's notes): a hub-origin change the spoke will pull."""
@@ -305,6 +442,47 @@ class Hub:
 def _change_row(facility_id: str, c: Change, now: datetime) -> dict:
     return dict(change_id=str(c.change_id), facility_id=facility_id, entity=c.entity, entity_id=c.entity_id,
                 version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=now)
+
+
+def _check_media(sha256: str, size: int) -> None:
+    if not re.fullmatch(SHA256_PATTERN, sha256):
+        raise HubError(400, "bad_hash", "A file is named by its SHA-256 in lower-case hex.")
+    if not 0 <= size <= MAX_MEDIA_BYTES:
+        raise HubError(413, "file_too_large", f"A file may be at most {MAX_MEDIA_BYTES // (1024 * 1024)} MB.")
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _write_at(path: Path, offset: int, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "r+b" if path.exists() else "wb") as f:
+        f.seek(offset)
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _hash_code(code: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -13,10 +16,12 @@ from sync.protocol import (
     H_COUNTER,
     H_DEVICE,
     H_SIGNATURE,
+    MEDIA_CONTENT_TYPE,
     EnrollRequest,
     EnrollResult,
     ErrorBody,
     Health,
+    MediaStatus,
     ProtocolError,
     PullPage,
     PushBatch,
@@ -38,9 +43,10 @@ class HubUnreachable(Exception):
 class HubRefused(Exception):
     """The hub answered with an error it explained (revoked device, bad code...)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after   # seconds the hub asked us to wait (429/503), if it said
 
 
 class HubGarbage(Exception):
@@ -88,11 +94,96 @@ class HubClient:
     def pull(self, after: int, limit: int = 500) -> PullPage:
         return self._call("GET", f"/v1/pull?after={after}&limit={limit}", None, PullPage)
 
+    def media_status(self, sha256: str, size: int) -> MediaStatus:
+        return self._checked_status(self._call("GET", f"/v1/media/{sha256}/status?size={size}", None, MediaStatus),
+                                    sha256, size)
+
+    def media_put(self, sha256: str, offset: int, size: int, chunk: bytes) -> MediaStatus:
+        status = self._call("PUT", f"/v1/media/{sha256}?offset={offset}&size={size}", chunk, MediaStatus,
+                            content_type=MEDIA_CONTENT_TYPE)
+        return self._checked_status(status, sha256, size)
+
+    def media_get(self, sha256: str, dest: Path, chunk_bytes: int = 1 << 16,
+                  progress: Callable[[int], None] | None = None) -> None:
+        """Downloads into dest, resuming a partial dest by a Range request; the file is accepted only if its
+        SHA-256 matches (a proxy's page or a cut stream never passes for the file)."""
+        have = dest.stat().st_size if dest.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        r = self._send("GET", f"/v1/media/{sha256}", None, accept=MEDIA_CONTENT_TYPE, extra=headers, stream=True)
+        try:
+            if r.status_code == 416 and have:
+                return self._verify_download(dest, sha256)   # we already had it all
+            self._raise_for_error(r)
+            if r.headers.get("Content-Type", "").split(";")[0] != MEDIA_CONTENT_TYPE:
+                raise HubGarbage("The answer was not a file from the hub (a captive portal or proxy page?).")
+            if r.status_code == 200:
+                have = 0   # the server ignored the range: start over
+            elif r.status_code != 206:
+                raise HubGarbage(f"HTTP {r.status_code} while fetching a file")
+            with open(dest, "r+b" if have else "wb") as f:
+                f.seek(have)
+                f.truncate()
+                try:
+                    for block in r.iter_content(chunk_bytes):
+                        f.write(block)
+                        if progress:
+                            progress(len(block))
+                except requests.RequestException as exc:
+                    raise HubUnreachable(f"the link was cut during a download ({exc})") from exc
+                finally:
+                    f.flush()
+                    os.fsync(f.fileno())
+        finally:
+            r.close()
+        self._verify_download(dest, sha256)
+
+    @staticmethod
+    def _verify_download(dest: Path, sha256: str) -> None:
+        h = hashlib.sha256()
+        with open(dest, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != sha256:
+            dest.unlink(missing_ok=True)
+            raise HubGarbage("A file from the hub arrived damaged (checksum mismatch); it will be fetched again.")
+
+    @staticmethod
+    def _checked_status(status: MediaStatus, sha256: str, size: int) -> MediaStatus:
+        if status.sha256 != sha256 or status.size != size:
+            raise HubGarbage("The hub answered for another file.")
+        return status
+
     # --- plumbing -------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: bytes | None, model, *, signed: bool = True):
-        headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
+    def _call(self, method: str, path: str, body: bytes | None, model, *, signed: bool = True,
+              content_type: str | None = None):
+        r = self._send(method, path, body, signed=signed, content_type=content_type)
+        self._raise_for_error(r)
+        if r.status_code != 200:
+            raise HubGarbage(f"HTTP {r.status_code} (a redirect: a captive portal or proxy?)")
+        try:
+            return decode(model, r.content)  # requests already undid Content-Encoding
+        except ProtocolError as exc:
+            raise HubGarbage("The answer was not a hub message (a captive portal or proxy page?).") from exc
+
+    @staticmethod
+    def _raise_for_error(r: requests.Response) -> None:
+        if r.status_code < 400:
+            return
+        try:
+            err = decode(ErrorBody, r.content)
+        except ProtocolError:
+            raise HubGarbage(f"HTTP {r.status_code} from something that is not the hub") from None
+        raise HubRefused(r.status_code, err.code, err.message, retry_after=_retry_after(r))
+
+    def _send(self, method: str, path: str, body: bytes | None, *, signed: bool = True, content_type: str | None = None,
+              accept: str = "application/json", extra: dict[str, str] | None = None,
+              stream: bool = False) -> requests.Response:
+        headers = {"Accept": accept, "Accept-Encoding": "gzip"} | (extra or {})
         if body is not None:
-            headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            else:
+                headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         if signed:
             if not (self.device_id and self.key and self.next_counter):
                 raise HubRefused(401, "not_enrolled", "This computer is not enrolled with a hub yet.")
@@ -100,19 +191,24 @@ class HubClient:
             signature = self.key.sign(signing_text(method, path, counter, body or b""))
             headers |= {H_DEVICE: self.device_id, H_COUNTER: str(counter), H_SIGNATURE: b64(signature)}
         try:
-            r = self.http.request(method, self.base_url + path, data=body, headers=headers,
-                                  timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False)
+            return self.http.request(method, self.base_url + path, data=body, headers=headers, stream=stream,
+                                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False)
         except requests.RequestException as exc:  # a timeout is never success
             raise HubUnreachable(str(exc)) from exc
-        if r.status_code >= 400:
-            try:
-                err = decode(ErrorBody, r.content)
-            except ProtocolError:
-                raise HubGarbage(f"HTTP {r.status_code} from something that is not the hub") from None
-            raise HubRefused(r.status_code, err.code, err.message)
-        if r.status_code != 200:
-            raise HubGarbage(f"HTTP {r.status_code} (a redirect: a captive portal or proxy?)")
-        try:
-            return decode(model, r.content)  # requests already undid Content-Encoding
-        except ProtocolError as exc:
-            raise HubGarbage("The answer was not a hub message (a captive portal or proxy page?).") from exc
+
+
+def _retry_after(r: requests.Response) -> float | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date), or None."""
+    value = r.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+        from datetime import datetime, timezone
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None

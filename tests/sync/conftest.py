@@ -64,8 +64,8 @@ def hub_db_url(request, tmp_path):
 
 
 @pytest.fixture
-def hub(hub_db_url):
-    h = Hub(make_hub_engine(hub_db_url))
+def hub(hub_db_url, tmp_path):
+    h = Hub(make_hub_engine(hub_db_url), media_dir=tmp_path / "hub-media")
     h.create_schema()
     yield h
     h.engine.dispose()

@@ -10,7 +10,10 @@ class FaultyProxy:
     """Forwards connections to the hub. Modes, for the next connections:
     - "pass": a clean link;
     - "lose_answer": the request reaches the hub, the hub answers, the answer is dropped (the hub committed);
-    - "cut_request": half the request gets through, then the link drops (the hub sees a truncated body)."""
+    - "cut_request": half the request gets through, then the link drops (the hub sees a truncated body);
+    - "budget": requests pass until `budget` request bytes in all have gone through, then the request that
+      crosses it is cut there (a link that drops in the middle of an upload).
+    `forwarded` counts the request bytes that reached the hub."""
 
     def __init__(self, target_port: int) -> None:
         self.target = ("127.0.0.1", target_port)
@@ -21,6 +24,9 @@ class FaultyProxy:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self.budget = 0
+        self.forwarded = 0
+        self._lock = threading.Lock()
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -45,6 +51,16 @@ class FaultyProxy:
             if mode == "cut_request":
                 upstream.sendall(request[: len(request) // 2])
                 return
+            if mode == "budget":
+                with self._lock:
+                    allowed = max(0, min(len(request), self.budget - self.forwarded))
+                    self.forwarded += allowed
+                if allowed < len(request):
+                    upstream.sendall(request[:allowed])
+                    return
+            else:
+                with self._lock:
+                    self.forwarded += len(request)
             upstream.sendall(request)
             response = _read_http_message(upstream)
             if mode == "lose_answer":

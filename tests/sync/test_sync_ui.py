@@ -96,3 +96,78 @@ def test_a_revoked_device_is_told_so(qtbot, hub, hub_server, facilities, tmp_pat
         assert text.startswith("The hub refused this device: it was revoked on") and "PC replaced" in text
     finally:
         services.close()
+
+
+def test_the_next_round_honours_retry_after():
+    from spoke_client.ui.sync_bar import MAX_RETRY_AFTER_S, next_round_seconds
+
+    rng = random.Random(3)
+    assert next_round_seconds(1, 600, rng) == 600, "never sooner than the hub asked"
+    assert next_round_seconds(1, 10**9, rng) == MAX_RETRY_AFTER_S
+    assert INTERVAL_S / 2 <= next_round_seconds(1, None, rng) <= INTERVAL_S * 2
+
+
+def test_a_busy_hub_says_when_to_come_back(hub, hub_server, facilities, spoke):
+    from spoke_client.services.sync_local import enroll, sync_status, sync_once
+    from spoke_client.ui.sync_bar import describe
+
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    queued_case(services, admin)
+    hub.max_concurrent_writes = 0          # every write is over the limit
+    report = sync_once(services.store, paths)
+    assert (report.error_kind, report.retry_after) == ("busy", 30)
+    assert report.pending > 0, "nothing was marked sent"
+    text, tip, _colour = describe(sync_status(services.store), report, running=False)
+    assert text.startswith("Hub: busy") and "wait" in tip
+    hub.max_concurrent_writes = 32
+    assert sync_once(services.store, paths).ok
+
+
+def test_refused_items_are_listed_with_reasons_and_can_be_sent_again(qtbot, hub, hub_server, facilities, spoke):
+    import hashlib
+    import os
+
+    from spoke_client.domain.model import AttachmentKind
+    from spoke_client.services.sync_local import LocalSync, enroll, sync_once
+    from spoke_client.ui.sync_bar import RefusedDialog, SyncBar, SyncController
+
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    kamla, case = queued_case(services, admin)
+    with services.store.write(admin.id) as w:     # a record type this hub does not know yet (a newer spoke)
+        w.change("referral", kamla.id, 1, {"patient_id": kamla.id, "to": "CHC Sitapur"})
+    photo = os.urandom(4000)
+    services.attachments.attach(admin, case.id, AttachmentKind.PHOTO, photo, "image/jpeg", "wound")
+    path = services.attachments.files.path(hashlib.sha256(photo).hexdigest())
+    path.write_bytes(b"not the photo")            # damaged on disk before it could be sent
+    report = sync_once(services.store, paths)
+    assert report.quarantined == 1 and report.files_refused == 1 and report.pending == 0
+
+    runner = TaskRunner()
+    controller = SyncController(runner, services)
+    bar = SyncBar(controller, can_enroll=False)
+    qtbot.addWidget(bar)
+    bar.show()
+    controller.refresh()
+    qtbot.waitUntil(lambda: "2 items refused by the hub" in bar.label.text(), timeout=5_000)
+    assert bar.details_button.isVisible()
+    dialog = RefusedDialog(controller, bar)
+    qtbot.addWidget(dialog)
+    rows = {dialog.table.topLevelItem(i).text(0): dialog.table.topLevelItem(i).text(2)
+            for i in range(dialog.table.topLevelItemCount())}
+    assert rows == {"A referral record": "The hub does not know records of type 'referral'.",
+                    "File 'wound'": "A file on this computer is damaged or missing; it cannot be sent."}
+    dialog.show()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.grab().save(str(SCREENSHOTS / "12-sync-refused.png"))
+
+    path.write_bytes(photo)                        # put right (restored from a copy)
+    file_row = [i for i in range(dialog.table.topLevelItemCount()) if dialog.table.topLevelItem(i).text(0) == "File 'wound'"][0]
+    dialog.table.topLevelItem(file_row).setSelected(True)
+    with qtbot.waitSignal(controller.status_changed, timeout=20_000, check_params_cb=lambda st, rep: rep is not None):
+        qtbot.mouseClick(dialog.retry, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton)
+    assert hub.blob_path(hashlib.sha256(photo).hexdigest()).read_bytes() == photo
+    assert [i.what for i in LocalSync(services.store).refused()] == ["A referral record"]
+    controller.stop()
+    assert runner.wait(30_000)

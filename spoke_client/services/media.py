@@ -1,0 +1,233 @@
+"""Photos, recordings and documents on a case: files named by their SHA-256 in the media folder, written
+atomically; the database holds the reference and its description, written with its change-log entry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from spoke_client.db.models import AttachmentRow, CaseRow, ChangeRow, MediaBlobRow
+from spoke_client.domain.errors import FieldProblem, NotAllowed, NotFound, ValidationFailed
+from spoke_client.domain.model import Attachment, AttachmentKind, AttachmentStatus, CaseStatus, User
+from spoke_client.i18n import _
+from spoke_client.services.store import Store, new_id
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024   # a scanned report or a long recording; far above a clinical photo
+LABEL_MAX = 200
+FINISHED = (CaseStatus.CLOSED, CaseStatus.CANCELLED)
+
+
+class MediaFiles:
+    """The media folder: <root>/<first two hex digits>/<sha256>. A file is complete or absent, never half."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put_bytes(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        target = self.path(sha256)
+        if target.is_file() and target.stat().st_size == len(data):
+            return sha256   # the same content is already here
+        self._write(target, [data])
+        return sha256
+
+    def adopt(self, sha256: str, downloaded: Path) -> None:
+        """Moves a downloaded (already verified) file into place."""
+        target = self.path(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(downloaded, target)
+        _fsync_dir(target.parent)
+
+    def partial_path(self, sha256: str) -> Path:
+        return self.root / "incoming" / f"{sha256}.part"
+
+    def remove(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def _write(self, target: Path, blocks) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:12]}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for block in blocks:
+                    f.write(block)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    mime: str
+    width_px: int | None = None
+    height_px: int | None = None
+
+
+def sniff_document(data: bytes) -> Sniffed:
+    """What a chosen file really is, by its content (not its name): JPEG, PNG or PDF, and whole."""
+    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n":
+        import cv2
+        import numpy as np
+
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValidationFailed([FieldProblem("file", _("This picture is damaged and cannot be opened."))])
+        mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+        return Sniffed(mime, int(image.shape[1]), int(image.shape[0]))
+    if data[:5] == b"%PDF-":
+        if b"%%EOF" not in data[-2048:]:
+            raise ValidationFailed([FieldProblem("file", _("This PDF is incomplete (cut short while copying?)."))])
+        return Sniffed("application/pdf")
+    raise ValidationFailed([FieldProblem("file", _("Only pictures (JPEG, PNG) and PDF documents can be attached."))])
+
+
+def _attachment(r: AttachmentRow) -> Attachment:
+    return Attachment(id=r.id, case_id=r.case_id, kind=AttachmentKind(r.kind), sha256=r.sha256, mime=r.mime,
+                      size_bytes=r.size_bytes, label=r.label, width_px=r.width_px, height_px=r.height_px,
+                      duration_ms=r.duration_ms, status=AttachmentStatus(r.status), withdrawn_reason=r.withdrawn_reason,
+                      created_at=r.created_at, created_by=r.created_by, version=r.version)
+
+
+class AttachmentService:
+    def __init__(self, store: Store, files: MediaFiles) -> None:
+        self.store, self.files = store, files
+
+    def list(self, case_id: str, *, include_withdrawn: bool = False) -> list[Attachment]:
+        with self.store.read() as s:
+            q = select(AttachmentRow).where(AttachmentRow.case_id == case_id)
+            if not include_withdrawn:
+                q = q.where(AttachmentRow.status == AttachmentStatus.ACTIVE.value)
+            return [_attachment(r) for r in s.scalars(q.order_by(AttachmentRow.created_at, AttachmentRow.id))]
+
+    def read_bytes(self, attachment: Attachment) -> bytes | None:
+        """The file, or None while it is still to be fetched from the hub (made on another PC)."""
+        path = self.files.path(attachment.sha256)
+        return path.read_bytes() if path.is_file() else None
+
+    def attach(self, actor: User, case_id: str, kind: AttachmentKind, data: bytes, mime: str, label: str = "", *,
+               width_px: int | None = None, height_px: int | None = None, duration_ms: int | None = None) -> Attachment:
+        label = " ".join(label.split())
+        problems = []
+        if not data:
+            problems.append(FieldProblem("file", _("The file is empty.")))
+        elif len(data) > MAX_ATTACHMENT_BYTES:
+            problems.append(FieldProblem("file", _("The file is larger than {mb} MB.").format(mb=MAX_ATTACHMENT_BYTES >> 20)))
+        if len(label) > LABEL_MAX:
+            problems.append(FieldProblem("label", _("The label is longer than {n} characters.").format(n=LABEL_MAX)))
+        if problems:
+            raise ValidationFailed(problems)
+        with self.store.read() as s:
+            self._open_case(s, case_id)
+        # The file first (atomic, idempotent by content); then its reference and change-log entry in one
+        # transaction. A failed transaction leaves at most an unreferenced file, never a reference to nothing.
+        sha256 = self.files.put_bytes(data)
+        with self.store.write(actor.id) as w:
+            self._open_case(w.session, case_id)
+            if w.session.get(MediaBlobRow, sha256) is None:
+                w.session.add(MediaBlobRow(sha256=sha256, size_bytes=len(data), mime=mime, present=True,
+                                           uploaded_at=None, last_error="", created_at=w.now))
+            row = AttachmentRow(id=new_id(), case_id=case_id, kind=kind.value, sha256=sha256, mime=mime,
+                                size_bytes=len(data), label=label, width_px=width_px, height_px=height_px,
+                                duration_ms=duration_ms, status=AttachmentStatus.ACTIVE.value, withdrawn_reason="",
+                                created_at=w.now, created_by=actor.id, version=1)
+            w.session.add(row)
+            attachment = _attachment(row)
+            w.change("attachment", row.id, 1, attachment)
+            w.audit("attach", "attachment", row.id, f"{case_id} {kind.value} {len(data)} B")
+            return attachment
+
+    def attach_document(self, actor: User, case_id: str, path: Path, label: str = "") -> Attachment:
+        try:
+            size = path.stat().st_size
+            if size > MAX_ATTACHMENT_BYTES:
+                raise ValidationFailed([FieldProblem("file", _("The file is larger than {mb} MB.").format(
+                    mb=MAX_ATTACHMENT_BYTES >> 20))])
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValidationFailed([FieldProblem("file", _("The file could not be read: {e}").format(e=exc.strerror))]) from exc
+        if not data:
+            raise ValidationFailed([FieldProblem("file", _("The file is empty."))])
+        sniffed = sniff_document(data)
+        return self.attach(actor, case_id, AttachmentKind.DOCUMENT, data, sniffed.mime, label or path.stem,
+                           width_px=sniffed.width_px, height_px=sniffed.height_px)
+
+    def relabel(self, actor: User, attachment_id: str, label: str) -> Attachment:
+        label = " ".join(label.split())
+        if len(label) > LABEL_MAX:
+            raise ValidationFailed([FieldProblem("label", _("The label is longer than {n} characters.").format(n=LABEL_MAX))])
+        with self.store.write(actor.id) as w:
+            row = self._row(w.session, attachment_id)
+            self._open_case(w.session, row.case_id)
+            row.label, row.version = label, row.version + 1
+            attachment = _attachment(row)
+            w.change("attachment", row.id, row.version, attachment)
+            w.audit("update", "attachment", row.id, "label")
+            return attachment
+
+    def remove(self, actor: User, attachment_id: str, reason: str = "") -> bool:
+        """Deletes an attachment of a draft case that never left this PC; otherwise marks it withdrawn and keeps
+        it, like vitals entered in error. Returns True when it was deleted."""
+        with self.store.write(actor.id) as w:
+            row = self._row(w.session, attachment_id)
+            case = self._open_case(w.session, row.case_id)
+            sent = w.session.scalar(select(func.count()).select_from(ChangeRow).where(
+                ChangeRow.entity == "attachment", ChangeRow.entity_id == row.id, ChangeRow.pushed_at.is_not(None)))
+            if case.status == CaseStatus.DRAFT.value and not sent:
+                sha256 = row.sha256
+                w.session.delete(row)
+                w.session.flush()
+                w.change("attachment", attachment_id, row.version + 1, None, op="delete")
+                w.audit("delete", "attachment", attachment_id, row.case_id)
+                if not w.session.scalar(select(func.count()).select_from(AttachmentRow).where(AttachmentRow.sha256 == sha256)):
+                    blob = w.session.get(MediaBlobRow, sha256)
+                    if blob is not None and blob.uploaded_at is None:
+                        w.session.delete(blob)
+                        w.after_commit(lambda: self.files.remove(sha256))
+                return True
+            if not reason.strip():
+                raise ValidationFailed([FieldProblem("reason", _(
+                    "This attachment has left this computer; say why it is withdrawn (it will be kept)."))])
+            row.status, row.withdrawn_reason, row.version = AttachmentStatus.WITHDRAWN.value, reason.strip(), row.version + 1
+            w.change("attachment", row.id, row.version, _attachment(row))
+            w.audit("withdraw", "attachment", row.id, reason.strip())
+            return False
+
+    @staticmethod
+    def _row(s, attachment_id: str) -> AttachmentRow:
+        row = s.get(AttachmentRow, attachment_id)
+        if row is None:
+            raise NotFound(_("This attachment does not exist on this computer."))
+        return row
+
+    @staticmethod
+    def _open_case(s, case_id: str) -> CaseRow:
+        case = s.get(CaseRow, case_id)
+        if case is None:
+            raise NotFound(_("This case does not exist on this computer."))
+        if CaseStatus(case.status) in FINISHED:
+            raise NotAllowed(_("This case is closed; nothing can be attached to it any more."))
+        return case
