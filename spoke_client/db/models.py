@@ -303,4 +303,5 @@ class ConflictRow(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(Id)
 
-    __table_args__ = (Index("ix_conflict_open", "resolved_at", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_conflict_open", "resolved_at", "entity", "entity_id"),
+                      Index("ux_conflict_once", "entity", "entity_id", "field", "lost_hlc", unique=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +17,8 @@ from spoke_client.domain.model import Patient, Relation, Sex, User, age_in_years
 from spoke_client.domain.names import name_key, name_similarity, normalize_name
 from spoke_client.i18n import _
 from spoke_client.services.search import PatientIndex
-from spoke_client.services.store import Store, new_id
+from spoke_client.services.store import Store, new_id, to_payload
+from sync.merge import FIELD_META, PATIENT_GROUPS, changed_groups, stamp_edit
 
 
 @dataclass
@@ -158,6 +160,11 @@ def to_patient(row: PatientRow) -> Patient:
     )
 
 
+def patient_payload(patient: Patient, field_hlc: dict) -> dict:
+    """What a patient change carries: the record and its field stamps (sync.merge)."""
+    return to_payload(patient) | {FIELD_META: field_hlc}
+
+
 def search_columns(name: str, relative: str, village: str) -> tuple[str, str]:
     """The indexed text: the name as typed (normalised) and its phonetic key, then the relative's; the village."""
     names = " ".join(x for x in (normalize_name(name), name_key(name), "/", normalize_name(relative), name_key(relative)) if x)
@@ -183,12 +190,14 @@ class PatientService:
             if facility_id is None:
                 raise NotFound(_("This computer has no facility yet: finish the set-up first."))
             self._refuse_taken_abha(w.session, valid.fields["abha_number"], None)
+            stamp = w.stamp()
             row = PatientRow(id=new_id(), facility_id=facility_id, created_at=w.now, updated_at=w.now,
-                             created_by=actor.id, version=1, **valid.fields)
+                             created_by=actor.id, version=1, field_hlc=stamp_edit({}, list(PATIENT_GROUPS), stamp),
+                             **valid.fields)
             self._index_fields(row)
             w.session.add(row)
             patient = to_patient(row)
-            w.change("patient", row.id, 1, patient)
+            w.change("patient", row.id, 1, patient_payload(patient, row.field_hlc), stamp=stamp)
             w.audit("create", "patient", row.id, "duplicate warning overridden" if confirmed_new else "")
             self.index.add_vocabulary(w.session, row)
         return patient
@@ -205,16 +214,53 @@ class PatientService:
             changed = [k for k, v in valid.fields.items() if getattr(row, k) != v]
             if not changed:
                 return to_patient(row)
+            before = to_payload(to_patient(row))
             for k, v in valid.fields.items():
                 setattr(row, k, v)
             self._index_fields(row)
             row.version += 1
             row.updated_at = w.now
             patient = to_patient(row)
-            w.change("patient", row.id, row.version, patient)
+            # Field stamps: only what this edit changed moves, so that another PC's edit of another field
+            # (or the hub's) survives the merge.
+            stamp = w.stamp()
+            row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
+            w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
             w.audit("update", "patient", row.id, ",".join(changed))
             self.index.add_vocabulary(w.session, row)
         return patient
+
+    def use_conflict_value(self, actor: User, conflict_id: int) -> Patient:
+        """Takes the value that lost a merge (kept in sync_conflict) as a new edit of this PC, and closes the
+        conflict, in one transaction. The value was valid where it was typed; it is checked again here."""
+        from spoke_client.db.models import ConflictRow
+
+        with self.store.write(actor.id) as w:
+            conflict = w.session.get(ConflictRow, conflict_id)
+            if conflict is None or conflict.resolved_at is not None:
+                raise NotFound(_("This difference was already settled."))
+            row = w.session.get(PatientRow, conflict.entity_id)
+            if row is None:
+                raise NotFound(_("This patient is not in the register."))
+            values = json.loads(conflict.lost_value or "{}")
+            before = to_payload(to_patient(row))
+            if "birth_date" in values:
+                values["birth_date"] = date.fromisoformat(values["birth_date"])
+            if "abha_number" in values and values["abha_number"]:
+                self._refuse_taken_abha(w.session, values["abha_number"], row.id)
+            for k, v in values.items():
+                setattr(row, k, v if v is not None or k == "relative_relation" else "")
+            self._index_fields(row)
+            row.version += 1
+            row.updated_at = w.now
+            patient = to_patient(row)
+            stamp = w.stamp()
+            row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
+            w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
+            conflict.resolved_at, conflict.resolved_by = w.now, actor.id
+            w.audit("conflict_use_other", "patient", row.id, conflict.field)
+            self.index.add_vocabulary(w.session, row)
+            return patient
 
     def get(self, actor: User, patient_id: str, *, audit_view: bool = True) -> Patient:
         with self.store.read() as s:

@@ -17,6 +17,7 @@ from spoke_client.paths import DataPaths
 from spoke_client.services.audit import AuditService
 from spoke_client.services.auth import AuthService
 from spoke_client.services.cases import CaseService
+from spoke_client.services.conflicts import ConflictService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.media import AttachmentService, MediaFiles
 from spoke_client.services.patients import PatientService
@@ -50,6 +51,7 @@ class Services:
     drafts: DraftService
     audit: AuditService
     attachments: AttachmentService
+    conflicts: ConflictService
     migration: migrate.MigrationReport
 
     def close(self) -> None:
@@ -67,7 +69,8 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
     services = Services(
         paths=paths, engine=engine, store=store, auth=AuthService(store), patients=PatientService(store),
         cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
-        attachments=AttachmentService(store, MediaFiles(paths.media)), migration=report,
+        attachments=AttachmentService(store, MediaFiles(paths.media)), conflicts=ConflictService(store),
+        migration=report,
     )
     if keep_good_copy:
         take_good_copy(paths)

@@ -27,6 +27,7 @@ from spoke_client.domain.redflags import PatientContext, assess
 from spoke_client.domain.vitals import GlucoseKind, Vitals
 from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store, new_id, to_payload
+from sync.merge import FIELD_META, PATIENT_GROUPS, stamp_edit
 
 # Names as Indian registers write them, by region, so that search meets real variety.
 REGIONS = {
@@ -135,8 +136,14 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
         n = min(BATCH, patients - done)
         rows = [_patient(rng, today, facility_id, actor.id, now) for _ in range(n)]
         with store.write(actor.id) as w:
+            changes = []
+            for r in rows:   # field stamps as a registration makes them (sync.merge)
+                stamp = store.hlc.now(int(w.now.timestamp() * 1000)).encode()
+                r["field_hlc"] = stamp_edit({}, list(PATIENT_GROUPS), stamp)
+                changes.append(_change(store, w.now, actor.id, "patient", r,
+                                       to_payload(_patient_payload(r)) | {FIELD_META: r["field_hlc"]}, hlc=stamp))
             w.session.execute(insert(PatientRow), rows)
-            w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "patient", r, _patient_payload(r)) for r in rows])
+            w.session.execute(insert(ChangeRow), changes)
             words = {phonetic_key(x) for r in rows for x in normalize_name(f"{r['name']} {r['relative_name']} {r['village']}").split()}
             new = sorted(k for k in words - vocab if len(k) >= 3)
             if new:
@@ -205,7 +212,7 @@ def _vitals_payload(r: dict, v: Vitals) -> VitalsRecord:
                         vitals=v, status=VitalsStatus(r["status"]), replaces_id=None, source=r["source"])
 
 
-def _change(store: Store, now, actor_id: str, entity: str, row: dict, payload) -> dict:
+def _change(store: Store, now, actor_id: str, entity: str, row: dict, payload, hlc: str | None = None) -> dict:
     return dict(change_id=new_id(), entity=entity, entity_id=row["id"], version=1, op="upsert",
-                hlc=store.hlc.now(int(now.timestamp() * 1000)).encode(), changed_at=now, user_id=actor_id,
+                hlc=hlc or store.hlc.now(int(now.timestamp() * 1000)).encode(), changed_at=now, user_id=actor_id,
                 device_id=store.device_id, payload=to_payload(payload), pushed_at=None)

@@ -78,9 +78,14 @@ class Writer:
         """Runs once the transaction has committed (removing a file the data no longer refers to, say)."""
         self._after_commit.append(action)
 
-    def change(self, entity: str, entity_id: str, version: int, payload: Any, op: str = "upsert") -> str:
+    def stamp(self) -> str:
+        """A fresh clock stamp, for a change whose payload must carry it (field stamps)."""
+        return self.store.hlc.now(int(self.now.timestamp() * 1000)).encode()
+
+    def change(self, entity: str, entity_id: str, version: int, payload: Any, op: str = "upsert",
+               stamp: str | None = None) -> str:
         """Adds the change-log entry; returns its clock stamp."""
-        stamp = self.store.hlc.now(int(self.now.timestamp() * 1000))
+        stamp = Stamp.decode(stamp) if stamp else self.store.hlc.now(int(self.now.timestamp() * 1000))
         self.session.add(
             ChangeRow(
                 change_id=new_id(),

@@ -34,10 +34,11 @@ from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
 from spoke_client.services.files import atomic_write_bytes
 from spoke_client.services.media import MediaFiles
-from spoke_client.services.patients import search_columns
+from spoke_client.services.patients import patient_payload, search_columns, to_patient
 from spoke_client.services.store import Store
 from sync.engine import MediaItem, SyncEngine, SyncReport
 from sync.hlc import Stamp
+from sync.merge import FIELD_META, merge
 from sync.protocol import Change, Op, PullPage, Rejection, hub_status_applies
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
@@ -225,12 +226,14 @@ class LocalSync:
                                                         InboxRow.entity.in_(sorted(RECORD_APPLIERS)))
                                  .order_by(InboxRow.seq).limit(5_000)).all()
         for row in rows:
-            change = _InboxChange(row.entity, row.entity_id, row.version, row.op, row.device_id, row.payload)
+            change = _InboxChange(row.entity, row.entity_id, row.version, row.op, row.device_id, row.payload, row.hlc)
             if self._apply_one(w, change):
                 row.applied_at = w.now
 
     def _apply_one(self, w, c) -> bool:
         if c.device_id == HUB_DEVICE_ID:
+            if c.entity == "patient" and c.payload is not None:
+                return _apply_patient(self, w, c)   # the hub corrected demographics: merged like any other edit
             return self._apply_hub_case(w, c)
         if c.device_id == self.store.device_id:
             return True  # our own change, back from a full resync: we have it
@@ -302,6 +305,7 @@ class _InboxChange:
     op: str
     device_id: str
     payload: dict | None
+    hlc: str = ""
 
 
 def _dt(text_: str | None) -> datetime | None:
@@ -313,23 +317,39 @@ def _newer(row, c) -> bool:
 
 
 def _apply_patient(local: LocalSync, w, c) -> bool:
-    p = c.payload
+    """Demographics merge field by field with what this PC holds (sync.merge); a value that lost to an edit
+    that had not seen it is kept as a conflict record for the user to look at."""
     row = w.session.get(PatientRow, c.entity_id)
-    if not _newer(row, c):
-        return True
+    incoming = dict(c.payload)
+    if row is None:
+        merged, conflicts = incoming, []
+        merged.setdefault(FIELD_META, {})
+    else:
+        current = patient_payload(to_patient(row), dict(row.field_hlc or {}))
+        current_stamp = max((v[0] for v in (row.field_hlc or {}).values()), default="")
+        merged, conflicts = merge(current, current_stamp, incoming, c.hlc)
     facility_id = w.session.scalars(select(FacilityRow.id).limit(1)).first()
-    fields = dict(name=p["name"], sex=p["sex"], birth_date=date.fromisoformat(p["birth_date"]),
-                  birth_date_approximate=bool(p["birth_date_approximate"]), relative_name=p.get("relative_name") or "",
-                  relative_relation=p.get("relative_relation"), phone=p.get("phone") or "", village=p.get("village") or "",
-                  address=p.get("address") or "", abha_number=p.get("abha_number") or "",
-                  abha_address=p.get("abha_address") or "", version=c.version, updated_at=w.now)
+    fields = dict(name=merged["name"], sex=merged["sex"], birth_date=date.fromisoformat(merged["birth_date"]),
+                  birth_date_approximate=bool(merged["birth_date_approximate"]),
+                  relative_name=merged.get("relative_name") or "", relative_relation=merged.get("relative_relation"),
+                  phone=merged.get("phone") or "", village=merged.get("village") or "", address=merged.get("address") or "",
+                  abha_number=merged.get("abha_number") or "", abha_address=merged.get("abha_address") or "",
+                  field_hlc=merged[FIELD_META], updated_at=w.now)
     fields["search_names"], fields["search_village"] = search_columns(fields["name"], fields["relative_name"], fields["village"])
     if row is None:
-        w.session.add(PatientRow(id=c.entity_id, facility_id=facility_id, created_at=_dt(p.get("created_at")) or w.now,
-                                 created_by=c.device_id, **fields))
+        w.session.add(PatientRow(id=c.entity_id, facility_id=facility_id, created_at=_dt(incoming.get("created_at")) or w.now,
+                                 created_by=c.device_id, version=c.version, **fields))
     else:
         for k, v in fields.items():
             setattr(row, k, v)
+        row.version = max(row.version + 1, c.version)
+    for conflict in conflicts:
+        w.session.execute(text(
+            "INSERT OR IGNORE INTO sync_conflict(entity, entity_id, field, kept_value, lost_value, lost_device, lost_hlc, "
+            "detected_at) VALUES ('patient', :id, :field, :kept, :lost, :device, :hlc, :at)"), dict(
+            id=c.entity_id, field=conflict.group, kept=_json(conflict.kept), lost=_json(conflict.lost),
+            device=conflict.lost_device, hlc=conflict.lost_stamp, at=w.now.replace(tzinfo=None).isoformat(" ")))
+        w.audit("sync_conflict", "patient", c.entity_id, conflict.group)
     keys = {phonetic_key(x) for x in normalize_name(f"{fields['name']} {fields['relative_name']} {fields['village']}").split()}
     keys = sorted(k for k in keys if len(k) >= 3)
     if keys:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import Facility, Role, User
-from spoke_client.i18n import _
+from spoke_client.i18n import _, ngettext
 from spoke_client.services.cases import HomeSummary
 from spoke_client.services.runtime import Services
 from spoke_client.ui.case_editor import CaseEditor
@@ -48,13 +48,20 @@ def _table(model) -> QTableView:
 class HomePage(QWidget):
     open_case = Signal(str)
 
-    def __init__(self, runner: TaskRunner, services: Services, parent: QWidget | None = None) -> None:
+    def __init__(self, runner: TaskRunner, services: Services, user: User | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runner, self.services = runner, services
+        self.runner, self.services, self.user = runner, services, user
         lay = QVBoxLayout(self)
         self.summary = QLabel()
         self.summary.setObjectName("summary")
         lay.addWidget(self.summary)
+        self.conflicts_button = QPushButton()
+        self.conflicts_button.setObjectName("review_conflicts")
+        self.conflicts_button.setStyleSheet("color: #8a5a00; text-align: left;")
+        self.conflicts_button.hide()
+        self.conflicts_button.clicked.connect(self.review_conflicts)
+        lay.addWidget(self.conflicts_button)
         self.models: dict[str, CaseTableModel] = {}
         for key, title in (("today", _("Today's cases (red flags first)")),
                            ("waiting_for_hub", _("Waiting for the hub")),
@@ -74,6 +81,19 @@ class HomePage(QWidget):
 
     def refresh(self) -> None:
         self.runner.run(self.services.cases.home, self._show, lambda e: self.summary.setText(str(e)), lane="read")
+        self.runner.run(self.services.conflicts.open_count, self._show_conflicts, lambda _e: None, lane="read")
+
+    def _show_conflicts(self, count: int) -> None:
+        self.conflicts_button.setText(ngettext(
+            "{n} patient detail was changed on two computers at once: review…",
+            "{n} patient details were changed on two computers at once: review…", count).format(n=count))
+        self.conflicts_button.setVisible(count > 0 and self.user is not None)
+
+    def review_conflicts(self) -> None:
+        from spoke_client.ui.conflicts import ConflictsDialog
+
+        ConflictsDialog(self.runner, self.services, self.user, self).exec()
+        self.refresh()
 
     def _show(self, home: HomeSummary) -> None:
         for key, model in self.models.items():
@@ -170,7 +190,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabsClosable(True)
         self.tabs.tabCloseRequested.connect(self._close_tab)
         self.setCentralWidget(self.tabs)
-        self.home = HomePage(runner, services)
+        self.home = HomePage(runner, services, user)
         self.home.open_case.connect(self.open_case)
         self.patients = PatientsPage(runner, services.patients, user)
         self.patients.new_case_for.connect(self.new_case)
@@ -191,6 +211,7 @@ class MainWindow(QMainWindow):
         self.sync = SyncController(runner, services, self)
         self.sync_bar = SyncBar(self.sync, can_enroll=user.role == Role.ADMIN)
         self.statusBar().addWidget(self.sync_bar, 1)
+        # What a sync brought (a status from the hub, a merged patient) shows on the home page at once.
         self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self.home.refresh())
         self.sync.start()
         out = QPushButton(_("Sign out"))

@@ -4,6 +4,7 @@ request is signed; every error is an ErrorBody with a 4xx status, never a 500 or
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -68,6 +69,11 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         return _error(503, "hub_error", "The hub could not complete this request; nothing was applied. Try again later.",
                       retry_after=60)
 
+    def _staff(request: Request) -> None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not admin_token or not hmac.compare_digest(token, admin_token):
+            raise HubError(401, "not_hub_staff", "Only hub staff may act on cases and patients.")
+
     async def _body(request: Request) -> bytes:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
@@ -131,12 +137,22 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     @app.post("/v1/hub/cases/{case_id}", response_model=HubChange, responses={404: {"model": ErrorBody}})
     async def update_case(case_id: str, update: CaseUpdate, request: Request) -> HubChange:
         """The hub side acting on a case (status, doctor's note), so that tests and tools can play the doctor."""
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not admin_token or not hmac.compare_digest(token, admin_token):
-            raise HubError(401, "not_hub_staff", "Only hub staff may act on cases.")
+        _staff(request)
         fields = {k: v for k, v in update.model_dump().items() if v is not None}
         if not fields:
             raise HubError(400, "empty_update", "Say what to change: status or doctor_note.")
         return await _run(request, hub.update_case, case_id, fields)
+
+    @app.post("/v1/hub/patients/{patient_id}", response_model=HubChange, responses={404: {"model": ErrorBody}})
+    async def update_patient(patient_id: str, request: Request) -> HubChange:
+        """The hub side correcting a patient's demographics (merged field by field at every end)."""
+        _staff(request)
+        try:
+            fields = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise HubError(400, "bad_request", "Send the fields to change as a JSON object.") from None
+        if not isinstance(fields, dict) or not fields:
+            raise HubError(400, "empty_update", "Send the fields to change as a JSON object.")
+        return await _run(request, hub.update_patient, patient_id, fields)
 
     return app

@@ -20,6 +20,7 @@ from sqlalchemy import ARRAY, Engine, String, any_, cast, create_engine, event, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp
+from sync.merge import FIELD_META, merge, stamp_edit, changed_groups
 from sync.hub.models import HubBlob, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubMediaUpload, HubRecord
 from sync.protocol import (
     ENTITIES,
@@ -228,6 +229,7 @@ class Hub:
             now = utcnow()
             rows: list[dict] = []
             latest: dict[tuple[str, str], Change] = {}
+            merged_fields: dict[tuple[str, str], list[Change]] = {}
             for c in batch.changes:
                 if str(c.change_id) in seen:
                     duplicates.append(c.change_id)
@@ -239,24 +241,34 @@ class Hub:
                 seen.add(str(c.change_id))
                 rows.append(_change_row(device.facility_id, c, now))
                 key = (c.entity, c.entity_id)
+                if c.entity == "patient" and c.payload is not None:
+                    merged_fields.setdefault(key, []).append(c)
                 if key not in latest or c.hlc > latest[key].hlc:
                     latest[key] = c
                 accepted.append(c.change_id)
             if rows:
                 s.execute(insert(HubChangeRow), rows)
-                self._write_records(s, device.facility_id, latest, records)
+                self._write_records(s, device.facility_id, latest, records, merged_fields)
                 self.hlc.observe(Stamp.decode(max(r["hlc"] for r in rows)), int(time.time() * 1000))
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
 
     def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
-                       records: dict[tuple[str, str], HubRecord]) -> None:
-        """Cases merge by ownership (the spoke's clinical record, the hub's outcome); other records: last writer
-        wins by hybrid logical clock (field merge for demographics: a later slice)."""
+                       records: dict[tuple[str, str], HubRecord], merged_fields: dict[tuple[str, str], list[Change]]) -> None:
+        """Cases merge by ownership (the spoke's clinical record, the hub's outcome); demographics field by field
+        (sync.merge); other records: last writer wins by hybrid logical clock."""
         new, newer = [], []
         for key, c in latest.items():
             values = dict(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version, hlc=c.hlc,
                           deleted=c.op == Op.DELETE, payload=c.payload)
             record = records.get(key)
+            if key in merged_fields and c.op == Op.UPSERT:
+                payload, stamp = (record.payload, record.hlc) if record is not None and record.payload else (None, "")
+                for change in merged_fields[key]:
+                    payload = dict(change.payload) if payload is None else merge(payload, stamp, change.payload, change.hlc)[0]
+                    stamp = max(stamp, change.hlc)
+                values |= dict(payload=payload, hlc=stamp, version=max(c.version, record.version if record else 0))
+                (new if record is None else newer).append(values)
+                continue
             if record is None:
                 new.append(values)
             elif c.entity == "case" and c.payload is not None and record.payload is not None:
@@ -430,6 +442,37 @@ class Hub:
                             op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
             s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
             record.version, record.hlc, record.payload = change.version, stamp, payload
+            s.flush()
+            seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
+            return HubChange(seq=seq, **change.model_dump())
+
+    def update_patient(self, patient_id: str, fields: dict) -> HubChange:
+        """The hub corrects demographics (a doctor fixes an age or a phone number): field stamps move only for
+        what changed, so a spoke's concurrent edit of another field survives, and of the same field is kept."""
+        from sync.merge import PATIENT_GROUPS
+
+        allowed = {f for group in PATIENT_GROUPS.values() for f in group}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise HubError(400, "unknown_field", f"These are not demographic fields: {', '.join(sorted(unknown))}.")
+        with self.session.begin() as s:
+            record = s.get(HubRecord, ("patient", patient_id), with_for_update=True)
+            if record is None or record.deleted or not record.payload:
+                raise HubError(404, "no_patient", "No such patient on the hub.")
+            self._lock_facility(s, record.facility_id)
+            stamp = self.hlc.now(int(time.time() * 1000)).encode()
+            before = dict(record.payload)
+            after = before | fields
+            meta = before.get(FIELD_META) or {}
+            if FIELD_META not in before:   # a record from before field stamps: everything as of the record
+                from sync.merge import PATIENT_GROUPS as groups
+
+                meta = {g: [record.hlc, ""] for g in groups}
+            after[FIELD_META] = stamp_edit(meta, changed_groups(before, after), stamp)
+            change = Change(change_id=uuid.uuid4(), entity="patient", entity_id=patient_id, version=record.version + 1,
+                            op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=after)
+            s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
+            record.version, record.hlc, record.payload = change.version, stamp, after
             s.flush()
             seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
             return HubChange(seq=seq, **change.model_dump())

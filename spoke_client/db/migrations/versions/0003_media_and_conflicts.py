@@ -45,6 +45,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sync_conflict', schema=None) as batch_op:
         batch_op.create_index('ix_conflict_open', ['resolved_at', 'entity', 'entity_id'], unique=False)
+        batch_op.create_index('ux_conflict_once', ['entity', 'entity_id', 'field', 'lost_hlc'], unique=True)
 
     op.create_table('attachment',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -84,6 +85,7 @@ def downgrade() -> None:
 
     op.drop_table('attachment')
     with op.batch_alter_table('sync_conflict', schema=None) as batch_op:
+        batch_op.drop_index('ux_conflict_once')
         batch_op.drop_index('ix_conflict_open')
 
     op.drop_table('sync_conflict')
