@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--code", required=True)
     s.add_argument("--name", default=None, help=_("a name for this computer (default: its host name)"))
     s.add_argument("--allow-http", action="store_true", help=_("allow plain http to a hub that is not this computer"))
+    s.add_argument("--ca-bundle", default=None,
+                   help=_("a PEM file of certificate authorities to trust for this hub (default: the system's)"))
 
-    sub.add_parser("sync", help=_("one sync round with the hub: push what is waiting, pull what is new"))
+    sp = sub.add_parser("sync", help=_("one sync round with the hub: push what is waiting, pull what is new"))
+    sp.add_argument("--check", action="store_true",
+                    help=_("also compare with the hub now, and resync in full if they disagree (done every 6 hours anyway)"))
 
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))

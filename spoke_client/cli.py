@@ -163,7 +163,7 @@ def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
         return services
     try:
         name = enroll(services.store, paths, args.hub, args.code, args.name or socket.gethostname(),
-                      allow_http=args.allow_http)
+                      allow_http=args.allow_http, ca_bundle=args.ca_bundle)
     except SpokeError as exc:
         _err(exc.message)
         return EXIT_FAILED
@@ -180,8 +180,10 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
     if isinstance(services, int):
         return services
     try:
-        report = sync_once(services.store, paths)
-        quarantined = LocalSync(services.store).quarantined()
+        report = sync_once(services.store, paths, verify=True if args.check else None)
+        local = LocalSync(services.store)
+        refused = local.refused()
+        files_waiting = local.pending_files()
     except SpokeError as exc:
         _err(exc.message)
         return EXIT_FAILED
@@ -189,8 +191,19 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
         services.close()
     print(_("Sent {p} changes ({a} were already at the hub), received {r}; {n} still waiting.").format(
         p=report.pushed, a=report.already_there, r=report.pulled, n=report.pending))
-    for entity, entity_id, reason in quarantined:
-        _err(_("Refused by the hub: {entity} {id}: {reason}").format(entity=entity, id=entity_id, reason=reason))
+    print(_("Files: sent {u} ({kb} kB), {t} already at the hub, received {f}; {w} still waiting.").format(
+        u=report.files_uploaded, kb=report.bytes_uploaded // 1024, t=report.files_already_there, f=report.files_fetched,
+        w=files_waiting))
+    if report.checked:
+        if report.resynced:
+            print(_("This computer and the hub disagreed; a full resync was done ({what}).").format(what=report.resynced))
+        else:
+            print(_("Checked: this computer and the hub agree."))
+    if report.diverged:
+        _err(_("This computer and the hub still disagree after a full resync; other computers of the facility may "
+               "need to sync. Nothing on this computer was lost."))
+    for item in refused:
+        _err(_("Refused by the hub: {what}: {reason}").format(what=item.what, reason=item.reason))
     if report.error:
         _err(report.error)
-    return EXIT_OK if report.error is None and not quarantined else EXIT_FAILED
+    return EXIT_OK if report.ok and not refused else EXIT_FAILED

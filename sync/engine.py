@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sync.protocol import MAX_CHUNK_BYTES, Change, PullPage, PushBatch, Rejection
+from sync.protocol import MAX_CHUNK_BYTES, Change, PullPage, PushBatch, Rejection, SetDigest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 
@@ -28,6 +28,10 @@ class Outbox(Protocol):
 class Inbox(Protocol):
     def cursor(self) -> int: ...
     def apply(self, page: PullPage) -> int: ...  # stores the page and next_cursor in one transaction
+    def local_digest(self, cursor: int) -> tuple[SetDigest, SetDigest]: ...   # (others up to cursor, own sent)
+    def prepare_resync(self, pull_again: bool, push_again: bool) -> None: ...  # unsent work is never touched
+    def pull_own(self) -> bool: ...     # in a full resync: our own changes come back too
+    def pull_done(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,14 @@ class SyncReport:
     error: str | None = None
     error_kind: str | None = None   # unreachable | refused | busy | garbage | cancelled
     retry_after: float | None = None  # seconds, when the hub asked to wait
+    checked: bool = False             # the divergence check ran
+    resynced: str = ""                # what a full resync repaired: "", "pull", "push" or "pull+push"
+    diverged: bool = False            # still different from the hub after a resync
     quarantine_reasons: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.quarantined == 0 and self.files_refused == 0
+        return self.error is None and self.quarantined == 0 and self.files_refused == 0 and not self.diverged
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -83,15 +90,25 @@ class SyncEngine:
         self.batch_size, self.page_size = batch_size, page_size
         self.chunk_bytes = FIRST_CHUNK
 
-    def run_once(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> SyncReport:
+    def run_once(self, progress: Progress | None = None, cancel: threading.Event | None = None,
+                 verify: bool = False) -> SyncReport:
+        """One round: push, upload files, pull, fetch files; with verify, then compare digests with the hub and,
+        where they differ, resync in full (pull everything again, offer every sent change again) and compare
+        once more. Unsent local work is never touched by a resync."""
         report = SyncReport()
         try:
-            self._push(report, progress, cancel)
-            if self.media is not None:
-                self._upload(report, progress, cancel)
-            self._pull(report, progress, cancel)
-            if self.media is not None:
-                self._fetch(report, progress, cancel)
+            self._round(report, progress, cancel)
+            if verify:
+                report.checked = True
+                others_differ, push_again = self._differs()
+                # Our own changes differ: offer them all again, and pull ours back too (a PC restored from an
+                # older copy lost some of what it had sent).
+                pull_again = others_differ or push_again
+                if pull_again:
+                    self.inbox.prepare_resync(pull_again, push_again)
+                    report.resynced = "+".join(x for x, on in (("pull", pull_again), ("push", push_again)) if on)
+                    self._round(report, progress, cancel)
+                    report.diverged = any(self._differs())
         except HubUnreachable as exc:
             report.error, report.error_kind = f"The hub cannot be reached ({exc}).", "unreachable"
         except HubRefused as exc:
@@ -126,6 +143,20 @@ class SyncEngine:
                 raise HubGarbage("The hub answered for only part of the batch.")
             if progress:
                 progress("push", report.pushed + report.already_there + report.quarantined, total)
+
+    def _round(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        self._push(report, progress, cancel)
+        if self.media is not None:
+            self._upload(report, progress, cancel)
+        self._pull(report, progress, cancel)
+        if self.media is not None:
+            self._fetch(report, progress, cancel)
+
+    def _differs(self) -> tuple[bool, bool]:
+        cursor = self.inbox.cursor()
+        remote = self.client.digest(cursor)
+        others, own = self.inbox.local_digest(cursor)
+        return others != remote.others, own != remote.own
 
     def _upload(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         """Each file: ask the hub how much it has, send the rest in chunks, each confirmed before the next."""
@@ -216,13 +247,15 @@ class SyncEngine:
                 progress("fetch", done, total)
 
     def _pull(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        own = self.inbox.pull_own()
         while True:
             _check(cancel)
-            page = self.client.pull(self.inbox.cursor(), self.page_size)
+            page = self.client.pull(self.inbox.cursor(), self.page_size, own=own)
             report.pulled += self.inbox.apply(page)
             if progress:
                 progress("pull", report.pulled, report.pulled + page.remaining)
             if not page.more:
+                self.inbox.pull_done()
                 return
 
 

@@ -147,6 +147,33 @@ class MediaStatus(_Model):
         return self
 
 
+class SetDigest(_Model):
+    """An order-free fingerprint of a set of change ids: their count and the sum of their hashes mod 2^64."""
+
+    count: Annotated[int, Field(ge=0)]
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
+class Digest(_Model):
+    """What the hub holds for this device's facility: the changes of others up to `cursor` (what a pull up to
+    there brings), and every change of this device. The spoke computes the same from its side; a difference
+    means the two disagree (a hub restored from a backup, a spoke restored from an old copy) and calls for a
+    full resync."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    cursor: Annotated[int, Field(ge=0)]
+    others: SetDigest
+    own: SetDigest
+
+
+def set_digest(change_ids) -> SetDigest:
+    total, count = 0, 0
+    for change_id in change_ids:
+        total = (total + int.from_bytes(hashlib.sha256(str(change_id).encode()).digest()[:8], "big")) & 0xFFFFFFFFFFFFFFFF
+        count += 1
+    return SetDigest(count=count, hash=f"{total:016x}")
+
+
 class ErrorBody(_Model):
     """Every 4xx/5xx of the hub: a machine code and a sentence for the user."""
 

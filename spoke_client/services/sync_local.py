@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -39,11 +39,14 @@ from spoke_client.services.store import Store
 from sync.engine import MediaItem, SyncEngine, SyncReport
 from sync.hlc import Stamp
 from sync.merge import FIELD_META, merge
-from sync.protocol import Change, Op, PullPage, Rejection, hub_status_applies
+from sync.protocol import Change, Op, PullPage, Rejection, hub_status_applies, set_digest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 HUB_URL, HUB_FACILITY, HUB_FACILITY_NAME, HUB_ALLOW_HTTP = "hub_url", "hub_facility_id", "hub_facility_name", "hub_allow_http"
+HUB_CA_BUNDLE = "hub_ca_bundle"   # a CA bundle file for a hub whose certificate the system does not know
 COUNTER, CURSOR, LAST_SYNC, LAST_ERROR = "hub_counter", "hub_cursor", "hub_last_sync", "hub_last_error"
+LAST_CHECK, PULL_OWN = "hub_last_check", "hub_pull_own"
+CHECK_EVERY = timedelta(hours=6)   # the divergence check: cheap, but it reads every change id at both ends
 HUB_DEVICE_ID = "hub"
 _CHUNK = 500
 
@@ -235,8 +238,8 @@ class LocalSync:
             if c.entity == "patient" and c.payload is not None:
                 return _apply_patient(self, w, c)   # the hub corrected demographics: merged like any other edit
             return self._apply_hub_case(w, c)
-        if c.device_id == self.store.device_id:
-            return True  # our own change, back from a full resync: we have it
+        # Our own changes come back only in a full resync; the appliers are idempotent, so what this PC still
+        # has stays as it is and what a restore from an older copy lost comes back.
         if c.entity in ("facility", "user"):
             return True  # facility details and users stay per PC (passwords never travel)
         if c.entity == "attachment" and c.op == Op.DELETE.value:
@@ -264,6 +267,57 @@ class LocalSync:
             row.hub_note = str(c.payload["doctor_note"] or "")
         row.updated_at = w.now
         return True
+
+    # --- divergence check -----------------------------------------------------------------------
+    def local_digest(self, cursor: int):
+        me = self.store.device_id
+        with self.store.read() as s:
+            others = s.scalars(select(InboxRow.change_id).where(InboxRow.seq <= cursor, InboxRow.seq > 0,
+                                                               InboxRow.device_id != me)).yield_per(10_000)
+            others_digest = set_digest(others)
+            # Our own changes the hub has: those it acknowledged, and those a full resync brought back to a PC
+            # restored from an older copy.
+            own = s.execute(text(
+                "SELECT change_id FROM change_log WHERE pushed_at IS NOT NULL AND rejected_at IS NULL "
+                "UNION SELECT change_id FROM hub_inbox WHERE device_id = :me"), {"me": me}).scalars().yield_per(10_000)
+            return others_digest, set_digest(own)
+
+    def pull_own(self) -> bool:
+        return self.store.get_setting(PULL_OWN) == "1"
+
+    def prepare_resync(self, pull_again: bool, push_again: bool) -> None:
+        """Before a full resync. Pull again: from the start, our own changes included (a PC restored from an
+        older copy gets back what it had sent); what was pulled stays applied, and pulled records this version
+        cannot apply yet keep their place under a negative number (the hub's numbering may have been reset by
+        a restore). Push again: every change the hub acknowledged is offered again (it acknowledges the ones
+        it has as duplicates). Unsent and refused changes are not touched."""
+        with self.store.write(None) as w:
+            if pull_again or push_again:
+                w.session.execute(text("DELETE FROM hub_inbox WHERE applied_at IS NOT NULL AND seq > 0"))
+                low, high = w.session.execute(text(
+                    "SELECT min(coalesce(min(seq), 0), 0), coalesce(max(seq), 0) FROM hub_inbox")).one()
+                # Below everything there, in the same order: seq - high - 1 + low.
+                w.session.execute(text("UPDATE hub_inbox SET seq = seq - :high - 1 + :low WHERE seq > 0"),
+                                  {"low": low, "high": high})
+                self._set(w, CURSOR, "0")
+                self._set(w, PULL_OWN, "1")
+            if push_again:
+                w.session.execute(update(ChangeRow).where(ChangeRow.pushed_at.is_not(None), ChangeRow.rejected_at.is_(None))
+                                  .values(pushed_at=None))
+            self._set(w, LAST_CHECK, "")   # cut before the end: the next round checks again
+            w.audit("sync_resync", "hub", "", f"pull_again={pull_again} push_again={push_again}")
+
+    def pull_done(self) -> None:
+        if self.pull_own():
+            self.store.set_setting(PULL_OWN, "")
+
+    def raise_counter(self, last_seen_by_hub: int) -> None:
+        """The hub saw a higher request number than ours (this PC was restored from an older copy)."""
+        with self.store.write(None) as w:
+            current = int(w.session.execute(text("SELECT value FROM setting WHERE key = :k"), {"k": COUNTER}).scalar() or 0)
+            if last_seen_by_hub > current:
+                self._set(w, COUNTER, str(last_seen_by_hub))
+                w.audit("sync_counter", "hub", "", f"{current}->{last_seen_by_hub}")
 
     # --- settings -------------------------------------------------------------------------------
     @staticmethod
@@ -444,12 +498,15 @@ def _json(payload: dict) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
-def enroll(store: Store, paths: DataPaths, hub_url: str, code: str, device_name: str, *, allow_http: bool = False) -> str:
+def enroll(store: Store, paths: DataPaths, hub_url: str, code: str, device_name: str, *, allow_http: bool = False,
+           ca_bundle: str | None = None) -> str:
     """Generates this PC's Ed25519 key, registers it with the hub under the one-time code, keeps the key."""
     if store.get_setting(HUB_URL):
         raise EnrolmentFailed(_("This computer is already enrolled with {hub}.").format(hub=store.get_setting(HUB_URL)))
     try:
-        client = HubClient(hub_url, allow_plain_http=allow_http)
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ValueError(_("The CA bundle file {path} does not exist.").format(path=ca_bundle))
+        client = HubClient(hub_url, allow_plain_http=allow_http, ca_bundle=ca_bundle)
     except ValueError as exc:
         raise EnrolmentFailed(str(exc)) from exc
     key = Ed25519PrivateKey.generate()
@@ -468,7 +525,8 @@ def enroll(store: Store, paths: DataPaths, hub_url: str, code: str, device_name:
     os.replace(pending, key_path(paths))
     with store.write(None) as w:
         for k, v in ((HUB_URL, client.base_url), (HUB_FACILITY, result.facility_id),
-                     (HUB_FACILITY_NAME, result.facility_name), (HUB_ALLOW_HTTP, "1" if allow_http else "")):
+                     (HUB_FACILITY_NAME, result.facility_name), (HUB_ALLOW_HTTP, "1" if allow_http else ""),
+                     (HUB_CA_BUNDLE, os.path.abspath(ca_bundle) if ca_bundle else "")):
             LocalSync._set(w, k, v)
         w.audit("enroll", "hub", result.facility_id, client.base_url)
     return result.facility_name
@@ -481,14 +539,22 @@ def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
     key = load_pem_private_key(key_path(paths).read_bytes(), password=None)
     local = LocalSync(store, MediaFiles(paths.media))
     client = HubClient(url, device_id=store.device_id, key=key, next_counter=local.next_counter,
-                       allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)))
+                       allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)), raise_counter=local.raise_counter,
+                       ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None)
     return SyncEngine(client, local, local, local), local
 
 
-def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None) -> SyncReport:
+def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None, verify: bool | None = None) -> SyncReport:
+    """One round. verify: compare with the hub and resync if they differ (None: when the last check is older
+    than CHECK_EVERY)."""
     engine, local = make_engine(store, paths)
-    report = engine.run_once(progress, cancel)
+    if verify is None:
+        last = store.get_setting(LAST_CHECK)
+        verify = not last or datetime.fromisoformat(last) < store.clock() - CHECK_EVERY
+    report = engine.run_once(progress, cancel, verify=verify)
     with store.write(None) as w:
+        if report.checked and report.error is None:
+            LocalSync._set(w, LAST_CHECK, w.now.isoformat())
         if report.error is None:
             LocalSync._set(w, LAST_SYNC, w.now.isoformat())
         LocalSync._set(w, LAST_ERROR, report.error or "")

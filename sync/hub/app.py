@@ -20,6 +20,7 @@ from sync.protocol import (
     EnrollResult,
     ErrorBody,
     Health,
+    Digest,
     HubChange,
     MediaStatus,
     ProtocolError,
@@ -33,8 +34,9 @@ from sync.protocol import (
 log = logging.getLogger("spoke.hub")
 
 
-def _error(status: int, code: str, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+def _error(status: int, code: str, message: str, retry_after: int | None = None,
+           extra: dict[str, str] | None = None) -> JSONResponse:
+    headers = ({"Retry-After": str(retry_after)} if retry_after is not None else {}) | (extra or {})
     return JSONResponse(ErrorBody(code=code, message=message).model_dump(), status_code=status, headers=headers)
 
 
@@ -53,7 +55,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.retry_after)
+        return _error(exc.status, exc.code, exc.message, exc.retry_after, exc.headers)
 
     @app.exception_handler(ProtocolError)
     async def _protocol_error(_request: Request, exc: ProtocolError) -> JSONResponse:
@@ -107,11 +109,17 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         return _gzip(await _run(request, hub.push, device, batch))
 
     @app.get("/v1/pull", response_model=PullPage, responses={401: {"model": ErrorBody}})
-    async def pull(request: Request, after: int = 0, limit: int = 500) -> Response:
+    async def pull(request: Request, after: int = 0, limit: int = 500, own: bool = False) -> Response:
         if after < 0 or limit < 1:
             raise HubError(400, "bad_cursor", "The pull cursor must be 0 or more and the page size 1 or more.")
         device = await _device(request, await _body(request))
-        return _gzip(await _run(request, hub.pull, device, after, limit))
+        return _gzip(await _run(request, hub.pull, device, after, limit, own))
+
+    @app.get("/v1/digest", response_model=Digest, responses={401: {"model": ErrorBody}})
+    async def digest(request: Request, cursor: int = 0) -> Response:
+        """A fingerprint of what the hub holds for the device's facility, for a cheap divergence check."""
+        device = await _device(request, await _body(request))
+        return _gzip(await _run(request, hub.digest, device, cursor))
 
     @app.get("/v1/media/{sha256}/status", response_model=MediaStatus, responses={401: {"model": ErrorBody}})
     async def media_status(sha256: str, request: Request, size: int) -> Response:

@@ -28,6 +28,7 @@ from sync.protocol import (
     MAX_CHUNK_BYTES,
     MAX_MEDIA_BYTES,
     SHA256_PATTERN,
+    Digest,
     MediaStatus,
     Change,
     EnrollRequest,
@@ -39,6 +40,7 @@ from sync.protocol import (
     PushResult,
     Rejection,
     merge_case_status,
+    set_digest,
     signing_text,
     unb64,
 )
@@ -51,10 +53,12 @@ MAX_PULL_PAGE = 2_000
 class HubError(Exception):
     """An error with an HTTP status, a machine code and a sentence for the spoke's user."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 BUSY_RETRY_AFTER_S = 30
@@ -185,7 +189,10 @@ class Hub:
             except (InvalidSignature, ValueError) as exc:
                 raise HubError(401, "bad_signature", "The request's signature does not match this device.") from exc
             if counter <= device.last_counter:
-                raise HubError(409, "replayed", "This request was already received (replayed counter).")
+                # Validly signed, so it is the device itself: a replay, or a PC restored from an older copy whose
+                # counter went back. Telling it the last number seen lets it continue above (a replay gains nothing).
+                raise HubError(409, "replayed", "This request was already received (replayed counter).",
+                               headers={"Spoke-Counter-Last": str(device.last_counter)})
             device.last_counter = counter
             return Device(device.id, device.facility_id)
 
@@ -319,13 +326,15 @@ class Hub:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:f))"), {"f": facility_id})
 
     # --- pull -----------------------------------------------------------------------------------
-    def pull(self, device: Device, after: int, limit: int) -> PullPage:
+    def pull(self, device: Device, after: int, limit: int, own: bool = False) -> PullPage:
+        """The facility's changes after the cursor; a device's own changes only when it asks (own=True: a
+        full resync of a PC restored from an older copy, which lost some of what it had sent)."""
         limit = max(1, min(limit, MAX_PULL_PAGE))
+        mine = HubChangeRow.device_id != device.id if not own else literal(True)
         with self.session() as s:
             rows = list(s.scalars(
                 select(HubChangeRow)
-                .where(HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > after,
-                       HubChangeRow.device_id != device.id)
+                .where(HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > after, mine)
                 .order_by(HubChangeRow.seq).limit(limit + 1)))
             more = len(rows) > limit
             rows = rows[:limit]
@@ -333,11 +342,24 @@ class Hub:
             if more:
                 remaining = s.scalar(select(func.count()).select_from(HubChangeRow).where(
                     HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > rows[-1].seq,
-                    HubChangeRow.device_id != device.id)) or 0
+                    mine)) or 0
         changes = [HubChange(seq=r.seq, change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
                              version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id, payload=r.payload)
                    for r in rows]
         return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more, remaining=remaining)
+
+    # --- divergence check -----------------------------------------------------------------------
+    def digest(self, device: Device, cursor: int) -> Digest:
+        if cursor < 0:
+            raise HubError(400, "bad_cursor", "The cursor must be 0 or more.")
+        c = HubChangeRow.__table__.c
+        with self.session() as s:
+            others = s.scalars(select(c.change_id).where(c.facility_id == device.facility_id, c.seq <= cursor,
+                                                        c.device_id != device.id)).yield_per(10_000)
+            others_digest = set_digest(others)
+            own = s.scalars(select(c.change_id).where(c.facility_id == device.facility_id,
+                                                     c.device_id == device.id)).yield_per(10_000)
+            return Digest(cursor=cursor, others=others_digest, own=set_digest(own))
 
     # --- media ----------------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:

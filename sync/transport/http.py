@@ -17,6 +17,7 @@ from sync.protocol import (
     H_DEVICE,
     H_SIGNATURE,
     MEDIA_CONTENT_TYPE,
+    Digest,
     EnrollRequest,
     EnrollResult,
     ErrorBody,
@@ -69,12 +70,15 @@ def check_url(url: str, allow_plain_http: bool = False) -> str:
 class HubClient:
     def __init__(self, base_url: str, *, device_id: str | None = None, key: Ed25519PrivateKey | None = None,
                  next_counter: Callable[[], int] | None = None, allow_plain_http: bool = False,
-                 ca_bundle: str | None = None, session: requests.Session | None = None) -> None:
+                 ca_bundle: str | None = None, session: requests.Session | None = None,
+                 raise_counter: Callable[[int], None] | None = None) -> None:
         self.base_url = check_url(base_url, allow_plain_http)
         self.device_id, self.key, self.next_counter = device_id, key, next_counter
+        self.raise_counter = raise_counter   # after a restore from an older copy: continue above the hub's last
         self.http = session or requests.Session()
-        if ca_bundle:
-            self.http.verify = ca_bundle
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE in the environment override a
+        # session's setting, and a configured bundle must win.
+        self.verify: str | bool = ca_bundle or True
 
     # --- calls ----------------------------------------------------------------------------------
     def health(self) -> Health:
@@ -91,8 +95,14 @@ class HubClient:
             raise HubGarbage("The hub answered for another batch.")
         return result
 
-    def pull(self, after: int, limit: int = 500) -> PullPage:
-        return self._call("GET", f"/v1/pull?after={after}&limit={limit}", None, PullPage)
+    def pull(self, after: int, limit: int = 500, own: bool = False) -> PullPage:
+        return self._call("GET", f"/v1/pull?after={after}&limit={limit}" + ("&own=true" if own else ""), None, PullPage)
+
+    def digest(self, cursor: int) -> Digest:
+        result = self._call("GET", f"/v1/digest?cursor={cursor}", None, Digest)
+        if result.cursor != cursor:
+            raise HubGarbage("The hub answered for another cursor.")
+        return result
 
     def media_status(self, sha256: str, size: int) -> MediaStatus:
         return self._checked_status(self._call("GET", f"/v1/media/{sha256}/status?size={size}", None, MediaStatus),
@@ -184,6 +194,18 @@ class HubClient:
                 headers["Content-Type"] = content_type
             else:
                 headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        for attempt in (1, 2):
+            r = self._send_once(method, path, body, dict(headers), signed, stream)
+            last = r.headers.get("Spoke-Counter-Last", "")
+            if attempt == 1 and signed and r.status_code == 409 and last.isdigit() and self.raise_counter:
+                r.close()
+                self.raise_counter(int(last))   # our counter went back (a restored copy): continue above, once
+                continue
+            return r
+        return r
+
+    def _send_once(self, method: str, path: str, body: bytes | None, headers: dict[str, str], signed: bool,
+                   stream: bool) -> requests.Response:
         if signed:
             if not (self.device_id and self.key and self.next_counter):
                 raise HubRefused(401, "not_enrolled", "This computer is not enrolled with a hub yet.")
@@ -192,7 +214,8 @@ class HubClient:
             headers |= {H_DEVICE: self.device_id, H_COUNTER: str(counter), H_SIGNATURE: b64(signature)}
         try:
             return self.http.request(method, self.base_url + path, data=body, headers=headers, stream=stream,
-                                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False)
+                                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False,
+                                     verify=self.verify)
         except requests.RequestException as exc:  # a timeout is never success
             raise HubUnreachable(str(exc)) from exc
 
