@@ -124,25 +124,42 @@ class SyncEngine:
 
     def _push(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         total = self.outbox.pending()
-        while True:
-            _check(cancel)
-            changes = self.outbox.unsent(self.batch_size)
-            if not changes:
-                return
-            result = self.client.push(PushBatch(batch_id=uuid.uuid4(), changes=changes))
-            # Only what the hub acknowledged is marked sent; a lost answer means the same batch goes again,
-            # and the hub reports it as duplicates.
-            self.outbox.mark_sent([str(i) for i in result.accepted + result.duplicates])
-            self.outbox.quarantine(result.rejected)
-            report.pushed += len(result.accepted)
-            report.already_there += len(result.duplicates)
-            report.quarantined += len(result.rejected)
-            report.quarantine_reasons += [r.reason for r in result.rejected]
-            answered = len(result.accepted) + len(result.duplicates) + len(result.rejected)
-            if answered < len(changes):
-                raise HubGarbage("The hub answered for only part of the batch.")
-            if progress:
-                progress("push", report.pushed + report.already_there + report.quarantined, total)
+        batches = _Prefetch(self.outbox, self.batch_size) if hasattr(self.outbox, "unsent_page") else None
+        try:
+            while True:
+                _check(cancel)
+                if batches is not None:
+                    item = batches.next()
+                    if item is None:
+                        return
+                    batch, body = item
+                else:
+                    changes = self.outbox.unsent(self.batch_size)
+                    if not changes:
+                        return
+                    batch, body = PushBatch(batch_id=uuid.uuid4(), changes=changes), None
+                self._push_one(report, batch, body, total, progress)
+        finally:
+            if batches is not None:
+                batches.stop()
+
+    def _push_one(self, report: SyncReport, batch: PushBatch, body: bytes | None, total: int,
+                  progress: Progress | None) -> None:
+        changes = batch.changes
+        result = self.client.push(batch, body)
+        # Only what the hub acknowledged is marked sent; a lost answer means the same batch goes again,
+        # and the hub reports it as duplicates.
+        self.outbox.mark_sent([str(i) for i in result.accepted + result.duplicates])
+        self.outbox.quarantine(result.rejected)
+        report.pushed += len(result.accepted)
+        report.already_there += len(result.duplicates)
+        report.quarantined += len(result.rejected)
+        report.quarantine_reasons += [r.reason for r in result.rejected]
+        answered = len(result.accepted) + len(result.duplicates) + len(result.rejected)
+        if answered < len(changes):
+            raise HubGarbage("The hub answered for only part of the batch.")
+        if progress:
+            progress("push", report.pushed + report.already_there + report.quarantined, total)
 
     def _round(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         self._push(report, progress, cancel)
@@ -257,6 +274,54 @@ class SyncEngine:
             if not page.more:
                 self.inbox.pull_done()
                 return
+
+
+class _Prefetch:
+    """Reads and encodes the next batch from the outbox while the current one is on the wire (a thread, so the
+    spoke's work overlaps the hub's). The outbox is read by position, so nothing is sent twice in a round."""
+
+    def __init__(self, outbox, batch_size: int, depth: int = 2) -> None:
+        import queue
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._outbox, self._size = outbox, batch_size
+        self._thread = threading.Thread(target=self._run, name="sync-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import queue
+
+        from sync.protocol import encode
+
+        after = None
+        try:
+            while not self._stop.is_set():
+                changes, after = self._outbox.unsent_page(self._size, after)
+                item = None
+                if changes:
+                    batch = PushBatch(batch_id=uuid.uuid4(), changes=changes)
+                    item = (batch, encode(batch))
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if item is None:
+                    return
+        except BaseException as exc:  # handed to the sending thread, which raises it
+            self._queue.put(exc)
+
+    def next(self):
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 class _Cancelled(Exception):

@@ -158,14 +158,23 @@ class LocalSync:
 
     # --- outbox ---------------------------------------------------------------------------------
     def unsent(self, limit: int) -> list[Change]:
+        return self.unsent_page(limit, None)[0]
+
+    def unsent_page(self, limit: int, after: int | None) -> tuple[list[Change], int | None]:
+        """Unsent changes in log order after a position (so the engine can read the next batch while the
+        current one is in flight), and the position of the last one."""
         # Columns, not ORM objects, and no second validation of our own rows: the hub validates every message.
         c = ChangeRow.__table__.c
+        q = (select(c.seq, c.change_id, c.entity, c.entity_id, c.version, c.op, c.hlc, c.device_id, c.payload)
+             .where(c.pushed_at.is_(None), c.rejected_at.is_(None)).order_by(c.seq).limit(limit))
+        if after is not None:
+            q = q.where(c.seq > after)
         with self.store.read() as s:
-            rows = s.execute(select(c.change_id, c.entity, c.entity_id, c.version, c.op, c.hlc, c.device_id, c.payload)
-                             .where(c.pushed_at.is_(None), c.rejected_at.is_(None)).order_by(c.seq).limit(limit))
-            return [Change.model_construct(change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
-                                           version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id,
-                                           payload=None if r.op == Op.DELETE.value else r.payload) for r in rows]
+            rows = s.execute(q).all()
+        changes = [Change.model_construct(change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
+                                          version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id,
+                                          payload=None if r.op == Op.DELETE.value else r.payload) for r in rows]
+        return changes, (rows[-1].seq if rows else after)
 
     def mark_sent(self, change_ids: list[str]) -> None:
         with self.store.write(None) as w:

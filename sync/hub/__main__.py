@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="serve the hub API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8470)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes (each a Python interpreter: use about one per core on a busy hub)")
+    s.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
+                   help="where uploaded files are kept (default: next to a SQLite database, else the data folder)")
     s = sub.add_parser("create-facility", help="register a health-and-wellness centre; prints its id")
     s.add_argument("--name", required=True)
     s.add_argument("--hwc-id", required=True)
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sync.hub.service import Hub, HubError, make_hub_engine
 
-    hub = Hub(make_hub_engine(args.db or default_db_url()))
+    db = args.db or default_db_url()
+    hub = Hub(make_hub_engine(db), media_dir=getattr(args, "media_dir", None))
     hub.create_schema()
     try:
         if args.command == "serve":
@@ -45,8 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
             from sync.hub.app import create_app
 
-            uvicorn.run(create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN")), host=args.host, port=args.port,
-                        log_level="info")
+            if args.workers > 1:
+                # Each worker builds its own app from the environment (uvicorn imports it by name).
+                hub.engine.dispose()
+                os.environ["SPOKE_HUB_DB"] = db
+                os.environ["SPOKE_HUB_MEDIA_DIR"] = str(hub.media_dir)
+                uvicorn.run("sync.hub.app:app_from_env", factory=True, host=args.host, port=args.port,
+                            workers=args.workers, log_level="info")
+            else:
+                uvicorn.run(create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN")), host=args.host, port=args.port,
+                            log_level="info")
         elif args.command == "create-facility":
             print(hub.create_facility(args.name, args.hwc_id))
         elif args.command == "enroll-code":

@@ -49,6 +49,18 @@ class CaseUpdate(BaseModel):
     doctor_note: str | None = None
 
 
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `spoke-hub serve --workers N` (schema already migrated by the parent)."""
+    import os
+    from pathlib import Path
+
+    from sync.hub.service import make_hub_engine
+
+    media = os.environ.get("SPOKE_HUB_MEDIA_DIR")
+    hub = Hub(make_hub_engine(os.environ["SPOKE_HUB_DB"]), media_dir=Path(media) if media else None)
+    return create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN"))
+
+
 def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     app = FastAPI(title="Spoke reference hub", version="1", description=__doc__)
     app.state.hub = hub
@@ -105,7 +117,8 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     async def push(request: Request) -> Response:
         body = await _body(request)
         device = await _device(request, body)
-        batch = decode(PushBatch, body, request.headers.get("content-encoding"))
+        encoding = request.headers.get("content-encoding")
+        batch = await _run(request, decode, PushBatch, body, encoding)   # parsing off the event loop too
         return _gzip(await _run(request, hub.push, device, batch))
 
     @app.get("/v1/pull", response_model=PullPage, responses={401: {"model": ErrorBody}})

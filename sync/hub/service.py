@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import ARRAY, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
+from sqlalchemy import ARRAY, JSON, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp
@@ -254,13 +254,15 @@ class Hub:
                     latest[key] = c
                 accepted.append(c.change_id)
             if rows:
-                s.execute(insert(HubChangeRow), rows)
-                self._write_records(s, device.facility_id, latest, records, merged_fields)
+                texts: dict[int, str | None] = {}
+                self._bulk_insert(s, HubChangeRow, rows, texts)
+                self._write_records(s, device.facility_id, latest, records, merged_fields, texts)
                 self.hlc.observe(Stamp.decode(max(r["hlc"] for r in rows)), int(time.time() * 1000))
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
 
     def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
-                       records: dict[tuple[str, str], HubRecord], merged_fields: dict[tuple[str, str], list[Change]]) -> None:
+                       records: dict[tuple[str, str], HubRecord], merged_fields: dict[tuple[str, str], list[Change]],
+                       texts: dict[int, str | None] | None = None) -> None:
         """Cases merge by ownership (the spoke's clinical record, the hub's outcome); demographics field by field
         (sync.merge); other records: last writer wins by hybrid logical clock."""
         new, newer = [], []
@@ -289,9 +291,30 @@ class Hub:
             elif c.hlc > record.hlc:
                 newer.append(values)
         if new:
-            s.execute(insert(HubRecord), new)
+            self._bulk_insert(s, HubRecord, new, texts)
         if newer:
             s.execute(update(HubRecord), newer)  # ORM bulk UPDATE by primary key
+
+    def _bulk_insert(self, s: Session, model, rows: list[dict], texts: dict[int, str | None] | None = None) -> None:
+        """Many rows in one statement: COPY on PostgreSQL (several times faster than a pipelined INSERT per
+        row), executemany on SQLite. Same transaction either way."""
+        if not self.postgres or len(rows) < 50:
+            s.execute(insert(model), rows)
+            return
+        columns = list(rows[0])
+        json_columns = {c.name for c in model.__table__.columns if isinstance(c.type, JSON)}
+        texts = {} if texts is None else texts   # a payload shared by a change and its record is encoded once
+
+        def as_text(value):
+            key = id(value)
+            if key not in texts:
+                texts[key] = _json_text(value)
+            return texts[key]
+
+        cursor = s.connection().connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([as_text(row[c]) if c in json_columns else row[c] for c in columns])
 
     def _refusal(self, device: Device, c: Change, record: tuple[str, str] | None) -> str | None:
         if c.entity not in ENTITIES:
@@ -507,6 +530,10 @@ class Hub:
 def _change_row(facility_id: str, c: Change, now: datetime) -> dict:
     return dict(change_id=str(c.change_id), facility_id=facility_id, entity=c.entity, entity_id=c.entity_id,
                 version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=now)
+
+
+def _json_text(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _check_media(sha256: str, size: int) -> None:
