@@ -7,13 +7,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from spoke_client.db.models import ChangeRow
 from spoke_client.domain.errors import SpokeError
-from spoke_client.domain.model import CaseStatus, ConsentGiver, ConsentMethod
+from spoke_client.domain.model import AttachmentKind, CaseStatus, ConsentGiver, ConsentMethod
 from spoke_client.paths import DataPaths
 from spoke_client.services.auth import FacilityForm
 from spoke_client.services.cases import CaseForm
@@ -35,12 +35,20 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 5)),
     st.tuples(st.just("close"), st.integers(0, 5)),
     st.tuples(st.just("hub"), st.integers(0, 5), st.sampled_from(["in_consultation", "prescribed"])),
+    st.tuples(st.just("phone"), st.integers(0, 5), st.integers(6_000_000_000, 9_999_999_999)),
+    st.tuples(st.just("hub_patient"), st.integers(0, 5), st.sampled_from(["Rampur", "Sitapur", "Kultali"]),
+              st.integers(6_000_000_000, 9_999_999_999)),
+    st.tuples(st.just("attach"), st.integers(0, 5), st.binary(min_size=1, max_size=200_000)),
     st.tuples(st.just("sync"), st.sampled_from(["pass", "pass", "lose_answer", "cut_request"])),
 ), min_size=3, max_size=25)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops)
+# The hub corrects a patient, then the spoke (not yet having pulled it) changes the same patient: the
+# spoke's later edit must win at both ends, whichever order the changes meet in.
+@example([("register",), ("sync", "pass"), ("hub_patient", 0, "Sitapur", 9000000001), ("phone", 0, 9111111111),
+          ("sync", "pass")])
 def test_any_interleaving_converges(steps):
     tmp = Path(tempfile.mkdtemp(prefix="spoke-prop-"))
     hub = Hub(make_hub_engine(f"sqlite:///{tmp / 'hub.sqlite'}"))
@@ -52,6 +60,7 @@ def test_any_interleaving_converges(steps):
         _f, admin = services.auth.setup(FacilityForm("HWC Rampur", "HWC-1", "Sitapur", "UP"), "admin", "Asha", "pass-word-1")
         enroll(services.store, services.paths, proxy.url, hub.enroll_code(hub.create_facility("HWC Rampur", "HWC-1")), "PC")
         cases: list[str] = []
+        patients: list[str] = []
         notes = 0
         for step in steps:
             kind = step[0]
@@ -63,6 +72,15 @@ def test_any_interleaving_converges(steps):
                     c = services.cases.open_case(admin, p.id)
                     services.cases.save(admin, c.id, CaseForm(complaints=("Fever",)))
                     cases.append(c.id)
+                    patients.append(p.id)
+                elif kind == "phone" and case_id:
+                    p = services.patients.get(admin, patients[cases.index(case_id)], audit_view=False)
+                    services.patients.update(admin, p.id, PatientForm(name=p.name, sex="female", age_years=40,
+                                                                      village=p.village, phone=str(step[2])), p.version)
+                elif kind == "hub_patient" and case_id:
+                    hub.update_patient(patients[cases.index(case_id)], {"village": step[2], "phone": str(step[3])})
+                elif kind == "attach" and case_id:
+                    services.attachments.attach(admin, case_id, AttachmentKind.PHOTO, step[2], "image/jpeg", "photo")
                 elif kind == "edit" and case_id:
                     services.cases.save(admin, case_id, CaseForm(complaints=("Fever",), complaint_text=step[2]))
                 elif kind == "queue" and case_id:
@@ -86,6 +104,8 @@ def test_any_interleaving_converges(steps):
         for _ in range(2):
             report = sync_once(services.store, services.paths)
             assert report.ok, report
+        report = sync_once(services.store, services.paths, verify=True)
+        assert report.ok and report.checked and report.resynced == "", report
 
         # Nothing lost, nothing doubled.
         with services.store.read() as s:
@@ -105,6 +125,14 @@ def test_any_interleaving_converges(steps):
                 from spoke_client.db.models import CaseRow
 
                 assert at_hub.get("doctor_note", "") == s.get(CaseRow, case_id).hub_note
+        # Demographics edited at both ends merge to the same values; every file is at the hub, whole.
+        for patient_id in patients:
+            local = services.patients.get(admin, patient_id, audit_view=False)
+            at_hub = hub.record("patient", patient_id).payload
+            assert (at_hub["phone"], at_hub["village"]) == (local.phone, local.village), patient_id
+        for case_id in cases:
+            for a in services.attachments.list(case_id):
+                assert hub.blob_path(a.sha256).read_bytes() == services.attachments.read_bytes(a)
     finally:
         services.close()
         proxy.close()
