@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return getattr(cli, "cmd_" + args.command.replace("-", "_"))(paths, args)
     except KeyboardInterrupt:
-        return EXIT_FAILED
+        return cli.EXIT_FAILED
 
 
 if __name__ == "__main__":

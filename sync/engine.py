@@ -5,7 +5,6 @@ Generic over the local store (the Outbox and Inbox protocols), so it imports not
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from sync.files import sha256_file
 from sync.protocol import MAX_CHUNK_BYTES, Change, PullPage, PushBatch, Rejection, SetDigest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
@@ -329,14 +329,10 @@ class _Cancelled(Exception):
 
 
 def _sha256_file(path: Path) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def _check(cancel: threading.Event | None) -> None:

@@ -16,6 +16,7 @@ from spoke_client.domain.errors import FieldProblem, NotAllowed, NotFound, Valid
 from spoke_client.domain.model import Attachment, AttachmentKind, AttachmentStatus, CaseStatus, User
 from spoke_client.i18n import _
 from spoke_client.services.store import Store, new_id
+from sync.files import fsync_dir as _fsync_dir
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024   # a scanned report or a long recording; far above a clinical photo
 LABEL_MAX = 200
@@ -69,15 +70,6 @@ class MediaFiles:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "posix":
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -214,20 +214,24 @@ class PatientService:
             changed = [k for k, v in valid.fields.items() if getattr(row, k) != v]
             if not changed:
                 return to_patient(row)
-            before = to_payload(to_patient(row))
-            for k, v in valid.fields.items():
-                setattr(row, k, v)
-            self._index_fields(row)
-            row.version += 1
-            row.updated_at = w.now
-            patient = to_patient(row)
-            # Field stamps: only what this edit changed moves, so that another PC's edit of another field
-            # (or the hub's) survives the merge.
-            stamp = w.stamp()
-            row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
-            w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
+            patient = self._edit(w, row, valid.fields)
             w.audit("update", "patient", row.id, ",".join(changed))
-            self.index.add_vocabulary(w.session, row)
+        return patient
+
+    def _edit(self, w, row: PatientRow, values: dict) -> Patient:
+        """Sets fields of a patient, reindexes it and logs the change with field stamps: only what this edit
+        changed moves, so that another PC's (or the hub's) edit of another field survives the merge."""
+        before = to_payload(to_patient(row))
+        for k, v in values.items():
+            setattr(row, k, v)
+        self._index_fields(row)
+        row.version += 1
+        row.updated_at = w.now
+        patient = to_patient(row)
+        stamp = w.stamp()
+        row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
+        w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
+        self.index.add_vocabulary(w.session, row)
         return patient
 
     def use_conflict_value(self, actor: User, conflict_id: int) -> Patient:
@@ -243,23 +247,14 @@ class PatientService:
             if row is None:
                 raise NotFound(_("This patient is not in the register."))
             values = json.loads(conflict.lost_value or "{}")
-            before = to_payload(to_patient(row))
             if "birth_date" in values:
                 values["birth_date"] = date.fromisoformat(values["birth_date"])
             if "abha_number" in values and values["abha_number"]:
                 self._refuse_taken_abha(w.session, values["abha_number"], row.id)
-            for k, v in values.items():
-                setattr(row, k, v if v is not None or k == "relative_relation" else "")
-            self._index_fields(row)
-            row.version += 1
-            row.updated_at = w.now
-            patient = to_patient(row)
-            stamp = w.stamp()
-            row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
-            w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
+            values = {k: v if v is not None or k == "relative_relation" else "" for k, v in values.items()}
+            patient = self._edit(w, row, values)
             conflict.resolved_at, conflict.resolved_by = w.now, actor.id
             w.audit("conflict_use_other", "patient", row.id, conflict.field)
-            self.index.add_vocabulary(w.session, row)
             return patient
 
     def get(self, actor: User, patient_id: str, *, audit_view: bool = True) -> Patient:

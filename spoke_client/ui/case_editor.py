@@ -37,7 +37,7 @@ from spoke_client.domain.model import (
     VitalsStatus,
 )
 from spoke_client.domain.redflags import Assessment, Severity, assess
-from spoke_client.domain.vitals import Consciousness, GlucoseKind, Vitals, bmi, celsius_to_fahrenheit, vitals_from_form
+from spoke_client.domain.vitals import Consciousness, GlucoseKind, Vitals, bmi, vitals_from_form
 from spoke_client.i18n import _
 from spoke_client.services.cases import COMMON_COMPLAINTS, EDITABLE, CaseForm, CaseService, patient_context, status_label
 from spoke_client.services.drafts import DraftService

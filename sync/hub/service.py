@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import ARRAY, JSON, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.files import fsync_dir as _fsync_dir, sha256_file as _sha256_file
 from sync.hlc import HybridLogicalClock, Stamp
-from sync.merge import FIELD_META, merge, stamp_edit, changed_groups
+from sync.merge import FIELD_META, PATIENT_GROUPS, changed_groups, merge, stamp_edit
 from sync.hub.models import HubBlob, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubMediaUpload, HubRecord
 from sync.protocol import (
     ENTITIES,
@@ -482,20 +483,21 @@ class Hub:
                 raise HubError(409, "case_finished", "This case was closed or cancelled at the spoke.")
             self._lock_facility(s, record.facility_id)
             stamp = self.hlc.now(int(time.time() * 1000)).encode()
-            payload = {**(record.payload or {}), **fields}
-            change = Change(change_id=uuid.uuid4(), entity="case", entity_id=case_id, version=record.version + 1,
-                            op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
-            s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
-            record.version, record.hlc, record.payload = change.version, stamp, payload
-            s.flush()
-            seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
-            return HubChange(seq=seq, **change.model_dump())
+            return self._hub_write(s, record, stamp, {**(record.payload or {}), **fields})
+
+    def _hub_write(self, s: Session, record: HubRecord, stamp: str, payload: dict) -> HubChange:
+        """A change made by the hub itself: logged for the facility's spokes to pull, and the record updated."""
+        change = Change(change_id=uuid.uuid4(), entity=record.entity, entity_id=record.entity_id,
+                        version=record.version + 1, op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
+        s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
+        record.version, record.hlc, record.payload = change.version, stamp, payload
+        s.flush()
+        seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
+        return HubChange(seq=seq, **change.model_dump())
 
     def update_patient(self, patient_id: str, fields: dict) -> HubChange:
         """The hub corrects demographics (a doctor fixes an age or a phone number): field stamps move only for
         what changed, so a spoke's concurrent edit of another field survives, and of the same field is kept."""
-        from sync.merge import PATIENT_GROUPS
-
         allowed = {f for group in PATIENT_GROUPS.values() for f in group}
         unknown = set(fields) - allowed
         if unknown:
@@ -510,17 +512,9 @@ class Hub:
             after = before | fields
             meta = before.get(FIELD_META) or {}
             if FIELD_META not in before:   # a record from before field stamps: everything as of the record
-                from sync.merge import PATIENT_GROUPS as groups
-
-                meta = {g: [record.hlc, ""] for g in groups}
+                meta = {g: [record.hlc, ""] for g in PATIENT_GROUPS}
             after[FIELD_META] = stamp_edit(meta, changed_groups(before, after), stamp)
-            change = Change(change_id=uuid.uuid4(), entity="patient", entity_id=patient_id, version=record.version + 1,
-                            op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=after)
-            s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
-            record.version, record.hlc, record.payload = change.version, stamp, after
-            s.flush()
-            seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
-            return HubChange(seq=seq, **change.model_dump())
+            return self._hub_write(s, record, stamp, after)
 
     def record(self, entity: str, entity_id: str) -> HubRecord | None:
         with self.session() as s:
@@ -558,23 +552,6 @@ def _write_at(path: Path, offset: int, data: bytes) -> None:
         f.truncate()
         f.flush()
         os.fsync(f.fileno())
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "posix":
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _hash_code(code: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from sync.files import sha256_file
 from sync.protocol import (
     H_COUNTER,
     H_DEVICE,
@@ -150,11 +150,7 @@ class HubClient:
 
     @staticmethod
     def _verify_download(dest: Path, sha256: str) -> None:
-        h = hashlib.sha256()
-        with open(dest, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != sha256:
+        if sha256_file(dest) != sha256:
             dest.unlink(missing_ok=True)
             raise HubGarbage("A file from the hub arrived damaged (checksum mismatch); it will be fetched again.")
 
