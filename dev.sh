@@ -7,10 +7,11 @@ PY=${PYTHON:-python3}
 
 debian_packages() {
   # Qt's xcb plugin needs these on a desktop; fonts give Devanagari; gettext builds the catalogs;
-  # PortAudio and poppler serve later features.
-  local want=(fonts-noto-core fonts-dejavu-core poppler-utils libportaudio2 libegl1 libgl1 libxkbcommon-x11-0
-              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 xvfb xauth
-              gettext)
+  # PortAudio records and plays sound; PulseAudio (with ALSA's pulse plugin) gives the tests a real
+  # microphone without hardware (a sine source); poppler serves later features.
+  local want=(fonts-noto-core fonts-dejavu-core poppler-utils libportaudio2 pulseaudio libasound2-plugins
+              libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+              libxcb-render-util0 libxcb-image0 xvfb xauth gettext)
   command -v dpkg-query >/dev/null || return 0
   local missing=()
   for p in "${want[@]}"; do

@@ -73,4 +73,25 @@ def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
         r.check(True, _("SQLite {v} with FTS5 trigram search").format(v=sqlite3.sqlite_version))
     except Exception as exc:  # noqa: BLE001 - any failure here means search cannot work
         r.check(False, _("SQLite FTS5 trigram search is missing: {e}").format(e=exc))
+    _devices(r)
     return r
+
+
+def _devices(r: SelfcheckReport) -> None:
+    """Cameras and microphones are information, not failures: a PC without them still does everything else."""
+    try:
+        from spoke_client.services.camera import list_cameras
+
+        cams = list_cameras()
+        r.info(_("cameras: {c}").format(c=", ".join(str(i) for i in cams) if cams else
+                                        _("none found (an IP camera can still be used by its address)")))
+    except Exception as exc:  # noqa: BLE001
+        r.info(_("cameras: could not be listed ({e})").format(e=exc))
+    try:
+        from spoke_client.services.audio import list_input_devices
+
+        mics = list_input_devices()
+        r.info(_("microphones: {m}").format(m="; ".join(d.name + (" " + _("(default)") if d.default else "") for d in mics)
+                                            if mics else _("none found")))
+    except SpokeError as exc:
+        r.info(_("microphones: {e}").format(e=exc.message))

@@ -93,9 +93,10 @@ class CaseEditor(QWidget):
     saved = Signal(object)        # Case
 
     def __init__(self, runner: TaskRunner, cases: CaseService, drafts: DraftService, user: User, case_id: str,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, attachments=None) -> None:
         super().__init__(parent)
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
+        self.attachments = attachments   # AttachmentService, or None where the editor is shown without files
         self.case: Case = cases.view(user, case_id)
         self.patient: Patient = cases.patient_of(self.case)
         self.draft_key = f"case:{case_id}"
@@ -175,6 +176,8 @@ class CaseEditor(QWidget):
         self.examination = QPlainTextEdit()
         self.examination.setObjectName("examination")
         self.examination.setTabChangesFocus(True)
+        for edit in (self.history, self.examination):
+            edit.setMaximumHeight(130)   # room below for the photos and recordings on a 768-pixel screen
         self.pregnant = QCheckBox(_("Pregnant"))
         self.pregnant.setObjectName("pregnant")
         nl.addRow(_("History"), self.history)
@@ -182,6 +185,12 @@ class CaseEditor(QWidget):
         nl.addRow("", self.pregnant)
         self.pregnant.setVisible(p.sex.value == "female" and 10 <= p.age_years() <= 55)
         left.addWidget(notes)
+        self.attachments_panel = None
+        if self.attachments is not None:
+            from spoke_client.ui.attachments import AttachmentsPanel
+
+            self.attachments_panel = AttachmentsPanel(self.runner, self.attachments, self.user, self.case.id, self)
+            left.addWidget(self.attachments_panel)
         cols.addLayout(left, 1)
 
         # Right: vitals, history, consent.

@@ -235,7 +235,8 @@ class MainWindow(QMainWindow):
             if isinstance(w, CaseEditor) and w.case.id == case_id:
                 self.tabs.setCurrentIndex(i)
                 return w
-        editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id)
+        editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
+                            attachments=self.services.attachments)
         editor.changed.connect(self.home.refresh)
         self.tabs.addTab(editor, editor.patient.name)
         self.tabs.setCurrentWidget(editor)
