@@ -150,9 +150,41 @@ class UsersPage(QWidget):
         row.addWidget(self.idle_minutes)
         row.addWidget(self.idle_save)
         lay.addLayout(row)
+        media = QHBoxLayout()
+        media.addStretch(1)
+        media.addWidget(QLabel(_("Photos: long side")))
+        self.photo_side = QSpinBox()
+        self.photo_side.setObjectName("photo_long_side")
+        self.photo_side.setRange(640, 4000)
+        self.photo_side.setSingleStep(100)
+        self.photo_side.setSuffix(" px")
+        self.photo_side.setValue(int(services.store.get_setting("photo_long_side", "1600") or 1600))
+        media.addWidget(self.photo_side)
+        media.addWidget(QLabel(_("Recordings: at most")))
+        self.audio_max = QSpinBox()
+        self.audio_max.setObjectName("audio_max_seconds")
+        self.audio_max.setRange(10, 600)
+        self.audio_max.setSuffix(_(" s"))
+        self.audio_max.setValue(int(services.store.get_setting("audio_max_seconds", "120") or 120))
+        media.addWidget(self.audio_max)
+        self.media_save = QPushButton(_("Save"))
+        self.media_save.setObjectName("save_media_settings")
+        self.media_save.clicked.connect(self.save_media_settings)
+        media.addWidget(self.media_save)
+        lay.addLayout(media)
         self.add_button.clicked.connect(self.add_user)
         self.toggle_button.clicked.connect(self.toggle)
         self.refresh()
+
+    def save_media_settings(self) -> None:
+        side, seconds = self.photo_side.value(), self.audio_max.value()
+
+        def work() -> None:
+            self.services.store.set_setting("photo_long_side", str(side), self.actor.id)
+            self.services.store.set_setting("audio_max_seconds", str(seconds), self.actor.id)
+
+        self.runner.run(work, lambda _r: self.message.setText(_("Saved: applies to the next photo or recording.")),
+                        self._failed)
 
     def save_idle_lock(self) -> None:
         minutes = self.idle_minutes.value()

@@ -111,3 +111,27 @@ def test_the_panel_lists_adds_relabels_and_removes(qtbot, runner, services, admi
     panel.remove_selected(reason="")
     qtbot.waitUntil(lambda: panel.list.count() == 0, timeout=10_000)
     assert services.attachments.list(case.id, include_withdrawn=True) == [], "a draft's attachment is deleted"
+
+
+def test_an_administrator_sets_photo_size_and_recording_length(qtbot, runner, services, admin, camera_video):
+    from spoke_client.ui.main_window import UsersPage
+
+    page = UsersPage(runner, services, admin)
+    qtbot.addWidget(page)
+    page.photo_side.setValue(1200)
+    page.audio_max.setValue(45)
+    click(qtbot, page.media_save)
+    qtbot.waitUntil(lambda: page.message.text().startswith("Saved"), timeout=5_000)
+    case = draft_case(services, admin)
+    dialog = PhotoDialog(runner, services.attachments, admin, case.id)
+    qtbot.addWidget(dialog)
+    dialog.source.setEditText(str(camera_video))
+    click(qtbot, dialog.start_button)
+    qtbot.waitUntil(lambda: dialog.latest is not None, timeout=10_000)
+    click(qtbot, dialog.capture_button)
+    with qtbot.waitSignal(dialog.accepted, timeout=15_000):
+        click(qtbot, dialog.save_button)
+    assert (dialog.saved.width_px, dialog.saved.height_px) == (1200, 675)
+    audio_dialog = AudioDialog(runner, services.attachments, admin, case.id)
+    qtbot.addWidget(audio_dialog)
+    assert audio_dialog.max_seconds == 45
