@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
 
     sub.add_parser("selfcheck", help=_("check the database, migrations and resources"))
+    s = sub.add_parser("probe-memory")   # for bench/bundle_bench.py: memory with the camera preview on
+    s.add_argument("--camera", required=True)
+    s.add_argument("--seconds", type=float, default=10)
 
     s = sub.add_parser("export-fhir", help=_("write a case (or all cases) as FHIR R4 Bundles"))
     g = s.add_mutually_exclusive_group(required=True)
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from spoke_client.app import run_app  # Qt only when the app is wanted
 
         return run_app(paths)
+    if args.command == "probe-memory":
+        from spoke_client.app import run_memory_probe
+
+        return run_memory_probe(paths, args.camera, args.seconds)
     from spoke_client import cli
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -87,7 +88,9 @@ class AppController(QObject):
             return False
         assert self.services is not None
         if self.services.auth.needs_setup():
-            if SetupDialog(self.runner, self.services.auth).exec() != QDialog.DialogCode.Accepted:
+            dialog = SetupDialog(self.runner, self.services.auth)
+            _startup_probe(dialog)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
                 return False
         return self.sign_in()
 
@@ -95,6 +98,7 @@ class AppController(QObject):
         assert self.services is not None
         facility = self.services.auth.facility()
         dialog = LoginDialog(self.runner, self.services.auth, f"{facility.name} ({facility.hwc_id})")
+        _startup_probe(dialog)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False
         self.user = dialog.result_value
@@ -130,6 +134,68 @@ class AppController(QObject):
         self.runner.wait()
         if self.services is not None:
             self.services.close()
+
+
+def _startup_probe(dialog: QDialog) -> None:
+    """For the start-up benchmark: SPOKE_STARTUP_PROBE=FILE writes the time the first window is on screen;
+    with SPOKE_STARTUP_PROBE_EXIT=1 the app then closes it and exits."""
+    target = os.environ.get("SPOKE_STARTUP_PROBE")
+    if not target:
+        return
+
+    def shown() -> None:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(f"{time.time():.3f}\n")
+        if os.environ.get("SPOKE_STARTUP_PROBE_EXIT") == "1":
+            dialog.reject()
+
+    os.environ.pop("SPOKE_STARTUP_PROBE", None)   # the first window only
+    QTimer.singleShot(0, shown)
+
+
+def run_memory_probe(paths: DataPaths, camera: str, seconds: float) -> int:
+    """For the memory benchmark: the main window with a case open and the camera preview running, signed in
+    as a demo user on a throwaway data folder; prints the resident memory after `seconds` as JSON."""
+    import json
+
+    from spoke_client.services.auth import FacilityForm
+    from spoke_client.services.patients import PatientForm
+    from spoke_client.ui.attachments import PhotoDialog
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    services = open_services(paths)
+    runner = TaskRunner()
+    if services.auth.needs_setup():
+        services.auth.setup(FacilityForm("HWC Probe", "HWC-PROBE", "Sitapur", "Uttar Pradesh"), "probe", "Probe",
+                            "probe-password-1")
+    user = services.auth.login("probe", "probe-password-1")
+    patient = services.patients.register(user, PatientForm(name="Kamla Devi", sex="female", age_years=60), confirmed_new=True)
+    case = services.cases.open_case(user, patient.id)
+    window = MainWindow(services, runner, user, services.auth.facility())
+    window.show()
+    window.open_case(case.id)
+    dialog = PhotoDialog(runner, services.attachments, user, case.id, window)
+    dialog.source.setEditText(camera)
+    dialog.show()
+    dialog.start_camera()
+    frames = []
+    dialog.worker.frame.connect(lambda _f: frames.append(1))
+    result: dict = {}
+
+    def measure() -> None:
+        rss_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+        result.update(rss_mb=round(rss_kb / 1024, 1), frames=len(frames), seconds=seconds)
+        dialog.reject()
+        window.sync.stop()
+        app.quit()
+
+    QTimer.singleShot(int(seconds * 1000), measure)
+    app.exec()
+    runner.wait(10_000)
+    services.close()
+    print(json.dumps(result), flush=True)
+    # Leave without tearing the widgets down one by one at interpreter exit (a probe, not the app).
+    os._exit(0 if result.get("frames") else 1)
 
 
 def run_app(paths: DataPaths) -> int:

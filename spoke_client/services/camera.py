@@ -7,8 +7,9 @@ import os
 import threading
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")   # no console warnings for every camera index probed
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.i18n import _
