@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
 
     sub.add_parser("selfcheck", help=_("check the database, migrations and resources"))
+    s = sub.add_parser("devices", help=_("Bluetooth health devices: tools for field technicians"))
+    dsub = s.add_subparsers(dest="devices_command", required=True)
+    d = dsub.add_parser("decode", help=_("decode a measurement payload and print it as JSON"))
+    d.add_argument("--characteristic", required=True, help=_("e.g. 0x2A35 (blood pressure)"))
+    d.add_argument("--hex", required=True, help=_("the payload, e.g. \"1E 8A 00 ...\""))
     s = sub.add_parser("probe-memory")   # for bench/bundle_bench.py: memory with the camera preview on
     s.add_argument("--camera", required=True)
     s.add_argument("--seconds", type=float, default=10)

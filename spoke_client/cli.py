@@ -222,3 +222,18 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
     if report.error:
         _err(report.error)
     return EXIT_OK if report.ok and not refused else EXIT_FAILED
+
+
+def cmd_devices(paths: DataPaths, args: argparse.Namespace) -> int:
+    """Needs no database: a technician decodes what a device sent, from a log or a sniffer."""
+    import json
+
+    from spoke_client.domain.gatt import MalformedMeasurement, decode, parse_characteristic, parse_hex, to_json_dict
+
+    try:
+        measurement = decode(parse_characteristic(args.characteristic), parse_hex(args.hex))
+    except MalformedMeasurement as exc:
+        _err(_("Cannot decode: {reason}").format(reason=exc))
+        return EXIT_USAGE
+    print(json.dumps(to_json_dict(measurement), ensure_ascii=False, indent=2))
+    return EXIT_OK
