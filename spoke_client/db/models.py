@@ -140,7 +140,11 @@ class VitalsRow(Base):
     recorded_by: Mapped[str] = mapped_column(Id)
     status: Mapped[str] = mapped_column(String(20))
     replaces_id: Mapped[str | None] = mapped_column(ForeignKey("vitals.id"))
-    source: Mapped[str] = mapped_column(String(200), default="manual")
+    source: Mapped[str] = mapped_column(String(200), default="manual")   # "manual" or the device's name
+    # What the device reported about the measurement ("irregular pulse", "cuff too loose"...), and when the
+    # device says it measured (a glucometer's stored reading may be hours old).
+    device_status: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    measured_at: Mapped[datetime | None]
     systolic_mmhg: Mapped[int | None]
     diastolic_mmhg: Mapped[int | None]
     pulse_per_min: Mapped[int | None]
@@ -305,3 +309,15 @@ class ConflictRow(Base):
 
     __table_args__ = (Index("ix_conflict_open", "resolved_at", "entity", "entity_id"),
                       Index("ux_conflict_once", "entity", "entity_id", "field", "lost_hlc", unique=True))
+
+
+class PairedDeviceRow(Base):
+    """A Bluetooth health device paired with this PC, under the name staff gave it ("BP monitor, room 1")."""
+
+    __tablename__ = "paired_device"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    adapter: Mapped[str] = mapped_column(String(40))      # which protocol module reads it (SIG profile or vendor)
+    paired_at: Mapped[datetime]
+    paired_by: Mapped[str | None] = mapped_column(Id)

@@ -132,6 +132,8 @@ class VitalsRecord:
     status: VitalsStatus = VitalsStatus.FINAL
     replaces_id: str | None = None
     source: str = "manual"       # "manual" or the measuring device's name
+    device_status: tuple[str, ...] = ()   # what the device reported: "irregular pulse", "cuff too loose"...
+    measured_at: datetime | None = None   # when the device says it measured, if it said
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def _vitals_from_row(r: VitalsRow) -> Vitals:
 def _vitals_record(r: VitalsRow) -> VitalsRecord:
     return VitalsRecord(id=r.id, case_id=r.case_id, recorded_at=r.recorded_at, recorded_by=r.recorded_by,
                         vitals=_vitals_from_row(r), status=VitalsStatus(r.status), replaces_id=r.replaces_id,
-                        source=r.source)
+                        source=r.source, device_status=tuple(r.device_status or ()), measured_at=r.measured_at)
 
 
 def _consent(r: ConsentRow) -> Consent:
@@ -119,6 +119,15 @@ def _summary(row: CaseRow, patient: PatientRow) -> CaseSummary:
 
 def patient_context(patient: Patient, pregnant: bool, on: date) -> PatientContext:
     return PatientContext(age_days=max((on - patient.birth_date).days, 0), pregnant=pregnant)
+
+
+@dataclass(frozen=True)
+class DeviceMark:
+    """Vitals measured by a device: its name, what it reported about the measurement, and when it measured."""
+
+    name: str
+    status: tuple[str, ...] = ()
+    measured_at: datetime | None = None
 
 
 class CaseService:
@@ -210,17 +219,17 @@ class CaseService:
         return self.save(actor, case_id, form)
 
     def record_vitals(self, actor: User, case_id: str, vitals: Vitals, *, source: str = "manual",
-                      replaces_id: str | None = None) -> VitalsRecord:
+                      replaces_id: str | None = None, device: "DeviceMark | None" = None) -> VitalsRecord:
         _check_vitals(vitals)
         with self.store.write(actor.id) as w:
             row = self._editable(w.session, case_id)
-            record = self._add_vitals(w, row, vitals, source, replaces_id)
+            record = self._add_vitals(w, row, vitals, source, replaces_id, device)
             self._reprioritise(w, row)
             self._bump(w, row, None)
             return record
 
     def save(self, actor: User, case_id: str, form: CaseForm, *, vitals: Vitals | None = None,
-             correcting: str | None = None, draft_key: str | None = None) -> Case:
+             correcting: str | None = None, draft_key: str | None = None, device: "DeviceMark | None" = None) -> Case:
         """The editor's Save: details, a new vitals set and the end of the draft in ONE transaction, so a power
         cut leaves either the saved case or the draft, never half of each."""
         if len(form.complaint_text) > 2000 or len(form.history) > 4000 or len(form.examination) > 4000:
@@ -236,7 +245,7 @@ class CaseService:
             for k in changed:
                 setattr(row, k, new[k])
             if vitals is not None:
-                self._add_vitals(w, row, vitals, "manual", correcting)
+                self._add_vitals(w, row, vitals, "manual", correcting, device)
             if changed or vitals is not None:
                 self._reprioritise(w, row)
                 self._bump(w, row, "update" if changed else None)
@@ -244,7 +253,8 @@ class CaseService:
                 w.session.execute(delete(DraftRow).where(DraftRow.key == draft_key))
             return self._load(w.session, case_id)
 
-    def _add_vitals(self, w: Writer, row: CaseRow, vitals: Vitals, source: str, replaces_id: str | None) -> VitalsRecord:
+    def _add_vitals(self, w: Writer, row: CaseRow, vitals: Vitals, source: str, replaces_id: str | None,
+                    device: "DeviceMark | None" = None) -> VitalsRecord:
         if replaces_id is not None:
             old = w.session.get(VitalsRow, replaces_id)
             if old is None or old.case_id != row.id:
@@ -252,8 +262,12 @@ class CaseService:
             if old.status == VitalsStatus.ENTERED_IN_ERROR.value:
                 raise InvalidTransition(_("These vitals were already corrected."))
             self._mark_in_error(w, old)
+        if device is not None:
+            source = device.name
         v = VitalsRow(id=new_id(), case_id=row.id, recorded_at=w.now, recorded_by=w.user_id,
                       status=VitalsStatus.FINAL.value, replaces_id=replaces_id, source=source, version=1,
+                      device_status=list(device.status) if device else [],
+                      measured_at=device.measured_at if device else None,
                       **{f.name: _column_value(getattr(vitals, f.name)) for f in fields(Vitals)})
         w.session.add(v)
         w.session.flush()

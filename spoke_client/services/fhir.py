@@ -120,10 +120,12 @@ def vitals_observations(rec: VitalsRecord, patient: Patient, case: Case) -> list
             "category": [{"coding": [{"system": OBS_CATEGORY, "code": category,
                                       "display": "Vital Signs" if category == "vital-signs" else "Laboratory"}]}],
             "code": _concept(code, display), "subject": _ref(patient.id), "encounter": _ref(case.id),
-            "effectiveDateTime": _iso(rec.recorded_at),
+            "effectiveDateTime": _iso(rec.measured_at or rec.recorded_at),
         }
         if rec.source != "manual":
             o["device"] = {"display": rec.source}
+        if rec.device_status:
+            o["note"] = [{"text": "Device reported: " + "; ".join(rec.device_status)}]
         o.update(rest)
         return o
 

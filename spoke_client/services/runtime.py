@@ -18,6 +18,7 @@ from spoke_client.services.audit import AuditService
 from spoke_client.services.auth import AuthService
 from spoke_client.services.cases import CaseService
 from spoke_client.services.conflicts import ConflictService
+from spoke_client.services.devices import DeviceService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.media import AttachmentService, MediaFiles
 from spoke_client.services.patients import PatientService
@@ -52,6 +53,7 @@ class Services:
     audit: AuditService
     attachments: AttachmentService
     conflicts: ConflictService
+    devices: DeviceService
     migration: migrate.MigrationReport
 
     def close(self) -> None:
@@ -70,7 +72,7 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
         paths=paths, engine=engine, store=store, auth=AuthService(store), patients=PatientService(store),
         cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
         attachments=AttachmentService(store, MediaFiles(paths.media)), conflicts=ConflictService(store),
-        migration=report,
+        devices=DeviceService(store), migration=report,
     )
     if keep_good_copy:
         take_good_copy(paths)

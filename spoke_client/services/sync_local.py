@@ -449,6 +449,7 @@ def _apply_vitals(local: LocalSync, w, c) -> bool:
         return True
     fields = dict(case_id=p["case_id"], recorded_at=_dt(p["recorded_at"]), recorded_by=p["recorded_by"], status=p["status"],
                   replaces_id=p.get("replaces_id"), source=p.get("source") or "manual", version=c.version,
+                  device_status=list(p.get("device_status") or []), measured_at=_dt(p.get("measured_at")),
                   **{k: v for k, v in (p.get("vitals") or {}).items() if k in VITALS_COLUMNS})
     if row is None:
         w.session.add(VitalsRow(id=c.entity_id, **fields))

@@ -93,10 +93,13 @@ class CaseEditor(QWidget):
     saved = Signal(object)        # Case
 
     def __init__(self, runner: TaskRunner, cases: CaseService, drafts: DraftService, user: User, case_id: str,
-                 parent: QWidget | None = None, attachments=None) -> None:
+                 parent: QWidget | None = None, attachments=None, devices=None) -> None:
         super().__init__(parent)
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
         self.attachments = attachments   # AttachmentService, or None where the editor is shown without files
+        self.devices = devices           # DeviceService, or None where no Bluetooth devices are used
+        self.device_reading = None       # the reading taken from a device, while its values stand in the form
+        self.device_texts: dict[str, str] = {}
         self.case: Case = cases.view(user, case_id)
         self.patient: Patient = cases.patient_of(self.case)
         self.draft_key = f"case:{case_id}"
@@ -248,6 +251,16 @@ class CaseEditor(QWidget):
         self.news2.setObjectName("news2")
         self.news2.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         grid.addWidget(self.news2, base + 3, 0, 1, 3)
+        self.device_button = QPushButton(_("Take from device…"))
+        self.device_button.setObjectName("take_from_device")
+        self.device_button.setVisible(self.devices is not None)
+        self.device_button.clicked.connect(self.take_from_device)
+        self.device_label = QLabel()
+        self.device_label.setObjectName("device_mark")
+        self.device_label.setWordWrap(True)
+        self.device_label.hide()
+        grid.addWidget(self.device_button, base + 4, 0, 1, 3)
+        grid.addWidget(self.device_label, base + 5, 0, 1, 3)
         right.addWidget(vbox)
 
         hbox = QGroupBox(_("Vitals recorded"))
@@ -572,10 +585,11 @@ class CaseEditor(QWidget):
             self.message.show_message(VITALS_WRONG)
             return
         form, correcting, case_id, actor = self.case_form(), self.correcting, self.case.id, self.user
+        device = self.device_mark() if record else None
 
         def work() -> tuple[Case, Exception | None]:
             case = self.cases.save(actor, case_id, form, vitals=vitals if record else None,
-                                   correcting=correcting if record else None, draft_key=self.draft_key)
+                                   correcting=correcting if record else None, draft_key=self.draft_key, device=device)
             if then is None:
                 return case, None
             try:  # a separate step: a refused move (no consent yet) must not undo the save
@@ -589,9 +603,48 @@ class CaseEditor(QWidget):
         self.save_button.setEnabled(False)
         self.runner.run(work, self._saved, self._failed)
 
+    # --- readings from a Bluetooth device ---------------------------------------------------------
+    def take_from_device(self) -> None:
+        from spoke_client.ui.devices import TakeReadingDialog
+
+        dialog = TakeReadingDialog(self.runner, self.devices, self)
+        if dialog.exec() and dialog.reading is not None:
+            self.use_reading(dialog.reading)
+
+    def use_reading(self, reading) -> None:
+        """Fills the vitals from a device; they count as device-measured while they stay as the device gave them."""
+        self.temp_unit.setCurrentIndex(0)   # devices are read in °C
+        self.device_texts = {}
+        for name, value in reading.vitals.items():
+            if name in self.vital_inputs:
+                text = _fmt(value)
+                self.vital_inputs[name].setText(text)
+                self.device_texts[name] = text
+        self.device_reading = reading
+        status = "; ".join(reading.status)
+        when = reading.measured_at.astimezone().strftime("%d %b %H:%M") if reading.measured_at else ""
+        self.device_label.setText(_("Measured by {device}{when}{status}").format(
+            device=reading.device_name, when=f" ({when})" if when else "",
+            status=(": " + status) if status else ""))
+        self.device_label.setStyleSheet("color: #8a5a00;" if reading.status else "color: #1b5e20;")
+        self.device_label.show()
+        self._vitals_dirty = True
+        self.update_assessment()
+
+    def device_mark(self):
+        """The device that measured the vitals being saved, if they are still what it gave."""
+        from spoke_client.services.cases import DeviceMark
+
+        r = self.device_reading
+        if r is None or any(self.vital_inputs[n].text().strip() != t for n, t in self.device_texts.items()):
+            return None
+        return DeviceMark(r.device_name, tuple(r.status), r.measured_at)
+
     def _saved(self, result: Case | tuple[Case, Exception | None]) -> None:
         case, refused = result if isinstance(result, tuple) else (result, None)
         self.case = case
+        self.device_reading, self.device_texts = None, {}
+        self.device_label.hide()
         self._load_case()
         self.update_assessment()
         self.notice.setText(_("Saved."))

@@ -227,13 +227,17 @@ class MainWindow(QMainWindow):
         self.patients = PatientsPage(runner, services.patients, user)
         self.patients.new_case_for.connect(self.new_case)
         self.patients.open_patient.connect(self.new_case)
+        from spoke_client.ui.devices import DevicesPage
+
+        self.devices_page = DevicesPage(runner, services.devices, user)
         self.tabs.addTab(self.home, _("Home"))
         self.tabs.addTab(self.patients, _("Patients"))
-        self.fixed_tabs = 2
+        self.tabs.addTab(self.devices_page, _("Devices"))
+        self.fixed_tabs = 3
         if user.role == Role.ADMIN:
             self.users = UsersPage(runner, services, user)
             self.tabs.addTab(self.users, _("Users"))
-            self.fixed_tabs = 3
+            self.fixed_tabs = 4
         for i in range(self.fixed_tabs):
             self.tabs.tabBar().setTabButton(i, self.tabs.tabBar().ButtonPosition.RightSide, None)
         who = QLabel(_("{name} ({role}) at {facility} ({hwc})").format(
@@ -268,7 +272,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(i)
                 return w
         editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
-                            attachments=self.services.attachments)
+                            attachments=self.services.attachments, devices=self.services.devices)
         editor.changed.connect(self.home.refresh)
         self.tabs.addTab(editor, editor.patient.name)
         self.tabs.setCurrentWidget(editor)

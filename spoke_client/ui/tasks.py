@@ -42,6 +42,8 @@ class TaskRunner(QObject):
         self.reads.setMaxThreadCount(2)
         self.network = QThreadPool(self)
         self.network.setMaxThreadCount(1)
+        self.devices = QThreadPool(self)
+        self.devices.setMaxThreadCount(1)   # one Bluetooth conversation at a time, never behind a sync
         self._live: set[_Signals] = set()
 
     def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
@@ -58,7 +60,7 @@ class TaskRunner(QObject):
             signals.failed.connect(on_error)
         signals.done.connect(finish)
         signals.failed.connect(finish)
-        {"write": self.writes, "read": self.reads, "network": self.network}[lane].start(_Job(fn, signals))
+        {"write": self.writes, "read": self.reads, "network": self.network, "devices": self.devices}[lane].start(_Job(fn, signals))
 
     def wait(self, msecs: int = 30_000) -> bool:
-        return all(pool.waitForDone(msecs) for pool in (self.network, self.writes, self.reads))
+        return all(pool.waitForDone(msecs) for pool in (self.network, self.devices, self.writes, self.reads))
