@@ -83,3 +83,15 @@ def test_a_reading_the_device_could_not_make_fills_nothing(services, admin, worl
     with pytest.raises(DeviceUnavailable) as failed:
         devices.take_reading(bp)
     assert "could not measure (systolic: NaN)" in failed.value.message
+
+
+def test_a_pulse_oximeter_reports_low_perfusion(services, admin, world, transport):
+    from tests.devices.scripted_bleak import ScriptedDevice
+    from spoke_client.services.devices import uuid16
+
+    # SpO2 94 %, pulse 102, device and sensor status: low perfusion (bit 5).
+    world["AA:00:00:00:00:05"] = ScriptedDevice("Oxi", uuid16(0x1822), [bytes([0x04, 94, 0, 102, 0, 0x20, 0, 0])])
+    devices = DeviceService(services.store, transport)
+    oxi = devices.pair(admin, next(d for d in devices.scan() if d.kind == "pulse oximeter"), "Oximeter")
+    reading = devices.take_reading(oxi)
+    assert reading.vitals == {"spo2_pct": 94, "pulse_per_min": 102} and reading.status == ("low perfusion",)
