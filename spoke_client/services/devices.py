@@ -54,9 +54,10 @@ class Adapter(Protocol):
     kind: str                     # "blood pressure monitor", ...
     service: str                  # the GATT service it is found by (128-bit UUID text)
     measurement: str              # the characteristic that carries readings
+    measurements: tuple[str, ...]  # it and any alternatives (an oximeter may send spot-check or continuous)
     stored_records: bool          # whether readings kept on the device can be fetched (RACP)
 
-    def reading(self, device_name: str, payload: bytes) -> Reading: ...
+    def reading(self, device_name: str, payload: bytes, characteristic: str | None = None) -> Reading: ...
 
 
 # The vitals form's fields for each SIG measurement value, with the conversion to the field's type.
@@ -75,6 +76,7 @@ class SigAdapter:
     service_id: int
     characteristic: int
     stored_records: bool = False
+    alternates: tuple[int, ...] = ()
 
     @property
     def service(self) -> str:
@@ -84,9 +86,14 @@ class SigAdapter:
     def measurement(self) -> str:
         return uuid16(self.characteristic)
 
-    def reading(self, device_name: str, payload: bytes) -> Reading:
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        return tuple(uuid16(c) for c in (self.characteristic, *self.alternates))
+
+    def reading(self, device_name: str, payload: bytes, characteristic: str | None = None) -> Reading:
+        number = int(characteristic[4:8], 16) if characteristic else self.characteristic
         try:
-            m = gatt.decode(self.characteristic, payload)
+            m = gatt.decode(number, payload)
         except gatt.MalformedMeasurement as exc:
             raise DeviceUnavailable(_("'{device}' sent a reading this computer cannot read ({why}); nothing was "
                                       "filled in.").format(device=device_name, why=exc)) from exc
@@ -109,7 +116,7 @@ class SigAdapter:
 ADAPTERS: dict[str, Adapter] = {a.key: a for a in (
     SigAdapter("sig-bp", "blood pressure monitor", 0x1810, gatt.BLOOD_PRESSURE),
     SigAdapter("sig-thermometer", "thermometer", 0x1809, gatt.TEMPERATURE),
-    SigAdapter("sig-oximeter", "pulse oximeter", 0x1822, gatt.PLX_SPOT),
+    SigAdapter("sig-oximeter", "pulse oximeter", 0x1822, gatt.PLX_SPOT, alternates=(gatt.PLX_CONTINUOUS,)),
     SigAdapter("sig-glucometer", "glucometer", 0x1808, gatt.GLUCOSE, stored_records=True),
     SigAdapter("sig-scale", "weighing scale", 0x181D, gatt.WEIGHT),
 )}
@@ -189,8 +196,10 @@ class BleTransport:
 
         return self._run(go(), _("No Bluetooth adapter answered. Is Bluetooth switched on on this computer?"))
 
-    def measure(self, address: str, adapter: Adapter, name: str, timeout: float = READING_TIMEOUT_S) -> bytes:
-        """Connects, waits for the device to send one measurement (the user presses its start button)."""
+    def measure(self, address: str, adapter: Adapter, name: str,
+                timeout: float = READING_TIMEOUT_S) -> tuple[str, bytes]:
+        """Connects, waits for the device to send one measurement (the user presses its start button); returns
+        the characteristic it came on and the payload."""
         _scanner, client_cls = self._classes()
 
         async def go():
@@ -198,24 +207,33 @@ class BleTransport:
             got: asyncio.Future = loop.create_future()
             lost = asyncio.Event()
 
-            def on_value(_char, data: bytearray) -> None:
-                if not got.done():
-                    got.set_result(bytes(data))
+            def on_value_of(uuid: str):
+                def on_value(_char, data: bytearray) -> None:
+                    if not got.done():
+                        got.set_result((uuid, bytes(data)))
+                return on_value
 
             client = client_cls(address, disconnected_callback=lambda _c: lost.set(), timeout=CONNECT_TIMEOUT_S)
             async with client:
-                await client.start_notify(adapter.measurement, on_value)
+                subscribed = []
+                for uuid in adapter.measurements:   # the device may offer only some of them
+                    try:
+                        await client.start_notify(uuid, on_value_of(uuid))
+                        subscribed.append(uuid)
+                    except Exception:   # noqa: BLE001 - "characteristic not found": try the next
+                        if uuid == adapter.measurements[-1] and not subscribed:
+                            raise
                 lost_wait = asyncio.ensure_future(lost.wait())
                 done, _pending = await asyncio.wait({got, lost_wait}, timeout=timeout,
                                                     return_when=asyncio.FIRST_COMPLETED)
                 lost_wait.cancel()
                 if got in done:
-                    payload = got.result()
-                    try:
-                        await client.stop_notify(adapter.measurement)
-                    except Exception:   # noqa: BLE001 - it may already be gone; the reading is in hand
-                        pass
-                    return payload
+                    for uuid in subscribed:
+                        try:
+                            await client.stop_notify(uuid)
+                        except Exception:   # noqa: BLE001 - it may already be gone; the reading is in hand
+                            pass
+                    return got.result()
                 if lost.is_set():
                     raise DeviceUnavailable(_("'{device}' disconnected before it sent a reading; nothing was filled "
                                               "in. Measure again.").format(device=name))
@@ -310,7 +328,8 @@ class DeviceService:
     def take_reading(self, device: PairedDevice, timeout: float = READING_TIMEOUT_S) -> Reading:
         """Waits for one measurement from the device (call from a worker thread)."""
         adapter = self._adapter(device)
-        return adapter.reading(device.name, self.transport.measure(device.address, adapter, device.name, timeout))
+        characteristic, payload = self.transport.measure(device.address, adapter, device.name, timeout)
+        return adapter.reading(device.name, payload, characteristic)
 
     def stored_readings(self, device: PairedDevice) -> list[Reading]:
         """Readings kept on the device, newest first; one that cannot be read is left out, not guessed."""

@@ -22,6 +22,7 @@ class ScriptedDevice:
     behaviour: str = "normal"          # normal | vanish (disconnects mid-reading) | silent | unreachable
     delay: float = 0.05
     rssi: int = -60
+    sends_on: str | None = None        # the measurement characteristic it has (None: any asked for)
 
 
 WORLD: dict[str, ScriptedDevice] = {}
@@ -55,9 +56,12 @@ class ScriptedClient:
         return False
 
     async def start_notify(self, uuid: str, callback) -> None:
-        self.handlers[uuid.lower()] = callback
         if uuid.lower() == "00002a52-0000-1000-8000-00805f9b34fb":
+            self.handlers[uuid.lower()] = callback
             return
+        if self.device.sends_on is not None and uuid.lower() != self.device.sends_on:
+            raise BleakError(f"Characteristic {uuid} was not found!")
+        self.handlers[uuid.lower()] = callback
         if self.device.behaviour == "vanish":
             self.tasks.append(asyncio.ensure_future(self._later(lambda: self.on_disconnect(self))))
         elif self.device.behaviour == "normal":

@@ -95,3 +95,14 @@ def test_a_pulse_oximeter_reports_low_perfusion(services, admin, world, transpor
     oxi = devices.pair(admin, next(d for d in devices.scan() if d.kind == "pulse oximeter"), "Oximeter")
     reading = devices.take_reading(oxi)
     assert reading.vitals == {"spo2_pct": 94, "pulse_per_min": 102} and reading.status == ("low perfusion",)
+
+
+def test_an_oximeter_that_sends_only_continuous_measurements(services, admin, world, transport):
+    from tests.devices.scripted_bleak import ScriptedDevice
+    from spoke_client.services.devices import uuid16
+
+    world["AA:00:00:00:00:06"] = ScriptedDevice("Oxi-C", uuid16(0x1822), [bytes([0x00, 97, 0, 76, 0])],
+                                                sends_on=uuid16(0x2A5F))
+    devices = DeviceService(services.store, transport)
+    oxi = devices.pair(admin, next(d for d in devices.scan() if d.name == "Oxi-C"), "Oximeter 2")
+    assert devices.take_reading(oxi).vitals == {"spo2_pct": 97, "pulse_per_min": 76}
