@@ -41,7 +41,7 @@ start_demo_hub() {
   export SPOKE_HUB_ADMIN_TOKEN=${SPOKE_HUB_ADMIN_TOKEN:-demo-hub-staff}
   "$VENV/bin/spoke-hub" --db "$db" serve --port "$port" >"$dir/hub.log" 2>&1 &
   local hub_pid=$!
-  trap 'kill $hub_pid 2>/dev/null' EXIT
+  trap "kill $hub_pid 2>/dev/null" EXIT   # expanded now: the local is gone when the trap runs
   local facility code
   facility=$("$VENV/bin/spoke-hub" --db "$db" create-facility --name "HWC Rampur (demo)" --hwc-id HWC-DEMO-001)
   code=$("$VENV/bin/spoke-hub" --db "$db" enroll-code --facility "$facility")
