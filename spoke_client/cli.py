@@ -109,24 +109,13 @@ def cmd_selfcheck(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services.selfcheck import run_selfcheck
 
     report = run_selfcheck(paths)
-    _qt_checks(report)
+    from spoke_client.ui.qtcheck import qt_checks   # Qt stays in the UI layer
+
+    qt_checks(report)
     for line in report.lines:
         print(line)
     return EXIT_OK if report.ok else EXIT_FAILED
 
-
-def _qt_checks(report) -> None:
-    """Does Qt load its platform plugin here, and is there a font that writes Hindi?"""
-    try:
-        from PySide6 import __version__ as qt_version
-        from PySide6.QtGui import QFontDatabase, QGuiApplication
-
-        app = QGuiApplication.instance() or QGuiApplication([sys.argv[0]])
-        report.check(True, _("Qt {v} on the '{p}' platform").format(v=qt_version, p=app.platformName()))
-        families = QFontDatabase.families(QFontDatabase.WritingSystem.Devanagari)
-        report.check(bool(families), _("a font for Devanagari: {f}").format(f=families[0] if families else _("none")))
-    except Exception as exc:  # noqa: BLE001 - a missing plugin or library is what this check is for
-        report.check(False, _("Qt does not start here: {e}").format(e=exc))
 
 
 def cmd_export_fhir(paths: DataPaths, args: argparse.Namespace) -> int:
