@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -10,7 +11,7 @@ from spoke_client import __version__
 from spoke_client.i18n import _, set_language
 from spoke_client.paths import resolve
 
-
+log = logging.getLogger("spoke_client")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_language(args.language or os.environ.get("SPOKE_LANGUAGE"))
     paths = resolve(args.data_dir)
+    from sync.logsetup import configure
+
+    configure(paths.logs, "spoke.log")
+    log.info("spoke-client %s: %s", __version__, args.command or "app")
     if args.command is None:
         from spoke_client.app import run_app  # Qt only when the app is wanted
 
@@ -84,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return getattr(cli, "cmd_" + args.command.replace("-", "_"))(paths, args)
     except KeyboardInterrupt:
+        return cli.EXIT_FAILED
+    except Exception:  # noqa: BLE001 - the last resort: a sentence on the terminal, the details in the log
+        log.exception("spoke-client %s failed", args.command)
+        print(_("Spoke could not finish '{command}' because of an unexpected error; nothing half-done was kept. "
+                "The details are in {log} for the technician.").format(command=args.command, log=paths.logs / "spoke.log"),
+              file=sys.stderr)
         return cli.EXIT_FAILED
 
 

@@ -12,6 +12,7 @@ def make_engine(db_path: Path) -> Engine:
     engine = create_engine(
         f"sqlite:///{db_path}",
         connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,   # a database error's message (and so a log or a traceback) never quotes patient data
     )
 
     @event.listens_for(engine, "connect")

@@ -71,7 +71,7 @@ def utcnow() -> datetime:
 
 def make_hub_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:
@@ -86,7 +86,8 @@ def make_hub_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time, and seq order is commit order
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # hide_parameters: an error's message (so the log) never quotes a payload, which holds patient data.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 @dataclass(frozen=True)
