@@ -38,9 +38,13 @@ class MaskingFormatter(logging.Formatter):
         return mask(super().format(record))
 
 
-def configure(log_dir: Path | None, file_name: str, *, level: int = logging.INFO, stderr: bool = False) -> Path | None:
+def configure(log_dir: Path | None, file_name: str, *, level: int = logging.INFO, stderr: bool = False,
+              rotate: bool = True) -> Path | None:
     """Sends the root logger to `log_dir/file_name` (rotated), and to stderr when asked. Safe to call twice:
-    handlers it added before are replaced. Returns the log file's path (None when only stderr)."""
+    handlers it added before are replaced. Returns the log file's path (None when only stderr).
+
+    rotate=False for the worker processes of one hub, which append to their parent's file (appends of one
+    line are atomic on a local disk) and leave rotation to the parent, so two workers never rotate at once."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_spoke", False):
@@ -52,8 +56,10 @@ def configure(log_dir: Path | None, file_name: str, *, level: int = logging.INFO
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             path = log_dir / file_name
-            handler: logging.Handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=True)
+            handler: logging.Handler = (
+                logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8",
+                                                     delay=True)
+                if rotate else logging.handlers.WatchedFileHandler(path, encoding="utf-8", delay=True))
         except OSError:
             path, stderr = None, True   # a read-only or full disk must not stop the program: log to stderr
         else:

@@ -18,6 +18,8 @@ def default_db_url() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="spoke-hub", description="The Spoke reference hub.")
+    p.add_argument("--log-dir", default=os.environ.get("SPOKE_HUB_LOG_DIR") or None,
+                   help="where hub.log is kept (default: the hub's data folder)")
     p.add_argument("--db", default=os.environ.get("SPOKE_HUB_DB") or None,
                    help="database URL (default: a SQLite file in the hub's data folder; "
                         "postgresql+psycopg://user@host/db in production)")
@@ -40,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from sync.hub.service import Hub, HubError, make_hub_engine
+    from sync.logsetup import configure
+
+    log_dir = Path(args.log_dir) if args.log_dir else Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "logs"
+    configure(log_dir, "hub.log", stderr=args.command == "serve")
+    if args.log_dir:
+        os.environ["SPOKE_HUB_LOG_DIR"] = args.log_dir   # the workers of --workers N log there too
 
     db = args.db or default_db_url()
     hub = Hub(make_hub_engine(db), media_dir=getattr(args, "media_dir", None))

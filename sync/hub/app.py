@@ -56,6 +56,13 @@ def app_from_env() -> FastAPI:
 
     from sync.hub.service import make_hub_engine
 
+    import platformdirs
+
+    from sync.logsetup import configure
+
+    log_dir = os.environ.get("SPOKE_HUB_LOG_DIR")
+    configure(Path(log_dir) if log_dir else Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "logs", "hub.log",
+              stderr=True, rotate=False)
     media = os.environ.get("SPOKE_HUB_MEDIA_DIR")
     hub = Hub(make_hub_engine(os.environ["SPOKE_HUB_DB"]), media_dir=Path(media) if media else None)
     return create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN"))
