@@ -1,3 +1,3 @@
 """Spoke: offline-first desktop client for a telemedicine spoke (health-and-wellness centre)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

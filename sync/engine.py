@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sync.files import sha256_file
-from sync.protocol import MAX_CHUNK_BYTES, Change, PullPage, PushBatch, Rejection, SetDigest
+from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, Rejection, SetDigest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 
@@ -74,10 +74,13 @@ class SyncReport:
     resynced: str = ""                # what a full resync repaired: "", "pull", "push" or "pull+push"
     diverged: bool = False            # still different from the hub after a resync
     quarantine_reasons: list[str] = field(default_factory=list)
+    clock_refused: int = 0            # changes the hub refused because this PC's clock is far ahead (kept queued)
+    clock_offset_ms: int | None = None  # the hub's clock minus ours, from its last answer
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.quarantined == 0 and self.files_refused == 0 and not self.diverged
+        return (self.error is None and self.quarantined == 0 and self.files_refused == 0 and not self.diverged
+                and self.clock_refused == 0)
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -120,6 +123,7 @@ class SyncEngine:
         except _Cancelled:
             report.error, report.error_kind = "Sync was stopped.", "cancelled"
         report.pending = self.outbox.pending()
+        report.clock_offset_ms = getattr(self.client, "clock_offset_ms", None)
         return report
 
     def _push(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
@@ -150,16 +154,18 @@ class SyncEngine:
         # Only what the hub acknowledged is marked sent; a lost answer means the same batch goes again,
         # and the hub reports it as duplicates.
         self.outbox.mark_sent([str(i) for i in result.accepted + result.duplicates])
-        self.outbox.quarantine(result.rejected)
+        self.outbox.quarantine(result.rejected)   # the outbox keeps those refused for our clock queued
         report.pushed += len(result.accepted)
         report.already_there += len(result.duplicates)
-        report.quarantined += len(result.rejected)
-        report.quarantine_reasons += [r.reason for r in result.rejected]
+        clock = [r for r in result.rejected if r.code == REJECT_CLOCK_AHEAD]
+        report.clock_refused += len(clock)
+        report.quarantined += len(result.rejected) - len(clock)
+        report.quarantine_reasons += [r.reason for r in result.rejected if r.code != REJECT_CLOCK_AHEAD]
         answered = len(result.accepted) + len(result.duplicates) + len(result.rejected)
         if answered < len(changes):
             raise HubGarbage("The hub answered for only part of the batch.")
         if progress:
-            progress("push", report.pushed + report.already_there + report.quarantined, total)
+            progress("push", report.pushed + report.already_there + report.quarantined + report.clock_refused, total)
 
     def _round(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         self._push(report, progress, cancel)

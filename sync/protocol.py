@@ -1,6 +1,7 @@
 """The sync wire contract shared by spoke and hub: versioned models, gzip framing, request signatures.
 
-Imports nothing of the project, so both ends (and a third-party hub) can depend on it alone.
+Imports nothing of the project but the clock's stamp format (sync.hlc, standard library only), so both ends
+(and a third-party hub) can depend on it alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sync.hlc import STAMP_PATTERN
+
 PROTOCOL_VERSION = 1
+# Revision 2 adds optional fields to the hub's answers (a refusal's code). A spoke says which revision it reads
+# in the Spoke-Protocol header; a hub leaves out what a spoke of revision 1 would not understand.
+PROTOCOL_REVISION = 2
+H_PROTOCOL = "Spoke-Protocol"
+# Every answer of the hub carries its clock (Unix milliseconds), so a spoke can tell its user that the PC's
+# date is wrong before its changes are refused for it.
+H_HUB_TIME = "Spoke-Hub-Time"
+# A refusal's code for a change stamped by a clock too far ahead of the hub's: the spoke keeps it queued (it
+# is sent again once the PC's date is right) instead of holding it aside for the user.
+REJECT_CLOCK_AHEAD = "clock_ahead"
 MEDIA_TYPE = "application/json"
 MAX_BATCH = 5_000                 # changes in one push
 MAX_BODY_BYTES = 32 * 1024 * 1024  # decompressed, so a small gzip bomb cannot exhaust the hub
@@ -25,7 +38,7 @@ ENTITIES = frozenset({"facility", "user", "patient", "case", "vitals", "consent"
 # often wrong by hours), and an Ed25519 signature over method, path, counter and the body's SHA-256.
 H_DEVICE, H_COUNTER, H_SIGNATURE = "Spoke-Device", "Spoke-Counter", "Spoke-Signature"
 
-HLC_PATTERN = r"^\d{15}-\d{5}-[0-9A-Za-z-]{1,64}$"
+HLC_PATTERN = STAMP_PATTERN   # ASCII digits only (sync.hlc)
 
 # Media (photos, recordings, documents) travel by their SHA-256, in chunks the hub confirms one by one, so a
 # cut link resumes at the last confirmed byte and a file the hub already has is never sent again.
@@ -61,7 +74,20 @@ class Op(enum.StrEnum):
 
 
 class _Model(BaseModel):
+    """A message the hub reads: a key it does not know is refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Answer(BaseModel):
+    """A message a spoke reads: keys a newer hub added are ignored, so hubs can grow without breaking spokes.
+    (A hub answering a spoke of protocol 1, whose models refuse unknown keys, leaves its new keys out.)"""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+INT32_MAX = 2**31 - 1
+INT63_MAX = 2**63 - 1
 
 
 class Change(_Model):
@@ -70,7 +96,7 @@ class Change(_Model):
     change_id: uuid.UUID
     entity: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
     entity_id: Annotated[str, Field(min_length=1, max_length=64)]
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)]
     op: Op
     hlc: Annotated[str, Field(pattern=HLC_PATTERN)]
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
@@ -89,12 +115,23 @@ class PushBatch(_Model):
     changes: Annotated[list[Change], Field(max_length=MAX_BATCH)]
 
 
-class Rejection(_Model):
+class PushEnvelope(_Model):
+    """A push as the hub first reads it: the changes are read one by one afterwards (sync.hub.service), so
+    that one malformed change is refused alone instead of failing its whole batch for ever."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    batch_id: uuid.UUID
+    changes: Annotated[list[dict[str, Any]], Field(max_length=MAX_BATCH)]
+
+
+class Rejection(_Answer):
     change_id: uuid.UUID
     reason: str
+    # A machine code (clock_ahead, invalid, other_facility, unknown_entity...), for spokes of protocol 2.
+    code: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-class PushResult(_Model):
+class PushResult(_Answer):
     """accepted: applied now; duplicates: seen before (already applied, never twice); rejected: with the reason."""
 
     protocol: Literal[1] = PROTOCOL_VERSION
@@ -105,10 +142,11 @@ class PushResult(_Model):
 
 
 class HubChange(Change):
+    model_config = ConfigDict(extra="ignore", frozen=True)
     seq: Annotated[int, Field(ge=1)]   # the hub's monotonic sequence: the pull cursor
 
 
-class PullPage(_Model):
+class PullPage(_Answer):
     protocol: Literal[1] = PROTOCOL_VERSION
     changes: list[HubChange]
     next_cursor: Annotated[int, Field(ge=0)]
@@ -124,14 +162,14 @@ class EnrollRequest(_Model):
     device_name: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class EnrollResult(_Model):
+class EnrollResult(_Answer):
     protocol: Literal[1] = PROTOCOL_VERSION
     device_id: str
     facility_id: str
     facility_name: str
 
 
-class MediaStatus(_Model):
+class MediaStatus(_Answer):
     """What the hub holds of one file for this facility: `received` bytes confirmed, of `size`."""
 
     protocol: Literal[1] = PROTOCOL_VERSION
@@ -147,14 +185,14 @@ class MediaStatus(_Model):
         return self
 
 
-class SetDigest(_Model):
+class SetDigest(_Answer):
     """An order-free fingerprint of a set of change ids: their count and the sum of their hashes mod 2^64."""
 
     count: Annotated[int, Field(ge=0)]
     hash: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
 
 
-class Digest(_Model):
+class Digest(_Answer):
     """What the hub holds for this device's facility: the changes of others up to `cursor` (what a pull up to
     there brings), and every change of this device. The spoke computes the same from its side; a difference
     means the two disagree (a hub restored from a backup, a spoke restored from an old copy) and calls for a
@@ -174,14 +212,14 @@ def set_digest(change_ids) -> SetDigest:
     return SetDigest(count=count, hash=f"{total:016x}")
 
 
-class ErrorBody(_Model):
+class ErrorBody(_Answer):
     """Every 4xx/5xx of the hub: a machine code and a sentence for the user."""
 
     code: str
     message: str
 
 
-class Health(_Model):
+class Health(_Answer):
     protocol: Literal[1] = PROTOCOL_VERSION
     status: Literal["ok"] = "ok"
     service: Literal["spoke-hub"] = "spoke-hub"

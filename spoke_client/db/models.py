@@ -249,6 +249,12 @@ class InboxRow(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime]
     applied_at: Mapped[datetime | None]
+    # Not applied yet because its parent has not arrived: "entity:id" of that parent (applied when it comes).
+    waiting_for: Mapped[str | None] = mapped_column(String(110))
+    # Could not be applied here (a payload this version cannot read): why, shown to the user.
+    failed_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_inbox_waiting", "waiting_for"),)
 
 
 class AttachmentRow(Base):

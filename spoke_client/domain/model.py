@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 
 from spoke_client.domain.vitals import Vitals
@@ -203,3 +203,44 @@ class Attachment:
     created_at: datetime
     created_by: str
     version: int
+
+
+def from_values(cls, values: dict):
+    """A domain dataclass from plain values (a checked payload, a database row's columns): enums from their
+    values, tuples from lists, nested dataclasses from dicts, by the dataclass's own type hints. So a record is
+    described once, by its dataclass, and read back the same way from wherever it comes."""
+    hints = _hints(cls)
+    return cls(**{f.name: _value(hints[f.name], values[f.name]) for f in fields(cls) if f.name in values})
+
+
+def _hints(cls) -> dict:
+    import typing
+
+    cached = _HINTS.get(cls)
+    if cached is None:
+        cached = _HINTS[cls] = typing.get_type_hints(cls)
+    return cached
+
+
+_HINTS: dict = {}
+
+
+def _value(hint, value):
+    import types
+    import typing
+
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _value(options[0], value) if len(options) == 1 else value
+    if origin is tuple:
+        inner = typing.get_args(hint)[0]
+        return tuple(_value(inner, v) for v in value)
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return hint(value)
+        if is_dataclass(hint) and isinstance(value, dict):
+            return from_values(hint, value)
+    return value

@@ -21,7 +21,7 @@ from spoke_client.domain.errors import (
 )
 from spoke_client.domain.model import Facility, Role, User
 from spoke_client.i18n import _
-from spoke_client.services.store import Store, new_id, to_payload
+from spoke_client.services.store import Store, new_id
 
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -47,9 +47,9 @@ def _user(row: UserRow) -> User:
     return User(id=row.id, username=row.username, full_name=row.full_name, role=Role(row.role), active=row.active)
 
 
-def _user_payload(row: UserRow) -> dict:
-    # The change log never carries the password hash off the device.
-    return to_payload(_user(row))
+def _user_payload(row: UserRow) -> User:
+    # The change log never carries the password hash off the device (the user payload has no such field).
+    return _user(row)
 
 
 class AuthService:

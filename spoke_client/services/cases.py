@@ -20,9 +20,10 @@ from spoke_client.domain.model import (
     User,
     VitalsRecord,
     VitalsStatus,
+    from_values,
 )
 from spoke_client.domain.redflags import Assessment, PatientContext, Severity, assess
-from spoke_client.domain.vitals import Consciousness, GlucoseKind, Vitals, is_empty, validate_vitals
+from spoke_client.domain.vitals import Vitals, is_empty, validate_vitals
 from spoke_client.i18n import _
 from spoke_client.services.patients import to_patient
 from spoke_client.services.store import Store, Writer, new_id
@@ -89,27 +90,22 @@ class HomeSummary:
     drafts: list[CaseSummary]
 
 
-def _vitals_from_row(r: VitalsRow) -> Vitals:
-    return Vitals(
-        systolic_mmhg=r.systolic_mmhg, diastolic_mmhg=r.diastolic_mmhg, pulse_per_min=r.pulse_per_min,
-        respiratory_rate_per_min=r.respiratory_rate_per_min, temperature_c=r.temperature_c, spo2_pct=r.spo2_pct,
-        weight_kg=r.weight_kg, height_cm=r.height_cm, glucose_mg_dl=r.glucose_mg_dl,
-        glucose_kind=GlucoseKind(r.glucose_kind) if r.glucose_kind else None,
-        consciousness=Consciousness(r.consciousness) if r.consciousness else None,
-        on_supplemental_oxygen=r.on_supplemental_oxygen,
-    )
+def _columns(row, names) -> dict:
+    return {name: getattr(row, name) for name in names}
+
+
+# A vitals set's measurements are the columns named after the fields of Vitals (which the payload declares too).
+_VITALS_FIELDS = tuple(f.name for f in fields(Vitals))
+_RECORD_FIELDS = tuple(f.name for f in fields(VitalsRecord) if f.name != "vitals")
+_CONSENT_FIELDS = tuple(f.name for f in fields(Consent))
 
 
 def _vitals_record(r: VitalsRow) -> VitalsRecord:
-    return VitalsRecord(id=r.id, case_id=r.case_id, recorded_at=r.recorded_at, recorded_by=r.recorded_by,
-                        vitals=_vitals_from_row(r), status=VitalsStatus(r.status), replaces_id=r.replaces_id,
-                        source=r.source, device_status=tuple(r.device_status or ()), measured_at=r.measured_at)
+    return from_values(VitalsRecord, _columns(r, _RECORD_FIELDS) | {"vitals": _columns(r, _VITALS_FIELDS)})
 
 
 def _consent(r: ConsentRow) -> Consent:
-    return Consent(id=r.id, case_id=r.case_id, giver=ConsentGiver(r.giver), giver_name=r.giver_name,
-                   giver_relation=r.giver_relation, method=ConsentMethod(r.method), given_at=r.given_at,
-                   recorded_by=r.recorded_by)
+    return from_values(Consent, _columns(r, _CONSENT_FIELDS))
 
 
 def _summary(row: CaseRow, patient: PatientRow) -> CaseSummary:
@@ -211,7 +207,7 @@ class CaseService:
             w.session.add(row)
             w.session.flush()
             case = self._load(w.session, row.id)
-            w.change("case", row.id, 1, _case_payload(case))
+            w.change("case", row.id, 1, case)   # vitals and consent travel as their own entities
             w.audit("create", "case", row.id)
             return case
 
@@ -370,7 +366,7 @@ class CaseService:
         row.version += 1
         row.updated_at = w.now
         w.session.flush()
-        w.change("case", row.id, row.version, _case_payload(self._load(w.session, row.id)))
+        w.change("case", row.id, row.version, self._load(w.session, row.id))
         if audit_detail is not None:
             w.audit("update", "case", row.id, audit_detail)
 
@@ -384,11 +380,6 @@ def _check_vitals(vitals: Vitals) -> None:
 def latest_vitals(case: Case) -> VitalsRecord | None:
     final = [v for v in case.vitals if v.status == VitalsStatus.FINAL]
     return final[-1] if final else None
-
-
-def _case_payload(case: Case) -> Case:
-    # Vitals and consent travel as their own entities; the case entry carries the case's own fields.
-    return replace(case, vitals=(), consent=None)
 
 
 def _column_value(value):

@@ -17,8 +17,9 @@ from spoke_client.domain.model import Patient, Relation, Sex, User, age_in_years
 from spoke_client.domain.names import name_key, name_similarity, normalize_name
 from spoke_client.i18n import _
 from spoke_client.services.search import PatientIndex
-from spoke_client.services.store import Store, new_id, to_payload
+from spoke_client.services.store import Store, new_id
 from sync.merge import FIELD_META, PATIENT_GROUPS, changed_groups, stamp_edit
+from sync.payloads import payload_of
 
 
 @dataclass
@@ -162,7 +163,7 @@ def to_patient(row: PatientRow) -> Patient:
 
 def patient_payload(patient: Patient, field_hlc: dict) -> dict:
     """What a patient change carries: the record and its field stamps (sync.merge)."""
-    return to_payload(patient) | {FIELD_META: field_hlc}
+    return payload_of("patient", patient, **{FIELD_META: field_hlc})
 
 
 def search_columns(name: str, relative: str, village: str) -> tuple[str, str]:
@@ -221,7 +222,7 @@ class PatientService:
     def _edit(self, w, row: PatientRow, values: dict) -> Patient:
         """Sets fields of a patient, reindexes it and logs the change with field stamps: only what this edit
         changed moves, so that another PC's (or the hub's) edit of another field survives the merge."""
-        before = to_payload(to_patient(row))
+        before = payload_of("patient", to_patient(row))
         for k, v in values.items():
             setattr(row, k, v)
         self._index_fields(row)
@@ -229,7 +230,7 @@ class PatientService:
         row.updated_at = w.now
         patient = to_patient(row)
         stamp = w.stamp()
-        row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, to_payload(patient)), stamp)
+        row.field_hlc = stamp_edit(dict(row.field_hlc or {}), changed_groups(before, payload_of("patient", patient)), stamp)
         w.change("patient", row.id, row.version, patient_payload(patient, row.field_hlc), stamp=stamp)
         self.index.add_vocabulary(w.session, row)
         return patient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
 from sqlalchemy import insert, select, text
@@ -12,13 +12,9 @@ from sqlalchemy import insert, select, text
 from spoke_client.db.models import CaseRow, ChangeRow, PatientRow, VitalsRow
 from spoke_client.domain.abha import make_abha_number
 from spoke_client.domain.model import (
-    Case,
     CaseStatus,
-    Patient,
     Relation,
-    Sex,
     User,
-    VitalsRecord,
     VitalsStatus,
     birth_date_from_age,
 )
@@ -26,8 +22,9 @@ from spoke_client.domain.names import normalize_name, phonetic_key
 from spoke_client.domain.redflags import PatientContext, assess
 from spoke_client.domain.vitals import GlucoseKind, Vitals
 from spoke_client.services.patients import search_columns
-from spoke_client.services.store import Store, new_id, to_payload
+from spoke_client.services.store import Store, new_id
 from sync.merge import FIELD_META, PATIENT_GROUPS, stamp_edit
+from sync.payloads import payload_of
 
 # Names as Indian registers write them, by region, so that search meets real variety.
 REGIONS = {
@@ -141,7 +138,7 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
                 stamp = store.hlc.now(int(w.now.timestamp() * 1000)).encode()
                 r["field_hlc"] = stamp_edit({}, list(PATIENT_GROUPS), stamp)
                 changes.append(_change(store, w.now, actor.id, "patient", r,
-                                       to_payload(_patient_payload(r)) | {FIELD_META: r["field_hlc"]}, hlc=stamp))
+                                       payload_of("patient", r, **{FIELD_META: r["field_hlc"]}), hlc=stamp))
             w.session.execute(insert(PatientRow), rows)
             w.session.execute(insert(ChangeRow), changes)
             words = {phonetic_key(x) for r in rows for x in normalize_name(f"{r['name']} {r['relative_name']} {r['village']}").split()}
@@ -176,14 +173,16 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
             vitals_sets.append(v)
             vitals_rows.append(dict(
                 id=new_id(), case_id=cid, recorded_at=created, recorded_by=actor.id, status=VitalsStatus.FINAL.value,
-                replaces_id=None, source="manual", version=1, on_supplemental_oxygen=False,
-                **{k: (val.value if hasattr(val, "value") else val) for k, val in to_payload(v).items() if k != "on_supplemental_oxygen"}))
+                replaces_id=None, source="manual", version=1,
+                **{f.name: _plain(getattr(v, f.name)) for f in fields(Vitals)}))
         with store.write(actor.id) as w:
             w.session.execute(insert(CaseRow), case_rows)
             w.session.execute(insert(VitalsRow), vitals_rows)
-            w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "case", r, _case_payload(r)) for r in case_rows]
-                              + [_change(store, w.now, actor.id, "vitals", r, _vitals_payload(r, v))
-                                 for r, v in zip(vitals_rows, vitals_sets)])
+            # The change log carries the same payloads as the services write (sync.payloads), from the rows.
+            w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "case", r, payload_of("case", r))
+                                                  for r in case_rows]
+                              + [_change(store, w.now, actor.id, "vitals", r, payload_of("vitals", r, vitals=r))
+                                 for r in vitals_rows])
             w.audit("seed", "case", "", f"{n} synthetic cases")
         done_cases += n
         if progress:
@@ -191,28 +190,11 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
     return SeedReport(done, done_cases, time.perf_counter() - t0)
 
 
-# The change log carries the same domain snapshots as the services write, whatever wrote the row.
-def _patient_payload(r: dict) -> Patient:
-    return Patient(id=r["id"], name=r["name"], sex=Sex(r["sex"]), birth_date=r["birth_date"],
-                   birth_date_approximate=r["birth_date_approximate"], relative_name=r["relative_name"],
-                   relative_relation=Relation(r["relative_relation"]) if r["relative_relation"] else None,
-                   phone=r["phone"], village=r["village"], address=r["address"], abha_number=r["abha_number"],
-                   abha_address=r["abha_address"], version=1, created_at=r["created_at"])
-
-
-def _case_payload(r: dict) -> Case:
-    return Case(id=r["id"], patient_id=r["patient_id"], status=CaseStatus(r["status"]), complaints=tuple(r["complaints"]),
-                complaint_text=r["complaint_text"], duration=r["duration"], history=r["history"],
-                examination=r["examination"], pregnant=r["pregnant"], priority=r["priority"], created_at=r["created_at"],
-                updated_at=r["updated_at"], version=1)
-
-
-def _vitals_payload(r: dict, v: Vitals) -> VitalsRecord:
-    return VitalsRecord(id=r["id"], case_id=r["case_id"], recorded_at=r["recorded_at"], recorded_by=r["recorded_by"],
-                        vitals=v, status=VitalsStatus(r["status"]), replaces_id=None, source=r["source"])
+def _plain(value):
+    return value.value if hasattr(value, "value") else value
 
 
 def _change(store: Store, now, actor_id: str, entity: str, row: dict, payload, hlc: str | None = None) -> dict:
     return dict(change_id=new_id(), entity=entity, entity_id=row["id"], version=1, op="upsert",
                 hlc=hlc or store.hlc.now(int(now.timestamp() * 1000)).encode(), changed_at=now, user_id=actor_id,
-                device_id=store.device_id, payload=to_payload(payload), pushed_at=None)
+                device_id=store.device_id, payload=payload, pushed_at=None)

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spoke_client.db.models import AuditRow, ChangeRow, SettingRow
 from spoke_client.domain.errors import SpokeError
-from sync.hlc import HybridLogicalClock, Stamp
+from sync.hlc import MAX_AHEAD_MS, HybridLogicalClock, Stamp
+from sync.payloads import payload_of
 from spoke_client.i18n import _
 
 
@@ -49,21 +48,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def to_payload(obj: Any) -> Any:
-    """A JSON-ready snapshot of a domain dataclass (enums by value, dates in ISO 8601)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_payload(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, datetime | date):
-        return obj.isoformat()
-    if isinstance(obj, tuple | list):
-        return [to_payload(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: to_payload(v) for k, v in obj.items()}
-    return obj
-
-
 class Writer:
     """Handed to a service inside a write transaction."""
 
@@ -84,7 +68,11 @@ class Writer:
 
     def change(self, entity: str, entity_id: str, version: int, payload: Any, op: str = "upsert",
                stamp: str | None = None) -> str:
-        """Adds the change-log entry; returns its clock stamp."""
+        """Adds the change-log entry; returns its clock stamp. The payload (a domain record, or a dict of its
+        fields) is written in the form sync.payloads declares for the entity, and checked by it: a PC never
+        logs a change the hub would refuse for its form."""
+        if op == "upsert":
+            payload = payload_of(entity, payload)
         stamp = Stamp.decode(stamp) if stamp else self.store.hlc.now(int(self.now.timestamp() * 1000))
         self.session.add(
             ChangeRow(
@@ -97,10 +85,20 @@ class Writer:
                 changed_at=self.now,
                 user_id=self.user_id,
                 device_id=self.store.device_id,
-                payload=to_payload(payload),
+                payload=payload,
             )
         )
         return stamp.encode()
+
+    def set_setting(self, key: str, value: str) -> None:
+        """A setting written inside this transaction, with the data it goes with (no audit entry: for state
+        such as the pull cursor, which moves with the page it belongs to)."""
+        self.session.execute(text("INSERT INTO setting(key, value) VALUES (:k, :v) "
+                                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value"), {"k": key, "v": value})
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        value = self.session.execute(text("SELECT value FROM setting WHERE key = :k"), {"k": key}).scalar()
+        return default if value is None else value
 
     def audit(self, action: str, entity: str = "", entity_id: str = "", detail: str = "") -> None:
         self.session.add(
@@ -117,9 +115,16 @@ class Store:
         self._write = sessionmaker(engine.execution_options(sqlite_begin="BEGIN IMMEDIATE"), expire_on_commit=False)
         self._lock = threading.Lock()
         self.device_id = self._ensure_device_id()
+        self.hlc = HybridLogicalClock(self.device_id, self._last_stamp())
+
+    def _last_stamp(self) -> Stamp | None:
+        """Where this PC's clock resumes: after every stamp it made or saw, except those beyond the drift bound
+        (made while its date was set far ahead; sync_outbox stamps those again once it is right)."""
+        limit = f"{int(self.clock().timestamp() * 1000) + MAX_AHEAD_MS:015d}-99999-~"
         with self._read() as s:
-            last = s.scalar(select(func.max(ChangeRow.hlc)))
-        self.hlc = HybridLogicalClock(self.device_id, Stamp.decode(last) if last else None)
+            last = s.execute(text("SELECT max(h) FROM (SELECT max(hlc) AS h FROM change_log WHERE hlc <= :l "
+                                  "UNION ALL SELECT max(hlc) FROM hub_inbox WHERE hlc <= :l)"), {"l": limit}).scalar()
+        return Stamp.decode(last) if last else None
 
     def _ensure_device_id(self) -> str:
         with self._write.begin() as s:

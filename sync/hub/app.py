@@ -1,37 +1,57 @@
 """The reference hub's HTTP API (FastAPI). Bodies are gzip JSON of sync.protocol's models; every device
-request is signed; every error is an ErrorBody with a 4xx status, never a 500 or a half-applied batch."""
+request is signed; every error is an ErrorBody with a 4xx status and a reason, never a half-applied batch.
+
+Checks that need no body come first (the signature headers' form, the declared length), and a body is read
+only up to its endpoint's limit, so an unsigned or oversized request costs the hub almost nothing.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import time
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync.hub.service import Device, Hub, HubError
+from sync.hub.auth import Device, signed_headers
+from sync.hub.errors import HubError
+from sync.hub.service import Hub
 from sync.protocol import (
+    H_HUB_TIME,
+    H_PROTOCOL,
+    INT63_MAX,
     MAX_BODY_BYTES,
+    MAX_CHUNK_BYTES,
     MEDIA_CONTENT_TYPE,
+    Digest,
     EnrollRequest,
     EnrollResult,
     ErrorBody,
     Health,
-    Digest,
     HubChange,
     MediaStatus,
     ProtocolError,
     PullPage,
-    PushBatch,
+    PushEnvelope,
     PushResult,
     decode,
     encode,
 )
 
 log = logging.getLogger("spoke.hub")
+
+SMALL_BODY = 16 * 1024           # enrolment and staff requests
+NO_BODY = 0                      # signed GETs sign an empty body
+HUB_SETTABLE_STATES = ("queued", "in_consultation", "prescribed", "closed")
+Count = Annotated[int, Query(ge=0, le=INT63_MAX)]
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None,
@@ -45,8 +65,11 @@ def _gzip(message: BaseModel) -> Response:
 
 
 class CaseUpdate(BaseModel):
-    status: str | None = None
-    doctor_note: str | None = None
+    """What hub staff may change on a case: its status (only states the hub may set) and the doctor's note."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["queued", "in_consultation", "prescribed", "closed"] | None = None
+    doctor_note: Annotated[str, Field(max_length=8000)] | None = None
 
 
 def app_from_env() -> FastAPI:
@@ -54,10 +77,9 @@ def app_from_env() -> FastAPI:
     import os
     from pathlib import Path
 
-    from sync.hub.service import make_hub_engine
-
     import platformdirs
 
+    from sync.hub.service import make_hub_engine
     from sync.logsetup import configure
 
     log_dir = os.environ.get("SPOKE_HUB_LOG_DIR")
@@ -68,9 +90,21 @@ def app_from_env() -> FastAPI:
     return create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN"))
 
 
+def _openapi_body(model: type[BaseModel]) -> dict:
+    """Declares a raw-body endpoint's request body in the OpenAPI document (gzip JSON, or plain JSON)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
 def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     app = FastAPI(title="Spoke reference hub", version="1", description=__doc__)
     app.state.hub = hub
+    token = admin_token.encode("utf-8") if admin_token else None
+
+    @app.middleware("http")
+    async def _hub_time(request: Request, call_next):
+        response = await call_next(request)
+        response.headers[H_HUB_TIME] = str(int(time.time() * 1000))
+        return response
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -82,105 +116,176 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "bad_request", str(exc.errors())[:500])
+        problems = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'path', 'body'))}: {e['msg']}"
+                    for e in exc.errors()[:3]]
+        return _error(400, "bad_request", "; ".join(problems)[:500])
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("hub error")  # the transaction was rolled back: nothing half-applied
-        return _error(503, "hub_error", "The hub could not complete this request; nothing was applied. Try again later.",
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 404 for an unknown path, 405 for a wrong method: the hub's error format too.
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, _exc: OperationalError) -> JSONResponse:
+        log.exception("database error")   # the transaction was rolled back: nothing half-applied
+        return _error(503, "hub_unavailable", "The hub's database is not available; nothing was applied. Try again later.",
                       retry_after=60)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        log.exception("hub error")  # the transaction was rolled back: nothing half-applied
+        return _error(500, "hub_error", "The hub could not complete this request; nothing was applied.")
+
     def _staff(request: Request) -> None:
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not admin_token or not hmac.compare_digest(token, admin_token):
+        # Bytes, not text: a token with non-ASCII characters is refused like any wrong one, not a crash.
+        given = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
+        if not token or not given.startswith(b"Bearer ") or not hmac.compare_digest(given[7:], token):
             raise HubError(401, "not_hub_staff", "Only hub staff may act on cases and patients.")
 
-    async def _body(request: Request) -> bytes:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HubError(413, "too_large", "The request is too large.")
-        return body
+    async def _body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The body, read only up to `limit`: a declared length above it is refused before reading, and a
+        stream that goes past it is cut off there."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isascii() or not declared.isdigit():
+                raise HubError(400, "bad_length", "The Content-Length header is not a number.")
+            if int(declared) > limit:
+                raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-    async def _device(request: Request, body: bytes) -> Device:
+    async def _device(request: Request, limit: int) -> tuple[Device, bytes]:
+        """Checks the signature headers' form, then reads the body (up to `limit`), then verifies."""
+        signed = signed_headers({k.lower(): v for k, v in request.headers.items()})
+        body = await _body(request, limit)
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return await _run(request, hub.authenticate, request.method, path, headers, body)
+        device = await run_in_threadpool(hub.authenticate, request.method, path, signed, body, _client(request))
+        return device, body
 
-    async def _run(request: Request, fn, *args):
-        from starlette.concurrency import run_in_threadpool
-
-        return await run_in_threadpool(fn, *args)  # database work off the event loop
+    def _revision(request: Request) -> int:
+        value = request.headers.get(H_PROTOCOL, "1")
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 4 else 1
 
     @app.get("/v1/health", response_model=Health)
     async def health() -> Health:
         return Health()
 
-    @app.post("/v1/enroll", response_model=EnrollResult, responses={403: {"model": ErrorBody}})
+    @app.post("/v1/enroll", response_model=EnrollResult, openapi_extra=_openapi_body(EnrollRequest),
+              responses={403: {"model": ErrorBody}, 429: {"model": ErrorBody}})
     async def enroll(request: Request) -> EnrollResult:
-        req = decode(EnrollRequest, await _body(request), request.headers.get("content-encoding"))
-        return await _run(request, hub.enroll, req)
+        req = decode(EnrollRequest, await _body(request, SMALL_BODY), request.headers.get("content-encoding"))
+        return await run_in_threadpool(hub.enroll, req, _client(request))
 
-    @app.post("/v1/push", response_model=PushResult, responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
+    @app.post("/v1/push", response_model=PushResult, openapi_extra=_openapi_body(PushEnvelope),
+              responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody}})
     async def push(request: Request) -> Response:
-        body = await _body(request)
-        device = await _device(request, body)
+        device, body = await _device(request, MAX_BODY_BYTES)
         encoding = request.headers.get("content-encoding")
-        batch = await _run(request, decode, PushBatch, body, encoding)   # parsing off the event loop too
-        return _gzip(await _run(request, hub.push, device, batch))
+        batch = await run_in_threadpool(decode, PushEnvelope, body, encoding)   # parsing off the event loop too
+        result = await run_in_threadpool(hub.push, device, batch)
+        if _revision(request) < 2:
+            result = result.model_copy(update={"rejected": [r.model_copy(update={"code": None}) for r in result.rejected]})
+        return _gzip(result)
 
-    @app.get("/v1/pull", response_model=PullPage, responses={401: {"model": ErrorBody}})
-    async def pull(request: Request, after: int = 0, limit: int = 500, own: bool = False) -> Response:
-        if after < 0 or limit < 1:
-            raise HubError(400, "bad_cursor", "The pull cursor must be 0 or more and the page size 1 or more.")
-        device = await _device(request, await _body(request))
-        return _gzip(await _run(request, hub.pull, device, after, limit, own))
+    @app.get("/v1/pull", response_model=PullPage, responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
+    async def pull(request: Request, after: Count = 0, limit: Annotated[int, Query(ge=1, le=100_000)] = 500,
+                   own: bool = False) -> Response:
+        device, _ = await _device(request, NO_BODY)
+        return _gzip(await run_in_threadpool(hub.pull, device, after, limit, own))
 
     @app.get("/v1/digest", response_model=Digest, responses={401: {"model": ErrorBody}})
-    async def digest(request: Request, cursor: int = 0) -> Response:
+    async def digest(request: Request, cursor: Count = 0) -> Response:
         """A fingerprint of what the hub holds for the device's facility, for a cheap divergence check."""
-        device = await _device(request, await _body(request))
-        return _gzip(await _run(request, hub.digest, device, cursor))
+        device, _ = await _device(request, NO_BODY)
+        return _gzip(await run_in_threadpool(hub.digest, device, cursor))
 
     @app.get("/v1/media/{sha256}/status", response_model=MediaStatus, responses={401: {"model": ErrorBody}})
-    async def media_status(sha256: str, request: Request, size: int) -> Response:
+    async def media_status(sha256: str, request: Request, size: Count) -> Response:
         """How many bytes of this file the hub has confirmed for the device's facility: resume from there."""
-        device = await _device(request, await _body(request))
-        return _gzip(await _run(request, hub.media_status, device, sha256, size))
+        device, _ = await _device(request, NO_BODY)
+        return _gzip(await run_in_threadpool(hub.media_status, device, sha256, size))
 
     @app.put("/v1/media/{sha256}", response_model=MediaStatus,
+             openapi_extra={"requestBody": {"content": {MEDIA_CONTENT_TYPE: {"schema": {"type": "string",
+                                                                                        "format": "binary"}}}}},
              responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-    async def media_put(sha256: str, request: Request, offset: int, size: int) -> Response:
+    async def media_put(sha256: str, request: Request, offset: Count, size: Count) -> Response:
         """One chunk of a file (raw bytes), at `offset` = the bytes already confirmed; `size` is the whole file's."""
-        body = await _body(request)
-        device = await _device(request, body)
-        return _gzip(await _run(request, hub.media_put, device, sha256, offset, size, body))
+        device, body = await _device(request, MAX_CHUNK_BYTES)
+        return _gzip(await run_in_threadpool(hub.media_put, device, sha256, offset, size, body))
 
-    @app.get("/v1/media/{sha256}", responses={200: {"content": {MEDIA_CONTENT_TYPE: {}}}, 404: {"model": ErrorBody}})
+    @app.get("/v1/media/{sha256}", responses={200: {"content": {MEDIA_CONTENT_TYPE: {}}}, 206: {"content": {MEDIA_CONTENT_TYPE: {}}},
+                                              404: {"model": ErrorBody}, 416: {"model": ErrorBody}})
     async def media_get(sha256: str, request: Request) -> Response:
         """The file's bytes, for the devices of the facility that uploaded it; a Range header resumes."""
-        device = await _device(request, await _body(request))
-        path, _size = await _run(request, hub.media_file, device, sha256)
-        return FileResponse(path, media_type=MEDIA_CONTENT_TYPE, headers={"X-Content-SHA256": sha256})
+        device, _ = await _device(request, NO_BODY)
+        path, size = await run_in_threadpool(hub.media_file, device, sha256)
+        start = _range_start(request.headers.get("range"), size)
+        headers = {"X-Content-SHA256": sha256, "Accept-Ranges": "bytes", "Content-Length": str(size - start)}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
+        return StreamingResponse(_file_chunks(path, start), status_code=206 if start else 200,
+                                 media_type=MEDIA_CONTENT_TYPE, headers=headers)
 
-    @app.post("/v1/hub/cases/{case_id}", response_model=HubChange, responses={404: {"model": ErrorBody}})
-    async def update_case(case_id: str, update: CaseUpdate, request: Request) -> HubChange:
+    @app.post("/v1/hub/cases/{case_id}", response_model=HubChange, responses={404: {"model": ErrorBody}},
+              openapi_extra=_openapi_body(CaseUpdate))
+    async def update_case(case_id: str, request: Request) -> HubChange:
         """The hub side acting on a case (status, doctor's note), so that tests and tools can play the doctor."""
-        _staff(request)
+        _staff(request)   # before the body is read
+        try:
+            update = CaseUpdate.model_validate_json(await _body(request, SMALL_BODY) or b"{}")
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            raise HubError(400, "bad_request", f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         fields = {k: v for k, v in update.model_dump().items() if v is not None}
         if not fields:
             raise HubError(400, "empty_update", "Say what to change: status or doctor_note.")
-        return await _run(request, hub.update_case, case_id, fields)
+        return await run_in_threadpool(hub.update_case, case_id, fields)
 
-    @app.post("/v1/hub/patients/{patient_id}", response_model=HubChange, responses={404: {"model": ErrorBody}})
+    @app.post("/v1/hub/patients/{patient_id}", response_model=HubChange, responses={404: {"model": ErrorBody}},
+              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
     async def update_patient(patient_id: str, request: Request) -> HubChange:
         """The hub side correcting a patient's demographics (merged field by field at every end)."""
         _staff(request)
         try:
-            fields = json.loads(await request.body() or b"{}")
+            fields = json.loads(await _body(request, SMALL_BODY) or b"{}")
         except ValueError:
             raise HubError(400, "bad_request", "Send the fields to change as a JSON object.") from None
         if not isinstance(fields, dict) or not fields:
             raise HubError(400, "empty_update", "Send the fields to change as a JSON object.")
-        return await _run(request, hub.update_patient, patient_id, fields)
+        return await run_in_threadpool(hub.update_patient, patient_id, fields)
 
     return app
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _range_start(header: str | None, size: int) -> int:
+    """The first byte of `Range: bytes=N-` (the only form a spoke sends, to resume); anything else is refused
+    in the hub's error format."""
+    if not header:
+        return 0
+    unit, _, spec = header.partition("=")
+    start_text, dash, end_text = spec.strip().partition("-")
+    if unit.strip() != "bytes" or not dash or end_text or not start_text.isascii() or not start_text.isdigit():
+        raise HubError(416, "bad_range", "Only a range of the form 'bytes=N-' is served.",
+                       headers={"Content-Range": f"bytes */{size}"})
+    start = int(start_text)
+    if start >= size:
+        raise HubError(416, "bad_range", "The range starts beyond the end of the file.",
+                       headers={"Content-Range": f"bytes */{size}"})
+    return start
+
+
+def _file_chunks(path, start: int, chunk: int = 256 * 1024):
+    with open(path, "rb") as f:
+        f.seek(start)
+        while block := f.read(chunk):
+            yield block

@@ -99,3 +99,13 @@ class HubMediaUpload(HubBase):
     received: Mapped[int] = mapped_column(BigInteger, default=0)
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class HubThrottle(HubBase):
+    """Failed attempts (wrong enrolment codes, bad signatures) per key in the current window: shared by every
+    worker, so a guesser is slowed down whichever worker it reaches."""
+
+    __tablename__ = "hub_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer, default=0)

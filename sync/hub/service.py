@@ -1,72 +1,59 @@
-"""What the hub does, independent of HTTP: enrolment, request authentication, exactly-once push, paged pull."""
+"""What the hub does, independent of HTTP: exactly-once push of checked records, paged pull, the hub's own writes.
+
+Enrolment and request authentication are in sync.hub.auth, the file store in sync.hub.media.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
-import secrets
+import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
 from sqlalchemy import ARRAY, JSON, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.files import fsync_dir as _fsync_dir, sha256_file as _sha256_file
-from sync.hlc import HybridLogicalClock, Stamp
+from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
+from sync.hub.auth import Device, HubAuth
+from sync.hub.errors import HubError
+from sync.hub.media import HubMedia
+from sync.hub.models import HubChangeRow, HubRecord
 from sync.merge import FIELD_META, PATIENT_GROUPS, changed_groups, merge, stamp_edit
-from sync.hub.models import HubBlob, HubChangeRow, HubDevice, HubEnrollCode, HubFacility, HubMediaUpload, HubRecord
+from sync.payloads import PAYLOADS, PayloadInvalid, validate
 from sync.protocol import (
-    ENTITIES,
     HUB_OWNED_CASE_FIELDS,
-    MAX_CHUNK_BYTES,
-    MAX_MEDIA_BYTES,
-    SHA256_PATTERN,
-    Digest,
-    MediaStatus,
+    REJECT_CLOCK_AHEAD,
     Change,
-    EnrollRequest,
-    EnrollResult,
+    Digest,
     HubChange,
     Op,
     PullPage,
-    PushBatch,
+    PushEnvelope,
     PushResult,
     Rejection,
     merge_case_status,
     set_digest,
-    signing_text,
-    unb64,
 )
 
+log = logging.getLogger(__name__)
+
 HUB_DEVICE_ID = "hub"
-ENROLL_CODE_TTL = timedelta(hours=24)
 MAX_PULL_PAGE = 2_000
-
-
-class HubError(Exception):
-    """An error with an HTTP status, a machine code and a sentence for the spoke's user."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.retry_after = retry_after
-        self.headers = headers or {}
-
-
 BUSY_RETRY_AFTER_S = 30
+CLOCK_SEED_ROWS = 1_000   # the hub's clock starts above the newest stamps it holds
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def make_hub_engine(url: str) -> Engine:
@@ -90,12 +77,6 @@ def make_hub_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
-@dataclass(frozen=True)
-class Device:
-    id: str
-    facility_id: str
-
-
 def default_media_dir(engine: Engine) -> Path:
     """Next to a SQLite file; in the per-user data folder for a server database."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -106,13 +87,14 @@ def default_media_dir(engine: Engine) -> Path:
     return Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "media"
 
 
-class Hub:
+class Hub(HubAuth, HubMedia):
     def __init__(self, engine: Engine, media_dir: Path | None = None) -> None:
         self.engine = engine
         self.media_dir = Path(media_dir) if media_dir else default_media_dir(engine)
         self.session = sessionmaker(engine, expire_on_commit=False)
         self.postgres = engine.dialect.name == "postgresql"
         self.hlc = HybridLogicalClock(HUB_DEVICE_ID)
+        self._clock_seeded = False
         self._lock = threading.Lock()
         # Load shedding: beyond this many pushes and uploads at once, a spoke is told to come back later
         # (429 with Retry-After) instead of queueing on the database until its link times out.
@@ -126,77 +108,43 @@ class Hub:
 
         upgrade(self.engine)
 
-    # --- facilities and enrolment ---------------------------------------------------------------
-    def create_facility(self, name: str, hwc_id: str) -> str:
-        with self.session.begin() as s:
-            existing = s.scalars(select(HubFacility).where(HubFacility.hwc_id == hwc_id)).first()
-            if existing:
-                return existing.id
-            fid = str(uuid.uuid4())
-            s.add(HubFacility(id=fid, name=name, hwc_id=hwc_id, created_at=utcnow()))
-            return fid
+    # --- the hub's clock ----------------------------------------------------------------------------
+    def clock(self, s: Session | None = None) -> HybridLogicalClock:
+        """The hub's clock, seeded once from the newest stamps in its database (after a restart, or in a new
+        worker, it never stamps below what it already holds), ignoring any beyond the drift bound. Inside a
+        write transaction, pass its session (SQLite has one writer: a second session would wait for it)."""
+        if not self._clock_seeded:
+            with self._lock:
+                if not self._clock_seeded:
+                    query = select(HubChangeRow.hlc).order_by(HubChangeRow.seq.desc()).limit(CLOCK_SEED_ROWS)
+                    if s is not None:
+                        stamps = s.scalars(query).all()
+                    else:
+                        with self.session() as own:
+                            stamps = own.scalars(query).all()
+                    now = wall_ms()
+                    for stamp in stamps:
+                        self._observe(stamp, now)
+                    self._clock_seeded = True
+        return self.hlc
 
-    def enroll_code(self, facility_id: str) -> str:
-        code = "-".join(secrets.token_hex(2).upper() for _ in range(3))  # e.g. 9F3A-11C2-7B0E, read over the phone
-        with self.session.begin() as s:
-            if s.get(HubFacility, facility_id) is None:
-                raise HubError(404, "no_facility", "No such facility on this hub.")
-            s.add(HubEnrollCode(code_hash=_hash_code(code), facility_id=facility_id,
-                                expires_at=utcnow() + ENROLL_CODE_TTL, used_at=None))
-        return code
-
-    def enroll(self, req: EnrollRequest) -> EnrollResult:
+    def _observe(self, stamp: str, now: int) -> None:
         try:
-            key = unb64(req.public_key)
-            Ed25519PublicKey.from_public_bytes(key)
-        except Exception as exc:
-            raise HubError(400, "bad_key", "The device's public key is not an Ed25519 key.") from exc
-        with self.session.begin() as s:
-            row = s.get(HubEnrollCode, _hash_code(req.code), with_for_update=True)
-            if row is None or row.used_at is not None or _aware(row.expires_at) < utcnow():
-                raise HubError(403, "bad_code", "This enrolment code is wrong, used or expired; ask the hub for a new one.")
-            if s.scalars(select(HubDevice).where(HubDevice.public_key == req.public_key)).first() or \
-                    s.get(HubDevice, req.device_id) is not None:
-                raise HubError(409, "already_enrolled", "This device is already enrolled with the hub.")
-            device_id = req.device_id
-            s.add(HubDevice(id=device_id, facility_id=row.facility_id, name=req.device_name, public_key=req.public_key,
-                            last_counter=0, enrolled_at=utcnow(), revoked_at=None, revoked_reason=""))
-            row.used_at, row.used_by = utcnow(), device_id
-            facility = s.get(HubFacility, row.facility_id)
-            return EnrollResult(device_id=device_id, facility_id=facility.id, facility_name=facility.name)
+            parsed = Stamp.decode(stamp)
+            check_not_ahead(parsed, now)
+        except ValueError:   # a stamp from before the drift bound, far ahead: not followed
+            log.warning("a stored clock stamp is not valid or too far ahead; the hub's clock does not follow it")
+            return
+        self.hlc.observe(parsed, now)
 
-    def revoke(self, device_id: str, reason: str = "") -> None:
-        with self.session.begin() as s:
-            device = s.get(HubDevice, device_id)
-            if device is None:
-                raise HubError(404, "no_device", "No such device.")
-            device.revoked_at, device.revoked_reason = utcnow(), reason
-
-    def authenticate(self, method: str, path_and_query: str, headers: dict[str, str], body: bytes) -> Device:
-        device_id, counter_text, signature = (headers.get(h.lower(), "") for h in ("Spoke-Device", "Spoke-Counter", "Spoke-Signature"))
-        if not (device_id and counter_text.isdigit() and signature):
-            raise HubError(401, "unsigned", "This request is not signed by an enrolled device.")
-        counter = int(counter_text)
-        with self.session.begin() as s:
-            device = s.get(HubDevice, device_id, with_for_update=True)
-            if device is None:
-                raise HubError(401, "unknown_device", "This device is not enrolled with the hub.")
-            if device.revoked_at is not None:
-                when = _aware(device.revoked_at).strftime("%d %b %Y")
-                raise HubError(403, "revoked", f"The hub refused this device: it was revoked on {when}."
-                                               + (f" ({device.revoked_reason})" if device.revoked_reason else ""))
-            try:
-                Ed25519PublicKey.from_public_bytes(unb64(device.public_key)).verify(
-                    unb64(signature), signing_text(method, path_and_query, counter, body))
-            except (InvalidSignature, ValueError) as exc:
-                raise HubError(401, "bad_signature", "The request's signature does not match this device.") from exc
-            if counter <= device.last_counter:
-                # Validly signed, so it is the device itself: a replay, or a PC restored from an older copy whose
-                # counter went back. Telling it the last number seen lets it continue above (a replay gains nothing).
-                raise HubError(409, "replayed", "This request was already received (replayed counter).",
-                               headers={"Spoke-Counter-Last": str(device.last_counter)})
-            device.last_counter = counter
-            return Device(device.id, device.facility_id)
+    def stamp_after(self, s: Session, record: HubRecord | None) -> str:
+        """A stamp for a hub write: after the record it changes (whichever worker wrote that), and after the
+        newest stamp this worker has seen."""
+        now = wall_ms()
+        clock = self.clock(s)
+        if record is not None and record.hlc:
+            self._observe(record.hlc, now)
+        return clock.now(now).encode()
 
     # --- push -----------------------------------------------------------------------------------
     def busy_guard(self):
@@ -218,35 +166,40 @@ class Hub:
 
         return guard()
 
-    def push(self, device: Device, batch: PushBatch) -> PushResult:
+    def push(self, device: Device, batch: PushEnvelope) -> PushResult:
         with self.busy_guard():
             return self._push(device, batch)
 
-    def _push(self, device: Device, batch: PushBatch) -> PushResult:
-        """Applies each change exactly once: a change id seen before is acknowledged, never applied again.
-        One transaction, bulk statements: the batch is applied whole or not at all."""
+    def _push(self, device: Device, batch: PushEnvelope) -> PushResult:
+        """Applies each change exactly once: a change id seen before is acknowledged, never applied again. Each
+        change is checked on its own (its form, its payload, its clock, its facility) and refused with a
+        reason without stopping the rest. One transaction, bulk statements: applied whole or not at all."""
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         rejected: list[Rejection] = []
+        changes, unreadable = parse_changes(batch.changes)
+        rejected.extend(unreadable)
+        now_ms = wall_ms()
         with self.session.begin() as s:
             self._lock_facility(s, device.facility_id)
-            ids = [str(c.change_id) for c in batch.changes]
+            ids = [str(c.change_id) for c in changes]
             seen = set(s.scalars(select(HubChangeRow.change_id).where(self._among(HubChangeRow.change_id, ids)))) if ids else set()
-            keys = {(c.entity, c.entity_id) for c in batch.changes}
+            keys = {(c.entity, c.entity_id) for c in changes}
             records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
             current = {key: (r.facility_id, r.hlc) for key, r in records.items()}
             now = utcnow()
             rows: list[dict] = []
             latest: dict[tuple[str, str], Change] = {}
             merged_fields: dict[tuple[str, str], list[Change]] = {}
-            for c in batch.changes:
+            for c in changes:
                 if str(c.change_id) in seen:
                     duplicates.append(c.change_id)
                     continue
-                reason = self._refusal(device, c, current.get((c.entity, c.entity_id)))
-                if reason:
-                    rejected.append(Rejection(change_id=c.change_id, reason=reason))
+                refusal = self._refusal(device, c, current.get((c.entity, c.entity_id)), now_ms)
+                if isinstance(refusal, Rejection):
+                    rejected.append(refusal)
                     continue
+                c = refusal   # the change, its payload in the checked form
                 seen.add(str(c.change_id))
                 rows.append(_change_row(device.facility_id, c, now))
                 key = (c.entity, c.entity_id)
@@ -259,7 +212,11 @@ class Hub:
                 texts: dict[int, str | None] = {}
                 self._bulk_insert(s, HubChangeRow, rows, texts)
                 self._write_records(s, device.facility_id, latest, records, merged_fields, texts)
-                self.hlc.observe(Stamp.decode(max(r["hlc"] for r in rows)), int(time.time() * 1000))
+                self.clock(s)
+                self._observe(max(r["hlc"] for r in rows), now_ms)
+        if rejected:
+            log.info("push from device %s: %d accepted, %d refused (first: %s)", device.id, len(accepted),
+                     len(rejected), rejected[0].code)
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
 
     def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
@@ -318,14 +275,31 @@ class Hub:
             for row in rows:
                 copy.write_row([as_text(row[c]) if c in json_columns else row[c] for c in columns])
 
-    def _refusal(self, device: Device, c: Change, record: tuple[str, str] | None) -> str | None:
-        if c.entity not in ENTITIES:
-            return f"The hub does not know records of type '{c.entity}'."
+    def _refusal(self, device: Device, c: Change, record: tuple[str, str] | None, now_ms: int) -> Change | Rejection:
+        """The change, with its payload in the checked form, or why it is refused."""
+        def refuse(code: str, reason: str) -> Rejection:
+            return Rejection(change_id=c.change_id, reason=reason, code=code)
+
+        if c.entity not in PAYLOADS:
+            return refuse("unknown_entity", f"The hub does not know records of type '{c.entity}' from a device.")
         if c.device_id != device.id:
-            return "A device may only push its own changes."
+            return refuse("not_own_change", "A device may only push its own changes.")
         if record is not None and record[0] != device.facility_id:
-            return "This record belongs to another facility."
-        return None
+            return refuse("other_facility", "This record belongs to another facility.")
+        try:
+            check_not_ahead(Stamp.decode(c.hlc), now_ms)
+        except StampAhead as exc:
+            days = exc.ahead_ms / 86_400_000
+            return refuse(REJECT_CLOCK_AHEAD, f"This change was made when this computer's clock was {days:,.0f} days ahead "
+                                         "of the hub's; set the computer's date and time right, and it will be sent "
+                                         "again.")
+        if c.op == Op.DELETE:
+            return c
+        try:
+            payload = validate(c.entity, c.payload, entity_id=c.entity_id, strict_keys=True)
+        except PayloadInvalid as exc:
+            return refuse("invalid", f"The hub refused this {c.entity} record: {exc}.")
+        return c.model_copy(update={"payload": payload.wire()})
 
     def _records(self, s: Session, keys: set[tuple[str, str]]) -> list[HubRecord]:
         if not keys:
@@ -386,93 +360,6 @@ class Hub:
                                                      c.device_id == device.id)).yield_per(10_000)
             return Digest(cursor=cursor, others=others_digest, own=set_digest(own))
 
-    # --- media ----------------------------------------------------------------------------------
-    def blob_path(self, sha256: str) -> Path:
-        return self.media_dir / "blobs" / sha256[:2] / sha256
-
-    def _partial_path(self, facility_id: str, sha256: str) -> Path:
-        return self.media_dir / "partial" / facility_id / sha256
-
-    def media_status(self, device: Device, sha256: str, size: int) -> MediaStatus:
-        """How much of the file this facility has sent (nothing is created by asking)."""
-        _check_media(sha256, size)
-        with self.session() as s:
-            up = s.get(HubMediaUpload, (device.facility_id, sha256))
-            if up is None:
-                return MediaStatus(sha256=sha256, size=size, received=0, complete=False)
-            if up.size != size:
-                if up.completed_at is not None:
-                    raise HubError(409, "size_mismatch", "The hub holds this file with another size; it cannot be the same file.")
-                return MediaStatus(sha256=sha256, size=size, received=0, complete=False)  # restarted at the first chunk
-            return self._status(up, device.facility_id)
-
-    def _status(self, up: HubMediaUpload, facility_id: str) -> MediaStatus:
-        received = up.size if up.completed_at is not None else min(up.received, _file_size(self._partial_path(facility_id, up.sha256)))
-        return MediaStatus(sha256=up.sha256, size=up.size, received=received, complete=up.completed_at is not None)
-
-    def media_put(self, device: Device, sha256: str, offset: int, size: int, data: bytes) -> MediaStatus:
-        with self.busy_guard():
-            return self._media_put(device, sha256, offset, size, data)
-
-    def _media_put(self, device: Device, sha256: str, offset: int, size: int, data: bytes) -> MediaStatus:
-        """Appends one chunk at `offset`, which must be exactly the bytes already confirmed. The chunk is on disk
-        (fsync) before it is confirmed; the last chunk is confirmed only once the whole file's SHA-256 matches."""
-        _check_media(sha256, size)
-        if len(data) > MAX_CHUNK_BYTES:
-            raise HubError(413, "chunk_too_large", f"A chunk may be at most {MAX_CHUNK_BYTES} bytes.")
-        if offset < 0 or offset + len(data) > size or (not data and size):
-            raise HubError(400, "bad_range", "This chunk does not fit inside the file.")
-        damaged = False
-        with self.session.begin() as s:
-            key = (device.facility_id, sha256)
-            up = s.get(HubMediaUpload, key, with_for_update=True)
-            if up is None:
-                up = HubMediaUpload(facility_id=device.facility_id, sha256=sha256, size=size, received=0,
-                                    completed_at=None, updated_at=utcnow())
-                s.add(up)
-                s.flush()
-            if up.completed_at is not None:
-                if up.size != size:
-                    raise HubError(409, "size_mismatch", "The hub holds this file with another size; it cannot be the same file.")
-                return self._status(up, device.facility_id)   # a resent last chunk after a lost answer
-            partial = self._partial_path(device.facility_id, sha256)
-            if up.size != size:
-                up.size, up.received = size, 0    # a different size under the same hash: start again
-            up.received = min(up.received, _file_size(partial))  # a hub crash may have lost the file's tail
-            if offset != up.received:
-                raise HubError(409, "wrong_offset", f"The hub has {up.received} bytes of this file; send from there.")
-            _write_at(partial, offset, data)
-            up.received, up.updated_at = offset + len(data), utcnow()
-            if up.received == size:
-                if _sha256_file(partial) != sha256:
-                    partial.unlink(missing_ok=True)
-                    up.received, damaged = 0, True
-                else:
-                    blob = self.blob_path(sha256)
-                    blob.parent.mkdir(parents=True, exist_ok=True)
-                    if blob.exists():
-                        partial.unlink()
-                    else:
-                        os.replace(partial, blob)
-                        _fsync_dir(blob.parent)
-                    if s.get(HubBlob, sha256) is None:
-                        s.add(HubBlob(sha256=sha256, size=size, stored_at=utcnow()))
-                    up.completed_at = utcnow()
-            status = self._status(up, device.facility_id)
-        if damaged:
-            raise HubError(422, "damaged_upload", "The file arrived damaged (its checksum does not match); it will be sent again.")
-        return status
-
-    def media_file(self, device: Device, sha256: str) -> tuple[Path, int]:
-        """A file this device's facility uploaded in full (another facility's files stay invisible)."""
-        if not re.fullmatch(SHA256_PATTERN, sha256):
-            raise HubError(400, "bad_hash", "A file is named by its SHA-256 in lower-case hex.")
-        with self.session() as s:
-            up = s.get(HubMediaUpload, (device.facility_id, sha256))
-            if up is None or up.completed_at is None or not self.blob_path(sha256).exists():
-                raise HubError(404, "no_file", "The hub does not have this file (yet).")
-            return self.blob_path(sha256), up.size
-
     # --- the hub's own writes (the doctor's side) -------------------------------------------------
     def update_case(self, case_id: str, fields: dict) -> HubChange:
         """The hub acts on a case (status, doctor's notes): a hub-origin change the spoke will pull."""
@@ -483,11 +370,16 @@ class Hub:
             if (record.payload or {}).get("status") in ("closed", "cancelled"):
                 raise HubError(409, "case_finished", "This case was closed or cancelled at the spoke.")
             self._lock_facility(s, record.facility_id)
-            stamp = self.hlc.now(int(time.time() * 1000)).encode()
+            stamp = self.stamp_after(s, record)
             return self._hub_write(s, record, stamp, {**(record.payload or {}), **fields})
 
     def _hub_write(self, s: Session, record: HubRecord, stamp: str, payload: dict) -> HubChange:
-        """A change made by the hub itself: logged for the facility's spokes to pull, and the record updated."""
+        """A change made by the hub itself: checked like a device's (so no spoke is ever sent a record it cannot
+        apply), logged for the facility's spokes to pull, and the record updated."""
+        try:
+            payload = validate(record.entity, payload, entity_id=record.entity_id, strict_keys=True).wire()
+        except PayloadInvalid as exc:
+            raise HubError(400, "invalid", f"{exc}.") from None
         change = Change(change_id=uuid.uuid4(), entity=record.entity, entity_id=record.entity_id,
                         version=record.version + 1, op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
         s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
@@ -508,7 +400,7 @@ class Hub:
             if record is None or record.deleted or not record.payload:
                 raise HubError(404, "no_patient", "No such patient on the hub.")
             self._lock_facility(s, record.facility_id)
-            stamp = self.hlc.now(int(time.time() * 1000)).encode()
+            stamp = self.stamp_after(s, record)
             before = dict(record.payload)
             after = before | fields
             meta = before.get(FIELD_META) or {}
@@ -527,39 +419,28 @@ def _change_row(facility_id: str, c: Change, now: datetime) -> dict:
                 version=c.version, op=c.op.value, hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=now)
 
 
+def parse_changes(raw: list[dict[str, Any]]) -> tuple[list[Change], list[Rejection]]:
+    """Each change of a batch read on its own: one malformed change (an old clock stamp, a bad version) is
+    refused with its reason, and the rest of the batch goes on. A change without a readable id cannot even be
+    refused: then the whole batch is (400), which an honest spoke never sends."""
+    changes: list[Change] = []
+    rejected: list[Rejection] = []
+    for item in raw:
+        try:
+            changes.append(Change.model_validate(item))
+        except ValidationError as exc:
+            try:
+                change_id = uuid.UUID(str(item.get("change_id")))
+            except ValueError:
+                raise HubError(400, "bad_message", "A change in this batch has no valid change_id.") from None
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in first["loc"])
+            rejected.append(Rejection(change_id=change_id, reason=f"The hub refused this change: {field}: {first['msg']}.",
+                                      code="invalid"))
+    return changes, rejected
+
+
 def _json_text(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _check_media(sha256: str, size: int) -> None:
-    if not re.fullmatch(SHA256_PATTERN, sha256):
-        raise HubError(400, "bad_hash", "A file is named by its SHA-256 in lower-case hex.")
-    if not 0 <= size <= MAX_MEDIA_BYTES:
-        raise HubError(413, "file_too_large", f"A file may be at most {MAX_MEDIA_BYTES // (1024 * 1024)} MB.")
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _write_at(path: Path, offset: int, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "r+b" if path.exists() else "wb") as f:
-        f.seek(offset)
-        f.write(data)
-        f.truncate()
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _hash_code(code: str) -> str:
-    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,10 @@ from sync.files import sha256_file
 from sync.protocol import (
     H_COUNTER,
     H_DEVICE,
+    H_HUB_TIME,
+    H_PROTOCOL,
     H_SIGNATURE,
+    PROTOCOL_REVISION,
     MEDIA_CONTENT_TYPE,
     Digest,
     EnrollRequest,
@@ -79,6 +83,7 @@ class HubClient:
         # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE in the environment override a
         # session's setting, and a configured bundle must win.
         self.verify: str | bool = ca_bundle or True
+        self.clock_offset_ms: int | None = None   # the hub's clock minus ours, from its last answer
 
     # --- calls ----------------------------------------------------------------------------------
     def health(self) -> Health:
@@ -185,7 +190,7 @@ class HubClient:
     def _send(self, method: str, path: str, body: bytes | None, *, signed: bool = True, content_type: str | None = None,
               accept: str = "application/json", extra: dict[str, str] | None = None,
               stream: bool = False) -> requests.Response:
-        headers = {"Accept": accept, "Accept-Encoding": "gzip"} | (extra or {})
+        headers = {"Accept": accept, "Accept-Encoding": "gzip", H_PROTOCOL: str(PROTOCOL_REVISION)} | (extra or {})
         if body is not None:
             if content_type:
                 headers["Content-Type"] = content_type
@@ -193,6 +198,7 @@ class HubClient:
                 headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         for attempt in (1, 2):
             r = self._send_once(method, path, body, dict(headers), signed, stream)
+            self._note_hub_time(r)
             last = r.headers.get("Spoke-Counter-Last", "")
             if attempt == 1 and signed and r.status_code == 409 and last.isdigit() and self.raise_counter:
                 r.close()
@@ -200,6 +206,11 @@ class HubClient:
                 continue
             return r
         return r
+
+    def _note_hub_time(self, r: requests.Response) -> None:
+        value = r.headers.get(H_HUB_TIME, "")
+        if value.isascii() and value.isdigit() and len(value) <= 15:
+            self.clock_offset_ms = int(value) - int(time.time() * 1000)
 
     def _send_once(self, method: str, path: str, body: bytes | None, headers: dict[str, str], signed: bool,
                    stream: bool) -> requests.Response:

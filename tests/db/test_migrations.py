@@ -114,10 +114,14 @@ def test_sync_state_and_attachments_survive_the_upgrade(tmp_path, golden):
         # The hub connection and where the pull had got to.
         for key in ("hub_url", "hub_cursor", "hub_counter", "hub_facility_id"):
             assert now.settings[key] == was.settings[key], key
-        assert local.cursor() == int(was.settings["hub_cursor"])
+        assert local.inbox.cursor() == int(was.settings["hub_cursor"])
         # What was pulled and applied stays applied; what this version could not apply still waits.
         assert now.applied == was.applied and now.unapplied == was.unapplied
         assert all(applied is None for _seq, _entity, applied in now.unapplied)
+        # From schema 0005: a pulled record that could not be applied is still held, with its reason, for the user.
+        held = [r for r in local.refused() if r.kind == "pulled"]
+        if revision_of(golden) >= "0005":
+            assert held and all("birth_date" in r.reason for r in held), held
         # Conflict records, open and settled.
         assert (now.conflicts_open, now.conflicts_resolved) == (was.conflicts_open, was.conflicts_resolved)
         assert services.conflicts.open_count() == len(was.conflicts_open)

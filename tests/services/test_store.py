@@ -9,6 +9,7 @@ from spoke_client.db.models import AuditRow, ChangeRow, PatientRow
 from sync.hlc import HybridLogicalClock, Stamp
 from spoke_client.services.patients import PatientForm
 from spoke_client.services.store import new_id
+from tests.sync import records
 
 
 def test_ids_are_uuid7_and_time_ordered():
@@ -29,11 +30,31 @@ def test_a_failed_write_leaves_neither_data_nor_log(services, admin):
         before = s.scalar(select(func.count()).select_from(ChangeRow))
     with pytest.raises(RuntimeError):
         with services.store.write(admin.id) as w:
-            w.change("patient", new_id(), 1, {"x": 1})
+            pid = new_id()
+            w.change("patient", pid, 1, records.patient(pid))
             w.audit("create", "patient")
             raise RuntimeError("power cut")
     with services.store.read() as s:
         assert s.scalar(select(func.count()).select_from(ChangeRow)) == before
+
+
+def test_a_change_is_written_only_in_the_form_its_entity_declares(services, admin):
+    """The change log holds only what the hub would take: a bad value is refused at the write, not at sync."""
+    from sync.payloads import PayloadInvalid
+
+    with services.store.read() as s:
+        before = s.scalar(select(func.count()).select_from(ChangeRow))
+    pid = new_id()
+    for bad in ({"birth_date": "31/12/1990"}, {"phone": "98765 43210"}, {"sex": "unknown"}):
+        with pytest.raises(ValueError):
+            with services.store.write(admin.id) as w:
+                w.change("patient", pid, 1, records.patient(pid) | bad)
+    with pytest.raises(KeyError):
+        with services.store.write(admin.id) as w:
+            w.change("spaceship", pid, 1, {"x": 1})
+    with services.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(ChangeRow)) == before
+    assert issubclass(PayloadInvalid, ValueError)
 
 
 def test_register_writes_patient_change_and_audit_together(services, admin):
@@ -77,7 +98,7 @@ def test_hlc_survives_restart(paths, services, admin):
     again = open_services(paths)
     try:
         with again.store.write(None) as w:
-            w.change("probe", new_id(), 1, {})
+            w.change("case", new_id(), 1, None, op="delete")
         with again.store.read() as s:
             assert s.scalar(select(func.max(ChangeRow.hlc))) > last
             assert s.scalar(select(func.count()).select_from(PatientRow)) == 1

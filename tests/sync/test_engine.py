@@ -18,6 +18,7 @@ from spoke_client.services.runtime import open_services
 from spoke_client.services.sync_local import EnrolmentFailed, LocalSync, NotEnrolled, enroll, sync_once
 from spoke_client.domain.vitals import Vitals
 from spoke_client.paths import DataPaths
+from tests.sync import records
 from tests.sync.conftest import ADMIN_TOKEN, ServerThread, free_port
 
 
@@ -61,11 +62,11 @@ def test_a_refused_change_is_quarantined_and_does_not_block_the_rest(hub, hub_se
     services, admin, paths = spoke("pc1")
     enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
     with services.store.write(admin.id) as w:
-        w.change("spaceship", "s-1", 1, {"x": 1})
+        records.raw_change(w, "spaceship", "s-1", {"x": 1})
     queued_case(services, admin)
     report = sync_once(services.store, paths)
     assert report.quarantined == 1 and report.pending == 0 and report.pushed > 5
-    [(entity, _id, reason)] = LocalSync(services.store).quarantined()
+    [(entity, _id, reason)] = LocalSync(services.store).outbox.quarantined()
     assert entity == "spaceship" and "does not know" in reason
     assert not report.ok
 
@@ -177,16 +178,14 @@ def test_cli_enroll_and_sync(hub, hub_server, facilities, tmp_path):
         from sync.hub.models import HubRecord
 
         assert s.scalar(select(func.count()).select_from(HubRecord).where(HubRecord.entity == "patient")) == 20
-    dead = free_port()
-    assert dead  # a port nobody listens on: the same data folder, pointed at a dead hub, reports it
+    dead = free_port()   # a port nobody listens on: the same data folder, pointed at a dead hub, reports it
     services = open_services(DataPaths(data))
     try:
         with services.store.write(None) as w:
             w.session.execute(ChangeRow.__table__.update().values(pushed_at=None))
-            from spoke_client.services.sync_local import LocalSync as _L
-
-            _L._set(w, "hub_url", f"http://127.0.0.1:{dead}")
+            w.set_setting("hub_url", f"http://127.0.0.1:{dead}")
     finally:
         services.close()
     out = run("sync")
     assert out.returncode == 1 and "cannot be reached" in out.stderr
+    assert "Traceback" not in out.stderr and "20 still waiting" not in out.stdout

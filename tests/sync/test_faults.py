@@ -81,7 +81,7 @@ def test_pull_cut_between_pages_resumes_without_gaps_or_doubles(hub, hub_server,
     enroll(reader.store, paths2, proxy.url, hub.enroll_code(facilities[0]), "PC-2")
     sync_once(reader.store, paths2)  # pushes its own set-up; the pull below is what is under test
     with reader.store.write(None) as w:
-        LocalSync._set(w, "hub_cursor", "0")
+        w.set_setting("hub_cursor", "0")
         w.session.execute(__import__("sqlalchemy").text("DELETE FROM hub_inbox"))
     engine, local = make_engine(reader.store, paths2)
     engine.page_size = 60

@@ -55,7 +55,7 @@ def test_a_damaged_file_is_refused_and_starts_again(hub, facilities, spoke_facto
 @pytest.mark.parametrize("path, status, code", [
     ("/v1/media/NOT-A-HASH/status?size=10", 400, "bad_hash"),
     (f"/v1/media/{'a' * 64}/status?size={10**12}", 413, "file_too_large"),
-    (f"/v1/media/{'a' * 64}/status?size=-1", 413, "file_too_large"),
+    (f"/v1/media/{'a' * 64}/status?size=-1", 400, "bad_request"),
     (f"/v1/media/{'a' * 64}/status", 400, "bad_request"),
 ])
 def test_bad_media_requests_get_a_reason(facilities, spoke_factory, path, status, code):

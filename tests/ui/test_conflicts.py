@@ -25,14 +25,14 @@ def concurrent_edit_from_another_pc(services, patient, **values):
     other = "0198c0de-0000-7000-8000-00000000beef"
     ours = base_meta["phone"][0]
     theirs = f"{int(ours[:15]) - 1:015d}-00000-{other}"   # just before our edit, after what we both started from
-    from spoke_client.services.store import to_payload
+    from sync.payloads import payload_of
 
-    payload = to_payload(patient) | values
+    payload = payload_of("patient", patient) | values
     payload[FIELD_META] = stamp_edit({g: [base_meta[g][1] or base_meta[g][0], ""] for g in PATIENT_GROUPS},
                                      list(values), theirs)
     change = HubChange(seq=1, change_id=uuid.uuid4(), entity="patient", entity_id=patient.id, version=2, op=Op.UPSERT,
                        hlc=theirs, device_id=other, payload=payload)
-    LocalSync(services.store).apply(PullPage(changes=[change], next_cursor=1, more=False))
+    LocalSync(services.store).inbox.apply(PullPage(changes=[change], next_cursor=1, more=False))
 
 
 def test_review_and_settle_a_conflict(qtbot, runner, services, admin, screenshot):
