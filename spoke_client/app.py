@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -14,9 +15,12 @@ from spoke_client.domain.model import User
 from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
 from spoke_client.services.runtime import DamagedDatabase, Services, open_services, restore_good_copy
+from spoke_client.ui.crash import CrashReporter, install_excepthook
 from spoke_client.ui.login import LockDialog, LoginDialog, SetupDialog
 from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
 
 
 class IdleWatcher(QObject):
@@ -56,6 +60,9 @@ class AppController(QObject):
         self.paths = paths
         self.services: Services | None = None
         self.runner = TaskRunner(self)
+        self.crash = CrashReporter(paths.logs / "spoke.log", self)
+        self.runner.unexpected.connect(self.crash.report)
+        self._restore_excepthook = None
         self.window: MainWindow | None = None
         self.user: User | None = None
         self.watcher: IdleWatcher | None = None
@@ -84,6 +91,8 @@ class AppController(QObject):
             return False
 
     def start(self) -> bool:
+        if self._restore_excepthook is None:
+            self._restore_excepthook = install_excepthook(self.crash)
         if not self.open_store():
             return False
         assert self.services is not None
@@ -119,6 +128,9 @@ class AppController(QObject):
             self.signed_out()
 
     def signed_out(self) -> None:
+        log.info("signed out")
+        if self.window is not None:
+            self.window.save_pending_drafts()   # before the window goes: nothing typed is lost
         if self.watcher is not None:
             QApplication.instance().removeEventFilter(self.watcher)
             self.watcher.timer.stop()
@@ -131,9 +143,16 @@ class AppController(QObject):
             QApplication.instance().quit()
 
     def shutdown(self) -> None:
-        self.runner.wait()
+        if self.window is not None:
+            self.window.save_pending_drafts()   # quitting within the autosave wait keeps what was typed
+        if not self.runner.wait():
+            log.error("background jobs were still running at shutdown")
+        if self._restore_excepthook is not None:
+            self._restore_excepthook()
+            self._restore_excepthook = None
         if self.services is not None:
             self.services.close()
+            self.services = None
 
 
 def _startup_probe(dialog: QDialog) -> None:

@@ -80,8 +80,12 @@ class HomePage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.runner.run(self.services.cases.home, self._show, lambda e: self.summary.setText(str(e)), lane="read")
-        self.runner.run(self.services.conflicts.open_count, self._show_conflicts, lambda _e: None, lane="read")
+        self.runner.run(self.services.cases.home, self._show, self._failed, lane="read")
+        # No handler: the count is a hint, so an expected failure is only logged; an unexpected one is shown.
+        self.runner.run(self.services.conflicts.open_count, self._show_conflicts, lane="read")
+
+    def _failed(self, exc: Exception) -> None:
+        self.summary.setText(exc.message if isinstance(exc, SpokeError) else str(exc))
 
     def _show_conflicts(self, count: int) -> None:
         self.conflicts_button.setText(ngettext(
@@ -183,13 +187,18 @@ class UsersPage(QWidget):
             self.services.store.set_setting("photo_long_side", str(side), self.actor.id)
             self.services.store.set_setting("audio_max_seconds", str(seconds), self.actor.id)
 
-        self.runner.run(work, lambda _r: self.message.setText(_("Saved: applies to the next photo or recording.")),
-                        self._failed)
+        self.runner.run(work, self._media_settings_saved, self._failed)
+
+    def _media_settings_saved(self, _result: object) -> None:
+        self.message.setText(_("Saved: applies to the next photo or recording."))
 
     def save_idle_lock(self) -> None:
         minutes = self.idle_minutes.value()
-        self.runner.run(lambda: self.services.auth.set_idle_lock_minutes(self.actor, minutes),
-                        lambda _r: self.message.setText(_("Saved: applies from the next sign-in.")), self._failed)
+        self.runner.run(lambda: self.services.auth.set_idle_lock_minutes(self.actor, minutes), self._idle_lock_saved,
+                        self._failed)
+
+    def _idle_lock_saved(self, _result: object) -> None:
+        self.message.setText(_("Saved: applies from the next sign-in."))
 
     def refresh(self) -> None:
         self.runner.run(lambda: self.services.auth.list_users(self.actor), self.model.set_items, self._failed, lane="read")
@@ -204,7 +213,10 @@ class UsersPage(QWidget):
             return
         u = self.model.item(rows[0].row())
         self.runner.run(lambda: self.services.auth.set_active(self.actor, u.id, not u.active),
-                        lambda _u: self.refresh(), self._failed)
+                        self._toggled, self._failed)
+
+    def _toggled(self, _user: User) -> None:
+        self.refresh()
 
     def _failed(self, exc: Exception) -> None:
         self.message.setText(exc.message if isinstance(exc, SpokeError) else str(exc))
@@ -259,35 +271,48 @@ class MainWindow(QMainWindow):
         self.resize(min(1200, screen.width()), min(800, screen.height()))
 
     def new_case(self, patient) -> None:
-        def opened(case) -> None:
-            self.open_case(case.id)
-            self.home.refresh()
+        self.runner.run(lambda: self.services.cases.open_case(self.user, patient.id), self._case_opened, self._failed)
 
-        self.runner.run(lambda: self.services.cases.open_case(self.user, patient.id), opened, self._failed)
+    def _case_opened(self, case) -> None:
+        self.open_case(case.id)
+        self.home.refresh()
 
     def open_case(self, case_id: str) -> CaseEditor:
         for i in range(self.fixed_tabs, self.tabs.count()):
             w = self.tabs.widget(i)
-            if isinstance(w, CaseEditor) and w.case.id == case_id:
+            if isinstance(w, CaseEditor) and w.case_id == case_id:
                 self.tabs.setCurrentIndex(i)
                 return w
         editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
                             attachments=self.services.attachments, devices=self.services.devices)
         editor.changed.connect(self.home.refresh)
-        self.tabs.addTab(editor, editor.patient.name)
+        editor.loaded.connect(lambda: self._name_tab(editor))
+        self.tabs.addTab(editor, _("Opening…"))   # the patient's name once the case has loaded
         self.tabs.setCurrentWidget(editor)
         return editor
+
+    def _name_tab(self, editor: CaseEditor) -> None:
+        index = self.tabs.indexOf(editor)
+        if index >= 0 and editor.patient is not None:
+            self.tabs.setTabText(index, editor.patient.name)
 
     def _close_tab(self, index: int) -> None:
         if index >= self.fixed_tabs:
             w = self.tabs.widget(index)
+            if isinstance(w, CaseEditor):
+                w.save_pending_draft()   # closing within the autosave wait keeps what was typed
             self.tabs.removeTab(index)
             w.deleteLater()
+
+    def save_pending_drafts(self) -> int:
+        """Saves at once every draft still waiting for its autosave; how many there were."""
+        return sum(editor.save_pending_draft() for editor in self.open_case_editors())
 
     def _failed(self, exc: Exception) -> None:
         self.statusBar().showMessage(exc.message if isinstance(exc, SpokeError) else str(exc), 10_000)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.save_pending_drafts()
         self.sync.stop()  # the running round sees the flag between batches and stops cleanly
         super().closeEvent(event)
 

@@ -27,6 +27,7 @@ from spoke_client.services.runtime import Services
 from spoke_client.services.sync_local import LocalSync, SyncStatus, enroll, sync_once, sync_status
 from spoke_client.ui.login import _ServiceDialog
 from spoke_client.ui.tasks import TaskRunner
+from spoke_client.ui.widgets import ErrorLabel
 
 INTERVAL_S = 60            # between rounds while the hub answers
 MAX_BACKOFF_S = 15 * 60    # the longest wait after repeated failures
@@ -63,32 +64,52 @@ class SyncController(QObject):
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.sync_now)
 
+    # Results come back to bound methods, never lambdas over self: Qt drops those when the window is gone
+    # (signed out), where a lambda would reach a deleted object.
     def start(self) -> None:
-        self.refresh()
-        if self.status().enrolled:
+        store = self.services.store
+        self.runner.run(lambda: sync_status(store), self._started_with, lane="read")
+
+    def _started_with(self, status: SyncStatus) -> None:
+        self.status_changed.emit(status, None)
+        if status.enrolled and not self.cancel.is_set():
             self.timer.start(2_000)  # a first round soon after sign-in
 
     def status(self) -> SyncStatus:
+        """On a worker: it reads the database."""
         return sync_status(self.services.store)
 
     def refresh(self, report=None) -> None:
-        self.runner.run(self.status, lambda st: self.status_changed.emit(st, report), lane="read")
+        store = self.services.store
+        self.runner.run(lambda: (sync_status(store), report), self._refreshed, lane="read")
+
+    def _refreshed(self, result) -> None:
+        self.status_changed.emit(*result)
 
     def sync_now(self) -> None:
-        if self.running or not self.status().enrolled:
+        if self.running:
             return
         self.running = True
         self.timer.stop()
-        self.started.emit()
+        store, paths, cancel = self.services.store, self.services.paths, self.cancel
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if not cancel.is_set():   # stopped: the window, and this controller with it, may be gone
+                self.progress.emit(stage, done, total)
 
         def work():
-            return sync_once(self.services.store, self.services.paths,
-                             progress=lambda stage, done, total: self.progress.emit(stage, done, total), cancel=self.cancel)
+            if not sync_status(store).enrolled:
+                return None   # no hub yet: nothing to do, and nothing to show
+            self.started.emit()   # from the worker: queued to the bar, before the round's end
+            return sync_once(store, paths, progress=progress, cancel=cancel)
 
         self.runner.run(work, self._done, self._failed, lane="network")
 
     def _done(self, report) -> None:
         self.running = False
+        if report is None:
+            self.refresh(None)
+            return
         self.failures = 0 if report.error is None else self.failures + 1
         self.refresh(report)
         if not self.cancel.is_set():
@@ -235,22 +256,28 @@ class EnrollDialog(_ServiceDialog):
         self.code = self.fields.add("code", _("One-time code from the hub"), QLineEdit())
         self.finish_layout(_("Ask the hub for a one-time enrolment code for this facility, then enter it here."))
 
-    def call(self) -> str:
+    def submit(self) -> None:
+        # On the network lane, not the write lane: enrolment waits on the hub, and drafts must not wait behind it.
+        self.buttons.setEnabled(False)
+        self.message.show_message(None)
+        hub_url, code = self.hub_url.text().strip(), self.code.text()   # widgets are read here, on the main thread
+        self.runner.run(lambda: self.call(hub_url, code), self.succeeded, self.failed, lane="network")
+
+    def call(self, hub_url: str, code: str) -> str:
         import socket
 
         try:
-            return enroll(self.services.store, self.services.paths, self.hub_url.text().strip(), self.code.text(),
-                          socket.gethostname())
+            return enroll(self.services.store, self.services.paths, hub_url, code, socket.gethostname())
         except SpokeError:
             raise
         except ValueError as exc:
             raise SpokeError(str(exc)) from exc
 
 
-
-
 class RefusedDialog(QDialog):
     """What the hub refused, with its reasons; selected items can be queued again once the cause is put right."""
+
+    loaded = Signal()   # the list is filled
 
     def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -269,9 +296,13 @@ class RefusedDialog(QDialog):
         self.table.setRootIsDecorated(False)
         self.table.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         lay.addWidget(self.table, 1)
+        self.message = ErrorLabel()
+        self.message.setObjectName("message")
+        lay.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.retry = buttons.addButton(_("Try again"), QDialogButtonBox.ButtonRole.ActionRole)
         self.retry.setObjectName("try_again")
+        self.retry.setEnabled(False)
         self.retry.clicked.connect(self._try_again)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
@@ -282,7 +313,11 @@ class RefusedDialog(QDialog):
         return LocalSync(self.controller.services.store)
 
     def _load(self) -> None:
-        self.items = self._local().refused()
+        local = self._local()
+        self.controller.runner.run(local.refused, self._show, self._failed, lane="read")
+
+    def _show(self, items) -> None:
+        self.items = items
         self.table.clear()
         for item in self.items:
             when = item.when.astimezone().strftime("%d %b %H:%M") if item.when else ""
@@ -292,9 +327,19 @@ class RefusedDialog(QDialog):
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
         self.retry.setEnabled(bool(self.items))
+        self.loaded.emit()
 
     def _try_again(self) -> None:
         chosen = [self.items[self.table.indexOfTopLevelItem(i)] for i in self.table.selectedItems()] or self.items
-        self._local().try_again(None, chosen)
+        local = self._local()
+        self.retry.setEnabled(False)
+        self.message.show_message(None)
+        self.controller.runner.run(lambda: local.try_again(None, chosen), self._queued_again, self._failed)
+
+    def _queued_again(self, _result: object) -> None:
         self._load()
         self.controller.sync_now()
+
+    def _failed(self, exc: Exception) -> None:
+        self.retry.setEnabled(bool(self.items))
+        self.message.show_message(exc.message if isinstance(exc, SpokeError) else str(exc))

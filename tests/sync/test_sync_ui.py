@@ -12,6 +12,7 @@ from spoke_client.paths import DataPaths
 from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.sync_bar import INTERVAL_S, MAX_BACKOFF_S, EnrollDialog, backoff_seconds
 from spoke_client.ui.tasks import TaskRunner
+from tests.sync import records
 from tests.sync.test_engine import queued_case
 from tests.ui.conftest import SCREENSHOTS
 
@@ -136,7 +137,7 @@ def test_refused_items_are_listed_with_reasons_and_can_be_sent_again(qtbot, hub,
     enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
     kamla, case = queued_case(services, admin)
     with services.store.write(admin.id) as w:     # a record type this hub does not know yet (a newer spoke)
-        w.change("referral", kamla.id, 1, {"patient_id": kamla.id, "to": "CHC Sitapur"})
+        records.raw_change(w, "referral", kamla.id, {"patient_id": kamla.id, "to": "CHC Sitapur"})
     photo = os.urandom(4000)
     services.attachments.attach(admin, case.id, AttachmentKind.PHOTO, photo, "image/jpeg", "wound")
     path = services.attachments.files.path(hashlib.sha256(photo).hexdigest())
@@ -154,9 +155,10 @@ def test_refused_items_are_listed_with_reasons_and_can_be_sent_again(qtbot, hub,
     assert bar.details_button.isVisible()
     dialog = RefusedDialog(controller, bar)
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.table.topLevelItemCount() == 2, timeout=5_000)   # read on the read lane
     rows = {dialog.table.topLevelItem(i).text(0): dialog.table.topLevelItem(i).text(2)
             for i in range(dialog.table.topLevelItemCount())}
-    assert rows == {"A referral record": "The hub does not know records of type 'referral'.",
+    assert rows == {"A referral record": "The hub does not know records of type 'referral' from a device.",
                     "File 'wound'": "A file on this computer is damaged or missing; it cannot be sent."}
     dialog.show()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -171,3 +173,56 @@ def test_refused_items_are_listed_with_reasons_and_can_be_sent_again(qtbot, hub,
     assert [i.what for i in LocalSync(services.store).refused()] == ["A referral record"]
     controller.stop()
     assert runner.wait(30_000)
+
+
+def test_try_again_waits_for_a_locked_database_on_its_lane(qtbot, hub, hub_server, facilities, spoke):
+    """'Try again' is a write: with another program holding the database, the window keeps working and the
+    refused file goes once the lock is released."""
+    import hashlib
+    import os
+
+    from PySide6.QtCore import Qt
+
+    from spoke_client.domain.model import AttachmentKind
+    from spoke_client.services.sync_local import LocalSync, enroll, sync_once
+    from spoke_client.ui.sync_bar import RefusedDialog, SyncBar, SyncController
+    from tests.ui.test_responsive import MAX_GAP_S, Heartbeat, WriteLock
+
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    _kamla, case = queued_case(services, admin)
+    photo = os.urandom(4000)
+    services.attachments.attach(admin, case.id, AttachmentKind.PHOTO, photo, "image/jpeg", "wound")
+    path = services.attachments.files.path(hashlib.sha256(photo).hexdigest())
+    path.write_bytes(b"not the photo")            # damaged on disk before it could be sent
+    assert sync_once(services.store, paths).files_refused == 1
+
+    runner = TaskRunner()
+    controller = SyncController(runner, services)
+    bar = SyncBar(controller, can_enroll=False)
+    qtbot.addWidget(bar)
+    dialog = RefusedDialog(controller, bar)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    with qtbot.waitSignal(dialog.loaded, timeout=5_000):
+        pass
+    assert dialog.table.topLevelItemCount() == 1 and dialog.retry.isEnabled()
+    path.write_bytes(photo)                        # put right
+    heartbeat = Heartbeat()
+    round_done = qtbot.waitSignal(controller.status_changed, timeout=20_000, check_params_cb=lambda st, rep: rep is not None)
+    try:
+        with WriteLock(paths.database):
+            heartbeat.start()
+            qtbot.mouseClick(dialog.retry, Qt.MouseButton.LeftButton)
+            qtbot.wait(500)
+            longest = heartbeat.stop()
+            assert longest < MAX_GAP_S, f"the event loop stood still for {longest:.2f} s"
+            assert not dialog.retry.isEnabled(), "pressed once: it waits for the database"
+            assert [i.what for i in LocalSync(services.store).refused()] == ["File 'wound'"], "not yet written"
+            assert not round_done.signal_triggered
+        round_done.wait()   # the lock is gone: the file is queued again and a round sends it
+    finally:
+        controller.stop()
+        assert runner.wait(30_000)
+    assert hub.blob_path(hashlib.sha256(photo).hexdigest()).read_bytes() == photo
+    assert LocalSync(services.store).refused() == []

@@ -11,12 +11,17 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 @pytest.fixture
 def runner(qtbot):
+    """A task runner drained after the test; an unexpected error that no caller handled fails the test (the app
+    would have shown its crash dialog)."""
     from spoke_client.ui.tasks import TaskRunner
 
     r = TaskRunner()
+    unexpected: list[str] = []
+    r.unexpected.connect(unexpected.append)
     yield r
     assert r.wait(30_000), "a background task was still running at the end of the test"
     qtbot.wait(10)  # deliver the last queued signals before the widgets go
+    assert not unexpected, "a background job failed unexpectedly and nothing handled it:\n" + "\n".join(unexpected)
 
 
 @pytest.fixture

@@ -23,10 +23,14 @@ def main(data_dir: str, case_id: str, password: str) -> None:
     window.show()
     editor = window.open_case(case_id)
     editor.draft_saved.connect(lambda: print("DRAFT-SAVED", flush=True))
-    QTest.keyClicks(editor.complaint_text, "chest pain since morning")
-    QTest.keyClicks(editor.vital_inputs["systolic_mmhg"], "186")
-    QTest.keyClicks(editor.vital_inputs["diastolic_mmhg"], "122")
-    print("TYPED", flush=True)
+
+    def type_once_loaded() -> None:   # the case opens on the write lane; the form is enabled once it has
+        QTest.keyClicks(editor.complaints.other, "chest pain since morning")
+        QTest.keyClicks(editor.vitals.inputs["systolic_mmhg"], "186")
+        QTest.keyClicks(editor.vitals.inputs["diastolic_mmhg"], "122")
+        print("TYPED", flush=True)
+
+    editor.loaded.connect(type_once_loaded)
     app.exec()  # until killed
 
 

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
 from spoke_client.domain.model import CaseStatus, ConsentGiver, ConsentMethod
+from spoke_client.services.cases import COMMON_COMPLAINTS
 from spoke_client.services.patients import PatientForm
 from spoke_client.ui.case_editor import CaseEditor
 from spoke_client.ui.login import LockDialog, LoginDialog, SetupDialog
@@ -114,27 +115,37 @@ def test_duplicate_warning_lists_the_closest_first(qtbot, runner, services, admi
     assert dup.chosen is None
 
 
+def loaded(qtbot, editor: CaseEditor) -> CaseEditor:
+    """The editor opens its case on the write lane; the form is there once it has."""
+    qtbot.waitUntil(editor.is_loaded, timeout=10_000)
+    return editor
+
+
 def open_editor(qtbot, runner, services, user, patient) -> CaseEditor:
     case = services.cases.open_case(user, patient.id)
     editor = CaseEditor(runner, services.cases, services.drafts, user, case.id)
     qtbot.addWidget(editor)
     editor.resize(1100, 900)
     editor.show()
-    return editor
+    return loaded(qtbot, editor)
 
 
 def test_vitals_red_flags_appear_as_typed_and_a_wrong_value_is_refused(qtbot, runner, services, admin, window, screenshot):
     kamla = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60, village="Rampur",
                                                           relative_name="Mohan Lal", relative_relation="W/o"))
-    editor = window.open_case(services.cases.open_case(admin, kamla.id).id)
-    editor.complaints.item(editor.complaints.count() - 1)  # the list is there
-    editor.complaints.findItems("Headache", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Checked)
-    v = editor.vital_inputs
+    editor = loaded(qtbot, window.open_case(services.cases.open_case(admin, kamla.id).id))
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Kamla Devi"
+    offered = editor.complaints.list
+    assert [offered.item(i).data(Qt.ItemDataRole.UserRole) for i in range(offered.count())] == list(COMMON_COMPLAINTS), \
+        "every common complaint is offered, in order"
+    assert editor.complaints.checked() == (), "a new case has none ticked"
+    editor.complaints.check("Headache")
+    v, errors = editor.vitals.inputs, editor.vitals.errors
     type_into(qtbot, v["systolic_mmhg"], "186")
     type_into(qtbot, v["diastolic_mmhg"], "122")
     type_into(qtbot, v["pulse_per_min"], "811")
-    assert editor.vital_errors["pulse_per_min"].isVisible()
-    assert "250" in editor.vital_errors["pulse_per_min"].text()
+    assert errors["pulse_per_min"].isVisible()
+    assert "250" in errors["pulse_per_min"].text()
     assert "Hypertensive crisis" in editor.banner.text()  # the other values still raise their flags
     qtbot.keyClick(v["pulse_per_min"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: editor.message.isVisible())
@@ -143,19 +154,19 @@ def test_vitals_red_flags_appear_as_typed_and_a_wrong_value_is_refused(qtbot, ru
     type_into(qtbot, v["spo2_pct"], "93")
     type_into(qtbot, v["respiratory_rate_per_min"], "22")
     type_into(qtbot, v["temperature_c"], "37.2")
-    assert not editor.vital_errors["pulse_per_min"].isVisible()
+    assert not errors["pulse_per_min"].isVisible()
     assert not editor.message.isVisible(), "the refusal goes once the value is right"
     assert "Hypertensive crisis" in editor.banner.text()
     qtbot.wait(50)  # let the posted layout requests run, as the event loop does between keystrokes
     assert editor.banner.height() >= editor.banner.sizeHint().height(), "the red-flag banner must not be clipped"
-    assert editor.news2.text().startswith("NEWS2 score:")
+    assert editor.vitals.news2.text().startswith("NEWS2 score:")
     assert editor.assessment.news2 >= 5
     screenshot(window, "05-case-red-flags")
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         qtbot.keyClick(v["spo2_pct"], Qt.Key.Key_Return)  # Enter saves
     case = services.cases.get(editor.case.id)
     assert len(case.vitals) == 1 and case.vitals[0].vitals.pulse_per_min == 118 and case.complaints == ("Headache",)
-    assert editor.history_list.count() == 1
+    assert editor.vitals_history.count() == 1
     window.tabs.setCurrentWidget(window.home)
     qtbot.waitUntil(lambda: window.home.models["today"].rowCount() == 1, timeout=5_000)
     assert window.home.models["today"].item(0).priority == 3
@@ -165,17 +176,17 @@ def test_vitals_red_flags_appear_as_typed_and_a_wrong_value_is_refused(qtbot, ru
 def test_correcting_vitals_keeps_the_old_set_struck_through(qtbot, runner, services, admin):
     kamla = services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60))
     editor = open_editor(qtbot, runner, services, admin, kamla)
-    type_into(qtbot, editor.vital_inputs["systolic_mmhg"], "168")
-    type_into(qtbot, editor.vital_inputs["diastolic_mmhg"], "100")
+    type_into(qtbot, editor.vitals.inputs["systolic_mmhg"], "168")
+    type_into(qtbot, editor.vitals.inputs["diastolic_mmhg"], "100")
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.save()
-    editor.history_list.setCurrentRow(0)
+    editor.vitals_history.select(0)
     editor.start_correction()
-    type_into(qtbot, editor.vital_inputs["systolic_mmhg"], "186")
+    type_into(qtbot, editor.vitals.inputs["systolic_mmhg"], "186")
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.save()
-    assert editor.history_list.count() == 2
-    first = editor.history_list.item(0)
+    assert editor.vitals_history.count() == 2
+    first = editor.vitals_history.list.item(0)
     assert first.font().strikeOut() and "entered in error" in first.text()
     assert [v.vitals.systolic_mmhg for v in services.cases.get(editor.case.id).vitals] == [168, 186]
 
@@ -184,20 +195,21 @@ def test_a_child_gets_fast_breathing_not_news2(qtbot, runner, services, admin, s
     ravi = services.patients.register(admin, PatientForm(name="Ravi", sex="male", age_years=0, age_months=11,
                                                          relative_name="Geeta Devi", relative_relation="S/o"))
     editor = open_editor(qtbot, runner, services, admin, ravi)
-    editor.complaints.findItems("Cough", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Checked)
-    type_into(qtbot, editor.vital_inputs["respiratory_rate_per_min"], "54")
+    editor.complaints.check("Cough")
+    type_into(qtbot, editor.vitals.inputs["respiratory_rate_per_min"], "54")
     assert "Fast breathing for age (>= 50/min at 2-12 months)" in editor.banner.text()
     assert "weight" in editor.banner.text().lower()
-    assert "NEWS2" in editor.news2.text() and "16" in editor.news2.text()
+    assert "NEWS2" in editor.vitals.news2.text() and "16" in editor.vitals.news2.text()
     screenshot(editor, "07-child-fast-breathing")
     # consent must come from the mother
-    editor.consent_giver.setCurrentIndex(editor.consent_giver.findData(ConsentGiver.GUARDIAN.value))
-    type_into(qtbot, editor.consent_name, "Geeta Devi")
-    type_into(qtbot, editor.consent_relation, "mother")
-    editor.consent_method.setCurrentIndex(editor.consent_method.findData(ConsentMethod.VERBAL.value))
+    consent = editor.consent
+    assert consent.giver.currentData() == ConsentGiver.GUARDIAN.value, "a child's consent is the adult's by default"
+    type_into(qtbot, consent.name, "Geeta Devi")
+    type_into(qtbot, consent.relation, "mother")
+    consent.method.setCurrentIndex(consent.method.findData(ConsentMethod.VERBAL.value))
     editor.record_consent()
-    qtbot.waitUntil(lambda: "Geeta Devi (mother)" in editor.consent_status.text(), timeout=5_000)
-    type_into(qtbot, editor.vital_inputs["weight_kg"], "8.5")
+    qtbot.waitUntil(lambda: "Geeta Devi (mother)" in consent.status.text(), timeout=5_000)
+    type_into(qtbot, editor.vitals.inputs["weight_kg"], "8.5")
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.queue_button.click()
     assert services.cases.get(editor.case.id).status == CaseStatus.QUEUED
@@ -207,9 +219,9 @@ def test_a_child_gets_fast_breathing_not_news2(qtbot, runner, services, admin, s
 def test_temperature_in_fahrenheit_is_stored_in_celsius(qtbot, runner, services, admin):
     p = services.patients.register(admin, PatientForm(name="Anil Kumar", sex="male", age_years=40))
     editor = open_editor(qtbot, runner, services, admin, p)
-    editor.temp_unit.setCurrentIndex(editor.temp_unit.findData("F"))
-    type_into(qtbot, editor.vital_inputs["temperature_c"], "102.2")
-    assert "39.0" in editor.vital_errors["temperature_c"].text()
+    editor.vitals.temp_unit.setCurrentIndex(editor.vitals.temp_unit.findData("F"))
+    type_into(qtbot, editor.vitals.inputs["temperature_c"], "102.2")
+    assert "39.0" in editor.vitals.errors["temperature_c"].text()
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.save()
     assert services.cases.get(editor.case.id).vitals[0].vitals.temperature_c == 39.0
@@ -219,12 +231,13 @@ def test_draft_is_autosaved_and_restored(qtbot, runner, services, admin):
     p = services.patients.register(admin, PatientForm(name="Anil Kumar", sex="male", age_years=40))
     editor = open_editor(qtbot, runner, services, admin, p)
     with qtbot.waitSignal(editor.draft_saved, timeout=5_000):
-        type_into(qtbot, editor.complaint_text, "pain in the left knee")
-        type_into(qtbot, editor.vital_inputs["pulse_per_min"], "88")
+        type_into(qtbot, editor.complaints.other, "pain in the left knee")
+        type_into(qtbot, editor.vitals.inputs["pulse_per_min"], "88")
     again = CaseEditor(runner, services.cases, services.drafts, admin, editor.case.id)
     qtbot.addWidget(again)
-    assert again.complaint_text.text() == "pain in the left knee"
-    assert again.vital_inputs["pulse_per_min"].text() == "88"
+    loaded(qtbot, again)
+    assert again.complaints.values()["complaint_text"] == "pain in the left knee"
+    assert again.vitals.state()["vitals"]["pulse_per_min"] == "88"
     assert again.notice.text().startswith("Unsaved changes")
 
 
@@ -281,12 +294,12 @@ def test_item_models_pass_the_model_tester(qtmodeltester, services, admin):
 def test_send_without_consent_saves_once_and_says_why(qtbot, runner, services, admin):
     p = services.patients.register(admin, PatientForm(name="Anil Kumar", sex="male", age_years=40))
     editor = open_editor(qtbot, runner, services, admin, p)
-    editor.complaints.findItems("Fever", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Checked)
-    type_into(qtbot, editor.vital_inputs["pulse_per_min"], "96")
+    editor.complaints.check("Fever")
+    type_into(qtbot, editor.vitals.inputs["pulse_per_min"], "96")
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.queue_button.click()
-    qtbot.waitUntil(lambda: editor.consent_error.isVisible(), timeout=5_000)
-    assert "consent" in editor.consent_error.text()
+    qtbot.waitUntil(lambda: editor.consent.error.isVisible(), timeout=5_000)
+    assert "consent" in editor.consent.error.text()
     assert services.cases.get(editor.case.id).status == CaseStatus.READY
     with qtbot.waitSignal(editor.saved, timeout=10_000):
         editor.save()

@@ -40,9 +40,10 @@ def test_kill_during_editing_loses_nothing_typed(qtbot, runner, paths, services,
     try:
         editor = CaseEditor(runner, again.cases, again.drafts, admin, case.id)
         qtbot.addWidget(editor)
-        assert editor.complaint_text.text() == "chest pain since morning"
-        assert editor.vital_inputs["systolic_mmhg"].text() == "186"
-        assert editor.vital_inputs["diastolic_mmhg"].text() == "122"
+        qtbot.waitUntil(editor.is_loaded, timeout=10_000)
+        assert editor.complaints.values()["complaint_text"] == "chest pain since morning"
+        assert editor.vitals.inputs["systolic_mmhg"].text() == "186"
+        assert editor.vitals.inputs["diastolic_mmhg"].text() == "122"
         assert "Hypertensive crisis" in editor.banner.text()
         assert editor.notice.text().startswith("Unsaved changes")
     finally:
