@@ -39,6 +39,7 @@ ENTITIES = frozenset({"facility", "user", "patient", "case", "vitals", "consent"
 H_DEVICE, H_COUNTER, H_SIGNATURE = "Spoke-Device", "Spoke-Counter", "Spoke-Signature"
 
 HLC_PATTERN = STAMP_PATTERN   # ASCII digits only (sync.hlc)
+ID_PATTERN = r"^[0-9A-Za-z-]{1,64}$"   # record and device ids: UUIDs (and short test ids), nothing a database chokes on
 
 # Media (photos, recordings, documents) travel by their SHA-256, in chunks the hub confirms one by one, so a
 # cut link resumes at the last confirmed byte and a file the hub already has is never sent again.
@@ -95,11 +96,11 @@ class Change(_Model):
 
     change_id: uuid.UUID
     entity: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
-    entity_id: Annotated[str, Field(min_length=1, max_length=64)]
+    entity_id: Annotated[str, Field(pattern=ID_PATTERN)]
     version: Annotated[int, Field(ge=1, le=INT32_MAX)]
     op: Op
     hlc: Annotated[str, Field(pattern=HLC_PATTERN)]
-    device_id: Annotated[str, Field(min_length=1, max_length=64)]
+    device_id: Annotated[str, Field(pattern=ID_PATTERN)]
     payload: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -159,7 +160,7 @@ class EnrollRequest(_Model):
     code: Annotated[str, Field(min_length=6, max_length=64)]
     public_key: Annotated[str, Field(min_length=40, max_length=64)]   # raw Ed25519 key, base64
     device_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]       # the spoke's own id, stamped on its changes
-    device_name: Annotated[str, Field(min_length=1, max_length=100)]
+    device_name: Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,100}$")]   # printable: shown to hub staff
 
 
 class EnrollResult(_Answer):

@@ -14,6 +14,7 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +28,7 @@ from sync.hub.service import Hub
 from sync.protocol import (
     H_HUB_TIME,
     H_PROTOCOL,
+    ID_PATTERN,
     INT63_MAX,
     MAX_BODY_BYTES,
     MAX_CHUNK_BYTES,
@@ -40,6 +42,7 @@ from sync.protocol import (
     MediaStatus,
     ProtocolError,
     PullPage,
+    PushBatch,
     PushEnvelope,
     PushResult,
     decode,
@@ -52,6 +55,7 @@ SMALL_BODY = 16 * 1024           # enrolment and staff requests
 NO_BODY = 0                      # signed GETs sign an empty body
 HUB_SETTABLE_STATES = ("queued", "in_consultation", "prescribed", "closed")
 Count = Annotated[int, Query(ge=0, le=INT63_MAX)]
+RecordId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None,
@@ -92,7 +96,29 @@ def app_from_env() -> FastAPI:
 
 def _openapi_body(model: type[BaseModel]) -> dict:
     """Declares a raw-body endpoint's request body in the OpenAPI document (gzip JSON, or plain JSON)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def _with_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Adds the models that raw-body endpoints read, and each entity's payload, to the OpenAPI components, so
+    that another system (and a fuzzer) sees the exact shape of every message."""
+    from sync.payloads import PAYLOADS
+
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = generate()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in [*models, *PAYLOADS.values()]:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema.pop("$defs", {}))
+                components[model.__name__] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
@@ -181,7 +207,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         req = decode(EnrollRequest, await _body(request, SMALL_BODY), request.headers.get("content-encoding"))
         return await run_in_threadpool(hub.enroll, req, _client(request))
 
-    @app.post("/v1/push", response_model=PushResult, openapi_extra=_openapi_body(PushEnvelope),
+    @app.post("/v1/push", response_model=PushResult, openapi_extra=_openapi_body(PushBatch),
               responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody}})
     async def push(request: Request) -> Response:
         device, body = await _device(request, MAX_BODY_BYTES)
@@ -234,7 +260,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     @app.post("/v1/hub/cases/{case_id}", response_model=HubChange, responses={404: {"model": ErrorBody}},
               openapi_extra=_openapi_body(CaseUpdate))
-    async def update_case(case_id: str, request: Request) -> HubChange:
+    async def update_case(case_id: RecordId, request: Request) -> HubChange:
         """The hub side acting on a case (status, doctor's note), so that tests and tools can play the doctor."""
         _staff(request)   # before the body is read
         try:
@@ -249,7 +275,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     @app.post("/v1/hub/patients/{patient_id}", response_model=HubChange, responses={404: {"model": ErrorBody}},
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
-    async def update_patient(patient_id: str, request: Request) -> HubChange:
+    async def update_patient(patient_id: RecordId, request: Request) -> HubChange:
         """The hub side correcting a patient's demographics (merged field by field at every end)."""
         _staff(request)
         try:
@@ -260,6 +286,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
             raise HubError(400, "empty_update", "Send the fields to change as a JSON object.")
         return await run_in_threadpool(hub.update_patient, patient_id, fields)
 
+    _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate])
     return app
 
 
