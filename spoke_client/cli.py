@@ -178,7 +178,7 @@ def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
 
 
 def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
-    from spoke_client.services.sync_local import LocalSync, sync_once
+    from spoke_client.services.sync_local import LocalSync, sync_once, sync_status
 
     services = _open(paths)
     if isinstance(services, int):
@@ -188,6 +188,7 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
         local = LocalSync(services.store)
         refused = local.refused()
         files_waiting = local.pending_files()
+        status = sync_status(services.store)
     except SpokeError as exc:
         _err(exc.message)
         return EXIT_FAILED
@@ -208,6 +209,8 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
                "need to sync. Nothing on this computer was lost."))
     for item in refused:
         _err(_("Refused by the hub: {what}: {reason}").format(what=item.what, reason=item.reason))
+    if status.clock_warning:
+        _err(status.clock_warning)
     if report.error:
         _err(report.error)
     return EXIT_OK if report.ok and not refused else EXIT_FAILED

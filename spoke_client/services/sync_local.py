@@ -220,7 +220,8 @@ def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
     link = HubLink(store)
     client = HubClient(url, device_id=store.device_id, key=key, next_counter=link.next_counter,
                        allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)), raise_counter=link.raise_counter,
-                       ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None)
+                       ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None,
+                       clock=lambda: store.clock().timestamp())
     return SyncEngine(client, local.outbox, local.inbox, local.media), local
 
 

@@ -153,6 +153,9 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
                 _("The hub cannot be reached now. Everything is saved on this computer, and Spoke keeps trying."),
                 "#8a5a00")
     text = _("Hub: online · {waiting} · {last}").format(waiting=waiting, last=last)
+    if status.clock_warning:
+        # Not the user's fault either: the date was set wrong, or the PC's clock battery is flat.
+        return text + " · " + _("this computer's date or time is wrong"), status.clock_warning, "#8a5a00"
     if status.quarantined:
         text += " · " + ngettext("{q} item refused by the hub", "{q} items refused by the hub",
                                  status.quarantined).format(q=status.quarantined)

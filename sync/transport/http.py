@@ -75,7 +75,8 @@ class HubClient:
     def __init__(self, base_url: str, *, device_id: str | None = None, key: Ed25519PrivateKey | None = None,
                  next_counter: Callable[[], int] | None = None, allow_plain_http: bool = False,
                  ca_bundle: str | None = None, session: requests.Session | None = None,
-                 raise_counter: Callable[[int], None] | None = None) -> None:
+                 raise_counter: Callable[[int], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.base_url = check_url(base_url, allow_plain_http)
         self.device_id, self.key, self.next_counter = device_id, key, next_counter
         self.raise_counter = raise_counter   # after a restore from an older copy: continue above the hub's last
@@ -84,6 +85,7 @@ class HubClient:
         # session's setting, and a configured bundle must win.
         self.verify: str | bool = ca_bundle or True
         self.clock_offset_ms: int | None = None   # the hub's clock minus ours, from its last answer
+        self.clock = clock                        # this PC's clock, in seconds (what its records are stamped by)
 
     # --- calls ----------------------------------------------------------------------------------
     def health(self) -> Health:
@@ -210,7 +212,7 @@ class HubClient:
     def _note_hub_time(self, r: requests.Response) -> None:
         value = r.headers.get(H_HUB_TIME, "")
         if value.isascii() and value.isdigit() and len(value) <= 15:
-            self.clock_offset_ms = int(value) - int(time.time() * 1000)
+            self.clock_offset_ms = int(value) - int(self.clock() * 1000)
 
     def _send_once(self, method: str, path: str, body: bytes | None, headers: dict[str, str], signed: bool,
                    stream: bool) -> requests.Response:

@@ -189,3 +189,36 @@ def test_cli_enroll_and_sync(hub, hub_server, facilities, tmp_path):
     out = run("sync")
     assert out.returncode == 1 and "cannot be reached" in out.stderr
     assert "Traceback" not in out.stderr and "20 still waiting" not in out.stdout
+
+
+def test_a_pc_whose_clock_is_days_ahead_is_told_and_sends_everything_once_the_date_is_right(hub, hub_server,
+                                                                                             facilities, spoke):
+    from datetime import timedelta
+
+    from spoke_client.services.sync_local import sync_status
+    from spoke_client.services.store import utcnow
+    from sync.hlc import MAX_AHEAD_MS, Stamp
+
+    services, admin, paths = spoke("pc1")
+    enroll(services.store, paths, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
+    assert sync_once(services.store, paths).ok
+    services.store.clock = lambda: utcnow() + timedelta(days=10)     # the CMOS date typed wrong
+    kamla, case = queued_case(services, admin)
+    report = sync_once(services.store, paths)
+    assert report.clock_refused > 0 and report.quarantined == 0 and report.pending == report.clock_refused
+    assert not report.ok and hub.record("patient", kamla.id) is None
+    status = sync_status(services.store)
+    assert "10 days ahead" in status.clock_warning and "date and time" in status.clock_warning
+    assert LocalSync(services.store).refused() == [], "not held aside: they wait for the date to be put right"
+
+    services.store.clock = utcnow                                     # the date is put right
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pending == 0 and report.pushed > 0
+    assert sync_status(services.store).clock_warning == ""
+    record = hub.record("patient", kamla.id)
+    assert record is not None and record.payload["name"] == kamla.name
+    now_ms = int(utcnow().timestamp() * 1000)
+    assert Stamp.decode(record.hlc).wall_ms < now_ms + MAX_AHEAD_MS
+    assert all(Stamp.decode(pair[0]).wall_ms < now_ms + 60_000 for pair in record.payload["_fields"].values()), \
+        "the field stamps were re-stamped with the change"
+    assert hub.record("case", case.id).payload["status"] == "queued"
