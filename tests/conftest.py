@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,43 @@ from spoke_client.services.auth import FacilityForm  # noqa: E402
 from spoke_client.services.runtime import Services, open_services  # noqa: E402
 
 ADMIN_PASSWORD = "correct horse"
+
+# --- no patient data in any log --------------------------------------------------------------------------------
+# The whole suite logs through the app's own set-up into artifacts/logs/suite.log; when it ends, that file and every
+# spoke.log and hub.log the tests' programs wrote are searched for the names, phones, ABHA numbers and addresses
+# the tests and the demo seed use. One found fails the run.
+SUITE_LOG = Path(__file__).resolve().parent.parent / "artifacts" / "logs"
+
+
+def _suite_log_name() -> str:
+    return f"suite-{os.getpid()}.log"   # one per run: two runs at once on one checkout never share a file
+
+
+def pytest_configure(config):
+    from sync.logsetup import configure
+
+    for old in SUITE_LOG.glob("suite-*.log*"):
+        try:
+            if not (Path("/proc") / old.name.split("-")[1].split(".")[0]).exists():
+                old.unlink()            # a finished run's
+        except (IndexError, OSError):
+            pass
+    configure(SUITE_LOG, _suite_log_name(), level=logging.INFO)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests.logcheck import find_patient_data
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    roots = [SUITE_LOG / _suite_log_name()] + ([factory.getbasetemp()] if factory is not None else [])
+    found = find_patient_data(roots)
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("Patient data found in logs (a log line must never hold it):", red=True)
+            for where, line in found[:20]:
+                reporter.write_line(f"  {where}: {line[:200]}")
+        session.exitstatus = 1
 
 
 @pytest.fixture
