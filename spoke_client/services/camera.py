@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.i18n import _
+from spoke_client.services.settings import PHOTO_LONG_SIDE
 
-DEFAULT_LONG_SIDE = 1600        # px: enough to see a rash or a wound edge; a setting ("photo_long_side")
+DEFAULT_LONG_SIDE = PHOTO_LONG_SIDE.default   # px: enough to see a rash or a wound edge (an administrator's setting)
 MAX_PHOTO_BYTES = 400_000       # a typical photo stays under this on a 2G upload
 QUALITIES = (85, 80, 75, 70, 65, 60)
 MAX_FAILED_READS = 25           # about a second of nothing at 25 fps: the camera is gone

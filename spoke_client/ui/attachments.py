@@ -3,6 +3,7 @@ worker thread) and the recording dialog (level meter and timer)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -31,13 +32,14 @@ from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import Attachment, AttachmentKind, User
 from spoke_client.i18n import _
 from spoke_client.services import audio
-from spoke_client.services.camera import DEFAULT_LONG_SIDE, Camera, encode_photo, list_cameras
+from spoke_client.services.camera import Camera, encode_photo, list_cameras
 from spoke_client.services.media import AttachmentService
 from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel
 
+log = logging.getLogger(__name__)
+
 THUMB = 96
-CAMERA_SETTING, LONG_SIDE_SETTING, AUDIO_MAX_SETTING = "camera_source", "photo_long_side", "audio_max_seconds"
 
 
 def _message(exc: Exception) -> str:
@@ -53,36 +55,52 @@ def to_qimage(frame: np.ndarray) -> QImage:
 
 
 class CameraWorker(QThread):
-    """Opens the camera and reads frames until stopped, off the UI thread; the camera is released on exit."""
+    """Opens the camera and reads frames until stopped, off the UI thread; the camera is released on exit. It has no
+    parent: stopping never waits for it (a read from a stalled IP camera can take many seconds), and it is kept
+    alive until it has ended (see _ending)."""
 
-    frame = Signal(object)     # the newest frame (numpy BGR), for capture
-    preview = Signal(QImage)   # scaled for the screen
-    failed = Signal(str)
+    frame = Signal(object, object)     # (worker, the newest frame, numpy BGR), for capture
+    preview = Signal(object, QImage)   # (worker, the frame scaled for the screen)
+    failed = Signal(object, str)
 
-    def __init__(self, source: str, parent=None) -> None:
-        super().__init__(parent)
+    def __init__(self, source: str, after: CameraWorker | None = None) -> None:
+        super().__init__()
         self.source = source
+        self._after = after      # the previous worker: the same camera opens only once that one let it go
         self._stop = False
 
     def stop(self) -> None:
+        """Asks the thread to end and returns at once; the camera is released when its current read returns."""
         self._stop = True
-        self.wait(5000)
 
     def run(self) -> None:
+        if self._after is not None:
+            self._after.wait(10_000)
+            self._after = None
+        if self._stop:
+            return
         try:
             with Camera(self.source) as cam:
                 while not self._stop:
                     started = time.monotonic()
                     frame = cam.read()
-                    self.frame.emit(frame)
+                    self.frame.emit(self, frame)
                     image = to_qimage(frame).scaled(640, 480, Qt.AspectRatioMode.KeepAspectRatio,
                                                     Qt.TransformationMode.SmoothTransformation)
-                    self.preview.emit(image)
+                    self.preview.emit(self, image)
                     time.sleep(max(0.0, 1 / 15 - (time.monotonic() - started)))   # about 15 previews a second
         except SpokeError as exc:
-            self.failed.emit(exc.message)
+            self.failed.emit(self, exc.message)
         except Exception as exc:  # noqa: BLE001 - any camera trouble becomes a message, never a crash
-            self.failed.emit(_message(exc))
+            self.failed.emit(self, _message(exc))
+
+
+_ending: list[CameraWorker] = []    # stopped workers still releasing their camera (a QThread must outlive its run)
+
+
+def _keep_until_ended(worker: CameraWorker) -> None:
+    _ending[:] = [w for w in _ending if not w.isFinished()]
+    _ending.append(worker)
 
 
 class PhotoDialog(QDialog):
@@ -138,13 +156,31 @@ class PhotoDialog(QDialog):
         self.save_button.clicked.connect(self.save)
         close.clicked.connect(self.reject)
         self._states(capturing=False, captured=False)
-        last = attachments.store.get_setting(CAMERA_SETTING)
-        for i in list_cameras(2):
+        # The last camera used (a read) and the USB cameras that open (device work): both off the UI thread.
+        self._last_source: str | None = None
+        self._loading = 2
+        runner.run(attachments.remembered_camera, self._remembered, self._load_failed, lane="read")
+        runner.run(lambda: list_cameras(2), self._cameras_found, self._load_failed, lane="devices")
+
+    def _remembered(self, last: str | None) -> None:
+        self._last_source = last
+        self._loaded()
+
+    def _cameras_found(self, cameras: list[int]) -> None:
+        typed = self.source.currentText()
+        for i in cameras:
             self.source.addItem(str(i))
-        if last:
-            self.source.setEditText(last)
-        elif self.source.count() == 0:
-            self.source.setEditText("0")
+        self.source.setEditText(typed)   # the first item added would replace what was typed meanwhile
+        self._loaded()
+
+    def _load_failed(self, exc: Exception) -> None:
+        log.warning("the camera list or the last camera used could not be read: %s", exc)
+        self._loaded()
+
+    def _loaded(self) -> None:
+        self._loading -= 1
+        if self._loading == 0 and not self.source.currentText():
+            self.source.setEditText(self._last_source or (self.source.itemText(0) if self.source.count() else "0"))
 
     def _states(self, capturing: bool, captured: bool) -> None:
         self.capture_button.setEnabled(capturing and not captured)
@@ -152,24 +188,28 @@ class PhotoDialog(QDialog):
         self.save_button.setEnabled(captured)
 
     def start_camera(self) -> None:
-        self.stop_camera()
+        previous = self.stop_camera()
         self.message.show_message(None)
         self.captured = None
-        self.worker = CameraWorker(self.source.currentText().strip(), self)
+        self.latest = None
+        self.worker = CameraWorker(self.source.currentText().strip(), after=previous)
         self.worker.frame.connect(self._frame)
         self.worker.preview.connect(self._preview)
         self.worker.failed.connect(self._failed)
         self.worker.start()
         self._states(capturing=True, captured=False)
 
-    def _frame(self, frame: np.ndarray) -> None:
-        self.latest = frame
+    def _frame(self, worker: CameraWorker, frame: np.ndarray) -> None:
+        if worker is self.worker:
+            self.latest = frame
 
-    def _preview(self, image: QImage) -> None:
-        if self.captured is None:
+    def _preview(self, worker: CameraWorker, image: QImage) -> None:
+        if worker is self.worker and self.captured is None:
             self.view.setPixmap(QPixmap.fromImage(image))
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, worker: CameraWorker, text: str) -> None:
+        if worker is not self.worker:
+            return
         self.message.show_message(text)
         self._states(capturing=False, captured=self.captured is not None)
 
@@ -190,14 +230,14 @@ class PhotoDialog(QDialog):
         frame, label, source = self.captured, self.label.text(), self.source.currentText().strip()
         if frame is None:
             return
-        long_side = int(self.attachments.store.get_setting(LONG_SIDE_SETTING, str(DEFAULT_LONG_SIDE)) or DEFAULT_LONG_SIDE)
         self.save_button.setEnabled(False)
+        attachments = self.attachments
 
         def work() -> Attachment:
-            photo = encode_photo(frame, long_side=long_side)
-            saved = self.attachments.attach(self.user, self.case_id, AttachmentKind.PHOTO, photo.jpeg, "image/jpeg",
-                                            label, width_px=photo.width_px, height_px=photo.height_px)
-            self.attachments.store.set_setting(CAMERA_SETTING, source, self.user.id)
+            photo = encode_photo(frame, long_side=attachments.photo_long_side())
+            saved = attachments.attach(self.user, self.case_id, AttachmentKind.PHOTO, photo.jpeg, "image/jpeg",
+                                       label, width_px=photo.width_px, height_px=photo.height_px)
+            attachments.remember_camera(self.user, source)
             return saved
 
         self.runner.run(work, self._saved, lambda e: (self.message.show_message(_message(e)),
@@ -207,10 +247,13 @@ class PhotoDialog(QDialog):
         self.saved = attachment
         self.accept()
 
-    def stop_camera(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+    def stop_camera(self) -> CameraWorker | None:
+        """Asks the preview to end, without waiting for it; returns the worker that is ending, if any."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.stop()
+            _keep_until_ended(worker)
+        return worker
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: closing releases the camera
         self.stop_camera()
@@ -218,16 +261,22 @@ class PhotoDialog(QDialog):
 
 
 class AudioDialog(QDialog):
+    """Records a sound. Listing microphones, opening, stopping and playing run on the runner's "devices" lane, each
+    waiting on the sound system a few seconds at most, so the window never freezes; a microphone lost mid-recording
+    ends the recording, says so, and what was captured can still be kept."""
+
     def __init__(self, runner: TaskRunner, attachments: AttachmentService, user: User, case_id: str,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner, self.attachments, self.user, self.case_id = runner, attachments, user, case_id
         self.saved: Attachment | None = None
         self.recorder: audio.Recorder | None = None
+        self._starting: audio.Recorder | None = None   # opening the microphone
+        self._stopping = False
+        self._loading = {"limit", "devices"}
         self.samples: np.ndarray | None = None
         self.player = audio.Player()
-        self.max_seconds = int(attachments.store.get_setting(AUDIO_MAX_SETTING, str(audio.DEFAULT_MAX_SECONDS))
-                               or audio.DEFAULT_MAX_SECONDS)
+        self.max_seconds = audio.DEFAULT_MAX_SECONDS
         self.setWindowTitle(_("Record a sound"))
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -246,7 +295,8 @@ class AudioDialog(QDialog):
         meter_row.addWidget(self.meter, 1)
         meter_row.addWidget(self.timer_label)
         lay.addLayout(meter_row)
-        lay.addWidget(QLabel(_("At most {n} seconds.").format(n=self.max_seconds)))
+        self.limit_label = QLabel(_("At most {n} seconds.").format(n=self.max_seconds))
+        lay.addWidget(self.limit_label)
         self.label = QLineEdit()
         self.label.setObjectName("audio_label")
         self.label.setPlaceholderText(_("What it is, e.g. 'cough' or 'chest, left lower zone'"))
@@ -276,38 +326,83 @@ class AudioDialog(QDialog):
         self.poll.setInterval(100)
         self.poll.timeout.connect(self._tick)
         self._buttons()
-        try:
-            for d in audio.list_input_devices():
-                self.device.addItem(d.name, d.index)
-                if d.default:
-                    self.device.setCurrentIndex(self.device.count() - 1)
-        except SpokeError as exc:
-            self.message.show_message(exc.message)
-        if self.device.count() == 0:
-            self.message.show_message(_("No microphone was found. Plug one in and open this window again."))
+        runner.run(attachments.max_recording_seconds, self._limit_loaded, self._limit_failed, lane="read")
+        # PortAudio is asked to look for devices anew: its list is the one it made when it started, and a sound
+        # server (or USB microphone) that came up since then would otherwise stay missing until Spoke restarts.
+        runner.run(lambda: audio.list_input_devices(refresh=True), self._devices_listed, self._devices_failed,
+                   lane="devices")
+
+    # --- loading ----------------------------------------------------------------------------------
+    @property
+    def loading(self) -> bool:
+        """Still reading the recording length or listing the microphones."""
+        return bool(self._loading)
+
+    def _limit_loaded(self, value: int) -> None:
+        self.max_seconds = value
+        self.limit_label.setText(_("At most {n} seconds.").format(n=self.max_seconds))
+        self._loading.discard("limit")
         self._buttons()
 
+    def _limit_failed(self, exc: Exception) -> None:
+        log.warning("the recording length setting could not be read: %s", exc)
+        self._loading.discard("limit")
+        self._buttons()
+
+    def _devices_listed(self, devices: list[audio.InputDevice]) -> None:
+        for d in devices:
+            self.device.addItem(d.name, d)
+            if d.default:
+                self.device.setCurrentIndex(self.device.count() - 1)
+        if self.device.count() == 0:
+            self._say(_("No microphone was found. Plug one in and open this window again."))
+        self._loading.discard("devices")
+        self._buttons()
+
+    def _devices_failed(self, exc: Exception) -> None:
+        self._say(_message(exc))
+        self._loading.discard("devices")
+        self._buttons()
+
+    def _say(self, text: str, warning: bool = False) -> None:
+        self.message.show_message(text, warning=warning)
+        self.adjustSize()   # a message that comes after the window is shown gets room for its lines
+
+    # --- recording --------------------------------------------------------------------------------
     def _buttons(self) -> None:
+        busy = bool(self._loading) or self._starting is not None or self._stopping
         recording = self.recorder is not None
         have = self.samples is not None and len(self.samples) > 0
-        self.record_button.setEnabled(not recording and self.device.count() > 0)
-        self.stop_button.setEnabled(recording)
-        self.play_button.setEnabled(have and not recording)
-        self.keep_button.setEnabled(have and not recording)
-        self.discard_button.setEnabled(have and not recording)
+        self.record_button.setEnabled(not busy and not recording and self.device.count() > 0)
+        self.stop_button.setEnabled(recording and not self._stopping)
+        self.play_button.setEnabled(have and not recording and not busy)
+        self.keep_button.setEnabled(have and not recording and not busy)
+        self.discard_button.setEnabled(have and not recording and not busy)
 
     def record(self) -> None:
+        if self.recorder is not None or self._starting is not None:
+            return
         self.message.show_message(None)
         self.samples = None
         recorder = audio.Recorder(self.device.currentData(), max_seconds=self.max_seconds)
-        try:
-            recorder.start()
-        except SpokeError as exc:
-            self.message.show_message(exc.message)
+        self._starting = recorder
+        self._buttons()
+        self.runner.run(recorder.start, lambda _r: self._started(recorder), lambda e: self._start_failed(recorder, e),
+                        lane="devices")
+
+    def _started(self, recorder: audio.Recorder) -> None:
+        if recorder is not self._starting:   # the window closed meanwhile; done() queued its stop
             return
+        self._starting = None
         self.recorder = recorder
         self.poll.start()
         self._buttons()
+
+    def _start_failed(self, recorder: audio.Recorder, exc: Exception) -> None:
+        if recorder is self._starting:
+            self._starting = None
+            self._say(_message(exc))
+            self._buttons()
 
     def _tick(self) -> None:
         if self.recorder is None:
@@ -315,29 +410,37 @@ class AudioDialog(QDialog):
         self.meter.setValue(min(100, int(self.recorder.level() * 200)))
         s = int(self.recorder.seconds())
         self.timer_label.setText(f"{s // 60}:{s % 60:02d}")
-        if self.recorder.finished:
+        if self.recorder.finished:   # the maximum length, or the microphone is gone
             self.stop()
 
     def stop(self) -> None:
-        if self.recorder is None:
+        if self.recorder is None or self._stopping:
             return
         self.poll.stop()
         recorder, self.recorder = self.recorder, None
-        self.samples = recorder.stop()
-        if recorder.error:
-            self.message.show_message(recorder.error, warning=True)
+        self._stopping = True
+        self._buttons()
+        self.runner.run(recorder.stop, lambda samples: self._stopped(recorder, samples),
+                        lambda e: self._stopped(recorder, None, e), lane="devices")
+
+    def _stopped(self, recorder: audio.Recorder, samples: np.ndarray | None, exc: Exception | None = None) -> None:
+        self._stopping = False
+        self.samples = samples
+        if exc is not None:
+            self._say(_message(exc))
+        elif recorder.error:
+            self._say(recorder.error, warning=True)
         self.meter.setValue(0)
         self._buttons()
 
     def play(self) -> None:
-        if self.samples is not None:
-            try:
-                self.player.play(self.samples, audio.SAMPLE_RATE)
-            except SpokeError as exc:
-                self.message.show_message(exc.message)
+        samples, player = self.samples, self.player
+        if samples is not None:
+            self.runner.run(lambda: player.play(samples, audio.SAMPLE_RATE), None,
+                            lambda e: self._say(_message(e)), lane="devices")
 
     def discard(self) -> None:
-        self.player.stop()
+        self.runner.run(self.player.stop, lane="devices")
         self.samples = None
         self.timer_label.setText("0:00")
         self._buttons()
@@ -360,11 +463,13 @@ class AudioDialog(QDialog):
         self.accept()
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: never leave the microphone open
-        if self.recorder is not None:
-            self.poll.stop()
-            self.recorder.stop()
-            self.recorder = None
-        self.player.stop()
+        self.poll.stop()
+        # Queued on the devices lane (one job at a time, in order): a microphone still opening is stopped once open.
+        for recorder in (self.recorder, self._starting):
+            if recorder is not None:
+                self.runner.run(recorder.stop, lane="devices")
+        self.recorder = self._starting = None
+        self.runner.run(self.player.stop, lane="devices")
         super().done(result)
 
 
@@ -488,16 +593,29 @@ class AttachmentsPanel(QGroupBox):
         a = self.selected()
         if a is None:
             return
-        data = self.attachments.read_bytes(a)
-        if data is None:
-            self.message.show_message(_("This file has not arrived from the hub yet; it will after the next sync."))
-            return
         if a.kind == AttachmentKind.AUDIO:
-            try:
-                samples, rate = audio.decode_audio(data)
-                self.player.play(samples, rate)
-            except SpokeError as exc:
-                self.message.show_message(exc.message)
+            def load():   # the file and its decoding off the UI thread; then playing, on the devices lane
+                data = self.attachments.read_bytes(a)
+                return None if data is None else audio.decode_audio(data)
+
+            self.runner.run(load, self._play, self._failed, lane="read")
+            return
+        self.runner.run(lambda: self.attachments.files.has(a.sha256), lambda here: self._open_file(a, here),
+                        self._failed, lane="read")
+
+    def _not_here(self) -> None:
+        self.message.show_message(_("This file has not arrived from the hub yet; it will after the next sync."))
+
+    def _play(self, decoded: tuple[np.ndarray, int] | None) -> None:
+        if decoded is None:
+            self._not_here()
+            return
+        player = self.player
+        self.runner.run(lambda: player.play(*decoded), None, self._failed, lane="devices")
+
+    def _open_file(self, a: Attachment, here: bool) -> None:
+        if not here:
+            self._not_here()
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.attachments.files.path(a.sha256))))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import signal
 import socketserver
 import subprocess
 import tempfile
@@ -73,22 +74,80 @@ def ip_camera():
     server.server_close()
 
 
+def _pulse_env(runtime: Path) -> dict[str, str]:
+    return dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+
+
+def pulse_pid(runtime: Path) -> int | None:
+    """The running sound server's process id, from its pid file (None when none runs, or only its zombie)."""
+    try:
+        pid = int((runtime / "pulse" / "pid").read_text().split()[0])
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if state in ("Z", "X") else pid
+
+
 def start_pulse(runtime: Path) -> None:
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+    """Starts the server and waits until it answers with the sine source as the default input; fails loudly
+    otherwise (a server that is not ready looks like a missing microphone to the tests that follow)."""
+    env = _pulse_env(runtime)
     subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n", "--load=module-native-protocol-unix",
                     "--load=module-null-sink sink_name=vsink",
                     f"--load=module-sine-source source_name=sine frequency={TONE_HZ} rate=48000",
                     "--load=module-always-sink"], env=env, check=True, capture_output=True)
-    for _ in range(50):
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            break
+    for _ in range(100):
+        answers = [subprocess.run(["pactl", f"set-default-{kind}", name], env=env, capture_output=True).returncode
+                   for kind, name in (("source", "sine"), ("sink", "vsink"))]
+        if answers == [0, 0]:
+            return
         time.sleep(0.1)
-    subprocess.run(["pactl", "set-default-source", "sine"], env=env, capture_output=True)
-    subprocess.run(["pactl", "set-default-sink", "vsink"], env=env, capture_output=True)
+    raise RuntimeError("the PulseAudio test server did not answer within 10 s")
 
 
-def stop_pulse(runtime: Path) -> None:
-    subprocess.run(["pulseaudio", "--kill"], env=dict(os.environ, XDG_RUNTIME_DIR=str(runtime)), capture_output=True)
+def stop_pulse(runtime: Path, sig: int = signal.SIGTERM) -> None:
+    """Ends the server (SIGKILL: it vanishes at once, as a crashed one does; a frozen one too) and waits until it
+    is gone, so that a start right after it does not meet the old one."""
+    pid = pulse_pid(runtime)
+    if pid is None:
+        return
+    os.kill(pid, sig)
+    os.kill(pid, signal.SIGCONT)   # a frozen server acts on the signal only once it runs again
+    deadline = time.monotonic() + 10
+    while pulse_pid(runtime) == pid and time.monotonic() < deadline:
+        if time.monotonic() > deadline - 5:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    if pulse_pid(runtime) == pid:
+        raise RuntimeError("the PulseAudio test server did not end")
+    (runtime / "pulse" / "pid").unlink(missing_ok=True)
+
+
+def freeze_pulse(runtime: Path) -> int:
+    """Stops the server's process without ending it (SIGSTOP): its socket stays open and nothing answers on it,
+    as with a sound server that hangs."""
+    pid = pulse_pid(runtime)
+    assert pid is not None, "the sound server is running"
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def restart_pulse(runtime: Path) -> None:
+    """A fresh server that answers, whatever state the old one is in (running, frozen or gone)."""
+    stop_pulse(runtime, signal.SIGKILL)
+    start_pulse(runtime)
+
+
+def wait_for_released_streams(timeout_s: float = 10.0) -> None:
+    """Streams an earlier test abandoned (a sound server killed under them) are released when PortAudio lets go;
+    until then PortAudio cannot list devices anew in this process."""
+    from spoke_client.services import sound_system
+
+    deadline = time.monotonic() + timeout_s
+    while sound_system.open_streams()[0] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sound_system.open_streams()[0] == 0, \
+        f"an earlier test left a sound stream stuck in PortAudio: {sound_system.open_streams()} (open, stuck)"
 
 
 @pytest.fixture(scope="session")
