@@ -21,13 +21,12 @@ from spoke_client.domain.errors import (
 )
 from spoke_client.domain.model import Facility, Role, User
 from spoke_client.i18n import _
+from spoke_client.services.settings import IDLE_LOCK_MINUTES, SettingsService
 from spoke_client.services.store import Store, new_id
 
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
-IDLE_LOCK_SETTING = "idle_lock_minutes"
-DEFAULT_IDLE_LOCK_MINUTES = 10
 _USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
 
 
@@ -144,14 +143,10 @@ class AuthService:
 
     # --- idle lock ------------------------------------------------------------------------------
     def idle_lock_minutes(self) -> int:
-        value = self.store.get_setting(IDLE_LOCK_SETTING)
-        return int(value) if value and value.isdigit() else DEFAULT_IDLE_LOCK_MINUTES
+        return SettingsService(self.store).get(IDLE_LOCK_MINUTES)
 
     def set_idle_lock_minutes(self, actor: User, minutes: int) -> None:
-        _require_admin(actor)
-        if not 1 <= minutes <= 120:
-            raise ValidationFailed([FieldProblem("idle_lock_minutes", _("The idle lock takes 1 to 120 minutes."))])
-        self.store.set_setting(IDLE_LOCK_SETTING, str(minutes), actor.id)
+        SettingsService(self.store).set(actor, IDLE_LOCK_MINUTES, minutes)
 
     # --- users ----------------------------------------------------------------------------------
     def list_users(self, actor: User) -> list[User]:

@@ -15,6 +15,7 @@ from spoke_client.db.models import AttachmentRow, CaseRow, ChangeRow, MediaBlobR
 from spoke_client.domain.errors import FieldProblem, NotAllowed, NotFound, ValidationFailed
 from spoke_client.domain.model import Attachment, AttachmentKind, AttachmentStatus, CaseStatus, User
 from spoke_client.i18n import _
+from spoke_client.services.settings import AUDIO_MAX_SECONDS, CAMERA_SOURCE, PHOTO_LONG_SIDE, SettingsService
 from spoke_client.services.store import Store, new_id
 from sync.files import fsync_dir as _fsync_dir
 
@@ -107,6 +108,21 @@ def _attachment(r: AttachmentRow) -> Attachment:
 class AttachmentService:
     def __init__(self, store: Store, files: MediaFiles) -> None:
         self.store, self.files = store, files
+        self.settings = SettingsService(store)
+
+    # --- the settings capture follows -------------------------------------------------------------
+    def photo_long_side(self) -> int:
+        return self.settings.get(PHOTO_LONG_SIDE)
+
+    def max_recording_seconds(self) -> int:
+        return self.settings.get(AUDIO_MAX_SECONDS)
+
+    def remembered_camera(self) -> str:
+        return self.settings.get(CAMERA_SOURCE)
+
+    def remember_camera(self, actor: User, source: str) -> None:
+        if source and source != self.remembered_camera():
+            self.settings.set(actor, CAMERA_SOURCE, source)
 
     def list(self, case_id: str, *, include_withdrawn: bool = False) -> list[Attachment]:
         with self.store.read() as s:

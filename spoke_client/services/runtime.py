@@ -22,6 +22,7 @@ from spoke_client.services.devices import DeviceService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.media import AttachmentService, MediaFiles
 from spoke_client.services.patients import PatientService
+from spoke_client.services.settings import SettingsService
 from spoke_client.services.store import Store
 
 KEEP_DAILY_COPIES = 7
@@ -55,6 +56,7 @@ class Services:
     conflicts: ConflictService
     devices: DeviceService
     migration: migrate.MigrationReport
+    settings: SettingsService
 
     def close(self) -> None:
         self.engine.dispose()
@@ -72,7 +74,7 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
         paths=paths, engine=engine, store=store, auth=AuthService(store), patients=PatientService(store),
         cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
         attachments=AttachmentService(store, MediaFiles(paths.media)), conflicts=ConflictService(store),
-        devices=DeviceService(store), migration=report,
+        devices=DeviceService(store), migration=report, settings=SettingsService(store),
     )
     if keep_good_copy:
         take_good_copy(paths)

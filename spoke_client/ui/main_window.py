@@ -26,6 +26,7 @@ from spoke_client.domain.model import Facility, Role, User
 from spoke_client.i18n import _, ngettext
 from spoke_client.services.cases import HomeSummary
 from spoke_client.services.runtime import Services
+from spoke_client.services.settings import AUDIO_MAX_SECONDS, IDLE_LOCK_MINUTES, PHOTO_LONG_SIDE
 from spoke_client.ui.case_editor import CaseEditor
 from spoke_client.ui.login import _ServiceDialog, _password
 from spoke_client.ui.models import CaseTableModel, UserTableModel, role_label
@@ -145,9 +146,9 @@ class UsersPage(QWidget):
         row.addWidget(QLabel(_("Lock Spoke after")))
         self.idle_minutes = QSpinBox()
         self.idle_minutes.setObjectName("idle_lock_minutes")
-        self.idle_minutes.setRange(1, 120)
+        self.idle_minutes.setRange(IDLE_LOCK_MINUTES.minimum, IDLE_LOCK_MINUTES.maximum)
         self.idle_minutes.setSuffix(_(" min without use"))
-        self.idle_minutes.setValue(services.auth.idle_lock_minutes())
+        self.idle_minutes.setValue(IDLE_LOCK_MINUTES.default)
         self.idle_save = QPushButton(_("Save"))
         self.idle_save.setObjectName("save_idle_lock")
         self.idle_save.clicked.connect(self.save_idle_lock)
@@ -159,17 +160,17 @@ class UsersPage(QWidget):
         media.addWidget(QLabel(_("Photos: long side")))
         self.photo_side = QSpinBox()
         self.photo_side.setObjectName("photo_long_side")
-        self.photo_side.setRange(640, 4000)
+        self.photo_side.setRange(PHOTO_LONG_SIDE.minimum, PHOTO_LONG_SIDE.maximum)
         self.photo_side.setSingleStep(100)
         self.photo_side.setSuffix(" px")
-        self.photo_side.setValue(int(services.store.get_setting("photo_long_side", "1600") or 1600))
+        self.photo_side.setValue(PHOTO_LONG_SIDE.default)
         media.addWidget(self.photo_side)
         media.addWidget(QLabel(_("Recordings: at most")))
         self.audio_max = QSpinBox()
         self.audio_max.setObjectName("audio_max_seconds")
-        self.audio_max.setRange(10, 600)
+        self.audio_max.setRange(AUDIO_MAX_SECONDS.minimum, AUDIO_MAX_SECONDS.maximum)
         self.audio_max.setSuffix(_(" s"))
-        self.audio_max.setValue(int(services.store.get_setting("audio_max_seconds", "120") or 120))
+        self.audio_max.setValue(AUDIO_MAX_SECONDS.default)
         media.addWidget(self.audio_max)
         self.media_save = QPushButton(_("Save"))
         self.media_save.setObjectName("save_media_settings")
@@ -179,15 +180,20 @@ class UsersPage(QWidget):
         self.add_button.clicked.connect(self.add_user)
         self.toggle_button.clicked.connect(self.toggle)
         self.refresh()
+        settings = services.settings
+        self.runner.run(lambda: (settings.get(IDLE_LOCK_MINUTES), settings.get(PHOTO_LONG_SIDE),
+                                 settings.get(AUDIO_MAX_SECONDS)), self._settings_loaded, self._failed, lane="read")
+
+    def _settings_loaded(self, values: tuple[int, int, int]) -> None:
+        idle, side, seconds = values
+        self.idle_minutes.setValue(idle)
+        self.photo_side.setValue(side)
+        self.audio_max.setValue(seconds)
 
     def save_media_settings(self) -> None:
-        side, seconds = self.photo_side.value(), self.audio_max.value()
-
-        def work() -> None:
-            self.services.store.set_setting("photo_long_side", str(side), self.actor.id)
-            self.services.store.set_setting("audio_max_seconds", str(seconds), self.actor.id)
-
-        self.runner.run(work, self._media_settings_saved, self._failed)
+        side, seconds, settings, actor = self.photo_side.value(), self.audio_max.value(), self.services.settings, self.actor
+        self.runner.run(lambda: settings.set_many(actor, {PHOTO_LONG_SIDE: side, AUDIO_MAX_SECONDS: seconds}),
+                        self._media_settings_saved, self._failed)
 
     def _media_settings_saved(self, _result: object) -> None:
         self.message.setText(_("Saved: applies to the next photo or recording."))
