@@ -17,10 +17,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 MAX_BYTES, BACKUPS = 2 * 1024 * 1024, 5     # 12 MB at most on a spoke PC's small disk
 
 # An ABHA number (14 digits, dashed or not), an Indian mobile number (10 digits, optionally +91/0 in front),
-# an ABHA address (name@abdm, @sbx, @ndhm). Digit runs of other lengths (ids, counters, sizes) are left alone.
+# an ABHA address (name@abdm, @sbx, @ndhm). Digit runs of other lengths (ids, counters, sizes) are left alone,
+# and so are digits inside a word (a UUID's hex, a file's hash).
 _MASKS = (
-    (re.compile(r"(?<![0-9])[0-9]{2}-?[0-9]{4}-?[0-9]{4}-?[0-9]{4}(?![0-9])"), "<abha-number>"),
-    (re.compile(r"(?<![0-9])(?:\+?91[ -]?|0)?[6-9][0-9]{4}[ -]?[0-9]{5}(?![0-9])"), "<phone>"),
+    (re.compile(r"(?<![0-9A-Za-z])[0-9]{2}-?[0-9]{4}-?[0-9]{4}-?[0-9]{4}(?![0-9A-Za-z])"), "<abha-number>"),
+    (re.compile(r"(?<![0-9A-Za-z+])(?:\+?91[ -]?|0)?[6-9][0-9]{4}[ -]?[0-9]{5}(?![0-9A-Za-z])"), "<phone>"),
     (re.compile(r"[A-Za-z0-9._-]+@(?:abdm|sbx|ndhm)\b", re.IGNORECASE), "<abha-address>"),
 )
 

@@ -36,7 +36,7 @@ from spoke_client.services.store import Store, Writer
 from sync.hlc import Stamp
 from sync.merge import FIELD_META, merge
 from sync.payloads import APPLY_ORDER, PAYLOADS, Payload, PayloadInvalid, VitalsValues, validate
-from sync.protocol import Op, PullPage, SetDigest, hub_status_applies, set_digest
+from sync.protocol import Op, PullPage, SetDigest, hub_status_applies, merge_case_status, set_digest
 
 log = logging.getLogger(__name__)
 
@@ -408,18 +408,38 @@ class _Applier:
         hub = [(c, p) for c, p in group if c.device_id == HUB_DEVICE_ID]
         spoke = [(c, p) for c, p in group if c.device_id != HUB_DEVICE_ID]
         if spoke:
-            ready = self._with_parents(spoke, (("patient_id", PatientRow),))
-
-            def values(c, p):
-                return dict(id=c.entity_id, patient_id=p.patient_id, status=p.status, complaints=list(p.complaints),
-                            complaint_text=p.complaint_text, duration=p.duration, history=p.history,
-                            examination=p.examination, pregnant=p.pregnant, priority=p.priority, version=c.version,
-                            updated_at=p.updated_at or self.w.now, created_at=p.created_at or self.w.now,
-                            created_by=c.device_id)
-
-            self._upsert(CaseRow, ready, values)
+            self._apply_spoke_cases(self._with_parents(spoke, (("patient_id", PatientRow),)))
         for c, p in hub:
             self._apply_hub_case(c, p)
+
+    def _apply_spoke_cases(self, ready) -> None:
+        """Another PC's case: its clinical record as sent, its status merged with what the hub decided (the same
+        rule as at the hub, sync.protocol.merge_case_status): a consultation this PC already knows of is not
+        undone by the owner's older "ready". The doctor's note stays the hub's."""
+        latest = self._latest(ready)
+        ids = sorted(latest)
+        existing: dict[str, tuple[int, str]] = {}
+        for i in range(0, len(ids), _CHUNK):
+            for row in self.s.execute(select(CaseRow.id, CaseRow.version, CaseRow.status)
+                                      .where(CaseRow.id.in_(ids[i:i + _CHUNK]))):
+                existing[row.id] = (row.version, row.status)
+        inserts, updates = [], []
+        for entity_id, (c, p) in latest.items():
+            values = dict(id=entity_id, patient_id=p.patient_id, status=p.status, complaints=list(p.complaints),
+                          complaint_text=p.complaint_text, duration=p.duration, history=p.history,
+                          examination=p.examination, pregnant=p.pregnant, priority=p.priority, version=c.version,
+                          updated_at=p.updated_at or self.w.now, created_at=p.created_at or self.w.now,
+                          created_by=c.device_id)
+            if entity_id not in existing:
+                inserts.append(values)
+            elif c.version > existing[entity_id][0]:
+                updates.append(values | {"status": merge_case_status(existing[entity_id][1], p.status)})
+        if inserts:
+            self.s.execute(insert(CaseRow), inserts)
+        if updates:
+            self.s.execute(update(CaseRow), updates)
+        for c, _p in ready:
+            self._done(c)
 
     def _apply_hub_case(self, c: Pulled, p) -> None:
         # The hub owns the consultation outcome: status and the doctor's note of a case.
