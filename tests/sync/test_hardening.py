@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sync.hlc import MAX_AHEAD_MS, Stamp
 from sync.hub.models import HubChangeRow, HubMediaUpload
 from sync.hub.service import Hub
-from sync.protocol import b64, signing_text
+from sync.protocol import Change, Op, PushBatch, b64, signing_text
 from sync.transport.http import HubClient, HubRefused
 from tests.sync import records
 from tests.sync.conftest import ADMIN_TOKEN
@@ -365,3 +365,58 @@ def test_a_spoke_of_protocol_1_gets_answers_it_can_read(hub, facilities, spoke_f
     assert old["rejected"] and "code" not in old["rejected"][0]
     new = push_raw(pc, [dict(far, change_id=str(uuid.uuid4()))]).json()
     assert new["rejected"][0]["code"] == "clock_ahead"
+
+
+def test_two_hub_workers_count_failures_together_and_stamp_in_one_order(hub_db_url, tmp_path):
+    """`spoke-hub serve --workers 2`: state is in the database, so guessing limits and the clock hold across
+    workers, whichever one a request lands on."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.sync.conftest import free_port
+
+    from sync.hub.service import make_hub_engine
+
+    hub = Hub(make_hub_engine(hub_db_url), media_dir=tmp_path / "m")
+    hub.create_schema()
+    facility = hub.create_facility("HWC Rampur", "HWC-UP-0042")
+    port = free_port()
+    env = dict(os.environ, SPOKE_HUB_ADMIN_TOKEN=ADMIN_TOKEN, SPOKE_HUB_LOG_DIR=str(tmp_path / "logs"))
+    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--db", hub_db_url, "serve", "--port", str(port),
+                             "--workers", "2", "--media-dir", str(tmp_path / "media")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url + "/v1/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.05)
+        key = Ed25519PrivateKey.generate()
+        device = HubClient(url).enroll(hub.enroll_code(facility), key, str(uuid.uuid4()), "PC-1").device_id
+        pc = HubClient(url, device_id=device, key=key, next_counter=itertools.count(1).__next__)
+        ahead = Stamp(int(time.time() * 1000) + 2 * 86_400_000, 0, device).encode()
+        case = Change(change_id=uuid.uuid4(), entity="case", entity_id="c-1", version=1, op=Op.UPSERT, hlc=ahead,
+                      device_id=device, payload=records.case("c-1", "p-1"))
+        assert pc.push(PushBatch(batch_id=uuid.uuid4(), changes=[case])).accepted == [case.change_id]
+        stamps = []
+        for i in range(8):    # new connections each time: they spread over both workers
+            r = requests.post(f"{url}/v1/hub/cases/c-1", json={"doctor_note": f"note {i}"}, headers=STAFF, timeout=10)
+            assert r.status_code == 200, r.text
+            stamps.append(r.json()["hlc"])
+        assert stamps[0] > ahead and stamps == sorted(stamps) and len(set(stamps)) == 8
+
+        statuses = []
+        for _ in range(12):
+            try:
+                HubClient(url).enroll("0000-0000-0000", Ed25519PrivateKey.generate(), str(uuid.uuid4()), "guess")
+            except HubRefused as exc:
+                statuses.append(exc.status)
+        assert statuses == [403] * 10 + [429] * 2
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        hub.engine.dispose()
+
