@@ -12,6 +12,14 @@ from spoke_client.services.patients import PatientForm
 from spoke_client.services.runtime import open_services
 from spoke_client.services.sync_local import LocalSync, enroll, sync_once
 from sync.hub.models import HubChangeRow, HubRecord
+from tests.sync.ledger import (
+    assert_pulled_exactly_once,
+    assert_pushed_exactly_once,
+    assert_same,
+    at_hub,
+    made_here,
+    pulled_here,
+)
 
 
 def register(services, admin, name):
@@ -28,6 +36,14 @@ def hub_names(hub, facility_id) -> set[str]:
     with hub.session() as s:
         return {r.payload["name"] for r in s.scalars(select(HubRecord).where(
             HubRecord.entity == "patient", HubRecord.facility_id == facility_id))}
+
+
+def own_pulled(services) -> list[str]:
+    """This PC's own changes that a full resync pulled back from the hub."""
+    from spoke_client.db.models import InboxRow
+
+    with services.store.read() as s:
+        return list(s.scalars(select(InboxRow.change_id).where(InboxRow.device_id == services.store.device_id)))
 
 
 def snapshot(hub):
@@ -81,9 +97,11 @@ def test_a_hub_restored_from_an_older_backup_gets_everything_back(hub, hub_serve
     report2 = sync_once(pc2.store, paths2, verify=True)
     assert report2.ok and report2.resynced == "", report2
     assert names(pc1) == names(pc2) == {"Asha Kumari", "Bimla Devi", "Chanda Yadav", "Durga Prasad"}
-    with hub.session() as s:
-        assert s.scalar(select(func.count()).select_from(HubChangeRow)) == \
-            s.scalar(select(func.count(func.distinct(HubChangeRow.change_id))))
+    # What the hub lost came back, once: each PC's changes are all at the hub, and each PC holds the other's.
+    for pc in (pc1, pc2):
+        assert_pushed_exactly_once(pc, hub)
+        assert_pulled_exactly_once(pc, hub)
+    assert_same(pulled_here(pc2), made_here(pc1), "PC-2 holds every change PC-1 made")
 
 
 def test_a_pc_restored_from_an_older_copy_gets_back_what_it_had_sent(hub, hub_server, facilities, tmp_path):
@@ -100,8 +118,8 @@ def test_a_pc_restored_from_an_older_copy_gets_back_what_it_had_sent(hub, hub_se
     backup_to(paths.database, copy)
     register(pc, admin, "Bimla Devi")
     assert sync_once(pc.store, paths).ok
-    with hub.session() as s:
-        hub_changes = s.scalar(select(func.count()).select_from(HubChangeRow))
+    before_restore = at_hub(hub, device_id=pc.store.device_id)
+    assert_pushed_exactly_once(pc, hub)
     pc.close()
 
     backup_to(copy, paths.database)                     # the PC restored from its older copy
@@ -118,10 +136,16 @@ def test_a_pc_restored_from_an_older_copy_gets_back_what_it_had_sent(hub, hub_se
             raised = s.scalars(select(AuditRow.detail).where(AuditRow.action == "sync_counter")).all()
         assert len(raised) == 1, "the hub told it the last request number it had seen, and it went on above"
         assert pc.patients.search("bimla"), "restored records are searchable"
-        with hub.session() as s:
-            assert s.scalar(select(func.count()).select_from(HubChangeRow)) > hub_changes
-            assert s.scalar(select(func.count()).select_from(HubChangeRow)) == \
-                s.scalar(select(func.count(func.distinct(HubChangeRow.change_id))))
+        # The hub holds what the PC has in its (older) change log, what it made since, and what it had sent
+        # after the copy was taken, which came back by the pull; each once.
+        here, pulled_back = made_here(pc), own_pulled(pc)
+        at_the_hub = at_hub(hub, device_id=pc.store.device_id)
+        sent_after_the_copy = set(before_restore) - set(here)
+        assert sent_after_the_copy and sent_after_the_copy <= set(pulled_back), "what it had sent came back"
+        assert_same(sorted(set(here) | set(pulled_back)), at_the_hub,
+                    "the PC's change log and its own changes pulled back, against the hub's from it")
+        made_since = set(at_the_hub) - set(before_restore)
+        assert made_since and made_since <= set(here), "what it made after the restore was sent"
         assert LocalSync(pc.store).pending() == 0
         assert sync_once(pc.store, paths, verify=True).resynced == ""
     finally:

@@ -1,35 +1,27 @@
-"""Faults on a real link: answers lost after the hub committed, requests cut mid-body, the hub killed mid-push.
-Afterwards both ends hold every record exactly once."""
+"""Faults on a real link: answers lost after the hub committed, requests cut mid-body, the hub process killed
+between batches, while a batch is arriving, and after it committed with its answer on the way.
+Afterwards both ends hold every record exactly once: the same change ids, as many at one end as at the other."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
-from spoke_client.db.models import ChangeRow
-from spoke_client.services.sync_local import HUB_URL, LocalSync, enroll, make_engine, sync_once
-from sync.hub.models import HubChangeRow
-from tests.sync.conftest import free_port
-from tests.sync.faults import FaultyProxy
+from spoke_client.services.sync_local import LocalSync, enroll, make_engine, sync_once
+from tests.sync.faults import FaultyProxy, change_ids, message_json
+from tests.sync.hub_process import HubProcess
+from tests.sync.ledger import (
+    acknowledged_here,
+    assert_pulled_exactly_once,
+    assert_pushed_exactly_once,
+    assert_same,
+    at_hub,
+    made_here,
+    pulled_here,
+)
 from tests.sync.test_engine import queued_case
-
-
-def hub_counts(hub) -> tuple[int, int]:
-    with hub.session() as s:
-        return (s.scalar(select(func.count()).select_from(HubChangeRow)),
-                s.scalar(select(func.count(func.distinct(HubChangeRow.change_id)))))
-
-
-def local_changes(services) -> int:
-    with services.store.read() as s:
-        return s.scalar(select(func.count()).select_from(ChangeRow))
 
 
 @pytest.fixture
@@ -41,6 +33,10 @@ def proxied(hub, hub_server, facilities, spoke):
     proxy.close()
 
 
+def pushes(proxy: FaultyProxy):
+    return [e for e in proxy.exchanges if e.path == "/v1/push"]
+
+
 def test_an_answer_lost_after_the_hub_committed(hub, proxied):
     services, admin, paths, proxy = proxied
     queued_case(services, admin)
@@ -48,11 +44,17 @@ def test_an_answer_lost_after_the_hub_committed(hub, proxied):
     proxy.mode = "lose_answer"
     report = sync_once(services.store, paths)
     assert report.error_kind == "unreachable" and report.pending == waiting, "a lost answer is never success"
-    assert hub_counts(hub)[0] == waiting, "the hub did commit the batch"
+    [lost] = pushes(proxy)
+    assert lost.answer_started and lost.answer == b""
+    assert acknowledged_here(services) == []
+    assert_same(change_ids(lost.request), at_hub(hub, device_id=services.store.device_id),
+                "the hub did commit the batch whose answer was lost")
     proxy.mode = "pass"
     report = sync_once(services.store, paths)
     assert report.ok and report.pushed == 0 and report.already_there == waiting and report.pending == 0
-    assert hub_counts(hub) == (waiting, waiting) == (local_changes(services), local_changes(services))
+    retried = message_json(pushes(proxy)[1].answer)
+    assert_same(retried["duplicates"], change_ids(lost.request), "the batch sent again, acknowledged as duplicates")
+    assert_pushed_exactly_once(services, hub)
 
 
 def test_a_request_cut_mid_body_applies_nothing(hub, proxied):
@@ -62,10 +64,11 @@ def test_a_request_cut_mid_body_applies_nothing(hub, proxied):
     proxy.mode = "cut_request"
     report = sync_once(services.store, paths)
     assert report.error is not None and report.pending == waiting
-    assert hub_counts(hub)[0] == 0
+    assert at_hub(hub, device_id=services.store.device_id) == []
     proxy.mode = "pass"
-    assert sync_once(services.store, paths).pushed == waiting
-    assert hub_counts(hub) == (waiting, waiting)
+    report = sync_once(services.store, paths)
+    assert report.pushed == waiting and report.already_there == 0
+    assert_pushed_exactly_once(services, hub)
 
 
 def test_pull_cut_between_pages_resumes_without_gaps_or_doubles(hub, hub_server, facilities, spoke):
@@ -74,7 +77,8 @@ def test_pull_cut_between_pages_resumes_without_gaps_or_doubles(hub, hub_server,
     writer, admin1, paths1 = spoke("writer")
     enroll(writer.store, paths1, hub_server.url, hub.enroll_code(facilities[0]), "PC-1")
     seed_demo(writer.store, admin1, writer.auth.facility().id, 150, 50)
-    sent = sync_once(writer.store, paths1).pushed
+    assert sync_once(writer.store, paths1).ok
+    assert_pushed_exactly_once(writer, hub)
 
     reader, _admin2, paths2 = spoke("reader")
     proxy = FaultyProxy(hub_server.port)
@@ -94,69 +98,126 @@ def test_pull_cut_between_pages_resumes_without_gaps_or_doubles(hub, hub_server,
                 proxy.mode = "lose_answer"
 
     report = engine.run_once(progress=cut_after_two_pages)
-    assert report.error_kind == "unreachable" and report.pulled == 120
+    assert report.error_kind == "unreachable" and report.pulled == 120 and len(pulled_here(reader)) == 120
     proxy.mode = "pass"
     engine, local = make_engine(reader.store, paths2)
     engine.page_size = 60
     report = engine.run_once()
     assert report.ok
-    with reader.store.read() as s:
-        from spoke_client.db.models import InboxRow, PatientRow
+    from spoke_client.db.models import PatientRow
 
-        inbox = s.scalar(select(func.count()).select_from(InboxRow))
-        distinct = s.scalar(select(func.count(func.distinct(InboxRow.change_id))))
+    with reader.store.read() as s:
         patients = s.scalar(select(func.count()).select_from(PatientRow))
-    assert inbox == distinct == sent and patients == 150
+    assert_same(pulled_here(reader), made_here(writer), "the reader pulled every change the writer made")
+    assert_pulled_exactly_once(reader, hub)
+    assert patients == 150
     proxy.close()
 
 
-def test_the_hub_process_killed_mid_push(tmp_path, spoke):
-    """A real hub process, SIGKILLed while it receives a large push; restarted on the same database."""
+def test_the_hub_process_killed_between_batches(tmp_path, spoke):
+    """A real hub process, SIGKILLed between two batches of a large push; restarted on the same database."""
     from spoke_client.services.seed import seed_demo
 
-    db = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    port = free_port()
-    cmd = [sys.executable, "-m", "sync.hub", "--db", db]
-
-    def start():
-        proc = subprocess.Popen(cmd + ["serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
-                return proc
-            except requests.RequestException:
-                time.sleep(0.1)
-        proc.kill()
-        pytest.fail("the hub did not start")
-
-    hub_proc = start()
-    facility = subprocess.run(cmd + ["create-facility", "--name", "HWC Rampur", "--hwc-id", "HWC-K1"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    code = subprocess.run(cmd + ["enroll-code", "--facility", facility], capture_output=True, text=True, check=True).stdout.strip()
+    process = HubProcess(f"sqlite:///{tmp_path / 'hub.sqlite'}", tmp_path).start()
+    hub = process.admin()
     services, admin, paths = spoke("pc1")
-    enroll(services.store, paths, f"http://127.0.0.1:{port}", code, "PC-1")
-    seed_demo(services.store, admin, services.auth.facility().id, 3000, 1000)
-    total = LocalSync(services.store).pending()
-    engine, _local = make_engine(services.store, paths)
-    engine.batch_size = 500
-
-    def kill_on_third_batch(stage, done, total_):
-        if stage == "push" and done >= 1000:
-            os.kill(hub_proc.pid, signal.SIGKILL)
-
     try:
+        enroll(services.store, paths, process.url, hub.enroll_code(hub.create_facility("HWC Rampur", "HWC-K1")), "PC-1")
+        seed_demo(services.store, admin, services.auth.facility().id, 3000, 1000)
+        total = LocalSync(services.store).pending()
+        engine, _local = make_engine(services.store, paths)
+        engine.batch_size = 500
+
+        def kill_on_third_batch(stage, done, total_):
+            if stage == "push" and done >= 1000 and process.alive:
+                process.kill()
+                process.wait_dead()
+
         report = engine.run_once(progress=kill_on_third_batch)
         assert report.error_kind == "unreachable" and 0 < report.pending < total
-        hub_proc.wait(10)
-        hub_proc = start()
+        assert_same(acknowledged_here(services), at_hub(hub, device_id=services.store.device_id),
+                    "killed between requests: the hub holds exactly what it acknowledged")
+        process.start()
         report = sync_once(services.store, paths)
-        assert report.ok and report.pending == 0
-        from sync.hub.service import Hub, make_hub_engine
-
-        hub = Hub(make_hub_engine(db))
-        counts = hub_counts(hub)
-        hub.engine.dispose()
-        assert counts == (local_changes(services), local_changes(services))
+        assert report.ok and report.pending == 0 and report.already_there == 0
+        assert_pushed_exactly_once(services, hub)
     finally:
-        hub_proc.kill()
-        hub_proc.wait(10)
+        process.stop()
+        hub.engine.dispose()
+
+
+# --- the hub process killed in the middle of a push (SQLite and PostgreSQL) ----------------------------------
+
+@pytest.fixture
+def hub_process(hub_db_url, tmp_path):
+    process = HubProcess(hub_db_url, tmp_path).start()
+    admin = process.admin()
+    yield process, admin
+    process.stop()
+    admin.engine.dispose()
+
+
+@pytest.fixture
+def killable(hub_process, spoke):
+    """A spoke with four queued cases (about 30 changes) behind a proxy to a hub process, pushing 10 a batch."""
+    process, hub = hub_process
+    services, admin, paths = spoke("pc1")
+    proxy = FaultyProxy(process.port)
+    enroll(services.store, paths, proxy.url, hub.enroll_code(hub.create_facility("HWC Rampur", "HWC-UP-0042")), "PC-1")
+    cases = [queued_case(services, admin, name)[1].id for name in ("Kamla Devi", "Savitri Kushwaha", "Ravi Kumar",
+                                                                   "Lakshmi Bai")]
+    engine, _local = make_engine(services.store, paths)
+    engine.batch_size = 10
+    yield services, paths, proxy, process, hub, engine, cases
+    proxy.close()
+
+
+def test_the_hub_process_killed_while_a_batch_is_arriving(killable):
+    services, paths, proxy, process, hub, engine, cases = killable
+    made = made_here(services)
+    proxy.arm("kill_mid_body", process.kill, after=1)   # the first batch goes through, the second trickles in
+    report = engine.run_once()
+    assert report.error_kind == "unreachable"
+    assert process.wait_dead() == -signal.SIGKILL
+    first, cut = pushes(proxy)
+    assert proxy.fired == [cut] and first.answer and cut.answer == b"" and not cut.answer_started
+    assert len(cut.request.partition(b"\r\n\r\n")[0]) < cut.forwarded < len(cut.request), \
+        "the hub was killed with part of the body in and the rest still to come"
+    assert_same(acknowledged_here(services), change_ids(first.request), "only the first batch was acknowledged")
+    assert_same(at_hub(hub, device_id=services.store.device_id), change_ids(first.request),
+                "the hub holds the first batch, and nothing of the one it was receiving")
+    assert report.pending == len(made) - len(change_ids(first.request))
+
+    process.start()
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pending == 0
+    assert report.already_there == 0 and report.pushed == len(made) - len(change_ids(first.request))
+    retried = message_json(pushes(proxy)[2].answer)
+    assert set(change_ids(cut.request)) <= set(retried["accepted"]) and retried["duplicates"] == []
+    assert_pushed_exactly_once(services, hub)
+    assert [hub.record("case", c).payload["status"] for c in cases] == ["queued"] * 4
+
+
+def test_the_hub_process_killed_after_it_committed_with_its_answer_lost(killable):
+    services, paths, proxy, process, hub, engine, cases = killable
+    made = made_here(services)
+    proxy.arm("kill_after_answer", process.kill, after=1)
+    report = engine.run_once()
+    assert report.error_kind == "unreachable"
+    assert process.wait_dead() == -signal.SIGKILL
+    first, lost = pushes(proxy)
+    assert proxy.fired == [lost] and lost.answer_started and lost.answer == b""
+    sent_first, sent_lost = change_ids(first.request), change_ids(lost.request)
+    assert_same(acknowledged_here(services), sent_first, "the lost answer acknowledged nothing")
+    assert_same(at_hub(hub, device_id=services.store.device_id), sent_first + sent_lost,
+                "the hub committed the batch before it was killed")
+
+    process.start()
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pending == 0
+    assert report.already_there == len(sent_lost) and report.pushed == len(made) - len(sent_first) - len(sent_lost)
+    retried = message_json(pushes(proxy)[2].answer)
+    assert_same(retried["duplicates"], sent_lost, "the batch sent again, acknowledged as duplicates")
+    assert_same(retried["accepted"], sorted(set(made) - set(sent_first) - set(sent_lost)), "the rest, applied")
+    assert_pushed_exactly_once(services, hub)
+    assert [hub.record("case", c).payload["status"] for c in cases] == ["queued"] * 4

@@ -35,6 +35,8 @@ def test_backoff_grows_with_jitter_and_is_capped():
 
 
 def test_sync_bar_through_connect_sync_offline_and_revoked(qtbot, hub, hub_server, facilities, tmp_path):
+    from spoke_client.services.sync_local import sync_status
+
     services = open_services(DataPaths(tmp_path / "pc"))
     _f, admin = services.auth.setup(FacilityForm("HWC Rampur", "HWC-UP-0042", "Sitapur", "UP"), "admin", "Asha", "pass-word-1")
     runner = TaskRunner()
@@ -43,6 +45,7 @@ def test_sync_bar_through_connect_sync_offline_and_revoked(qtbot, hub, hub_serve
     window.show()
     bar = window.sync_bar
     label = window.findChild(QLabel, "sync_status")
+    back = None
     try:
         qtbot.waitUntil(lambda: label.text() == "Hub: not connected yet", timeout=5_000)
         assert bar.enroll_button.isVisible() and not bar.sync_button.isVisible()
@@ -74,10 +77,32 @@ def test_sync_bar_through_connect_sync_offline_and_revoked(qtbot, hub, hub_serve
         qtbot.waitUntil(lambda: label.text().startswith("Hub: offline"), timeout=30_000)
         assert "1 case, " in label.text() and "Everything is saved on this computer" in label.toolTip()
         window.statusBar().grab().save(str(SCREENSHOTS / "11-sync-offline.png"))
+
+        # While it was away, the hub revoked this PC; it comes back at the same address and refuses it.
+        hub.revoke(services.store.device_id, "PC replaced")
+        back = _serve_again(hub, hub_server.port)
+        window.sync.sync_now()
+        qtbot.waitUntil(lambda: "revoked" in label.text(), timeout=30_000)
+        assert label.text().startswith("The hub refused this device: it was revoked on ")
+        assert "(PC replaced)" in label.text()
+        assert "#b00020" in label.styleSheet()
+        assert sync_status(services.store).pending_cases == 1, "the refused work stays on this computer"
     finally:
         window.sync.stop()
         assert runner.wait(30_000)
         services.close()
+        if back is not None:
+            back.stop()
+
+
+def _serve_again(hub, port: int):
+    """The same hub served again at the port it had (the spoke keeps the hub's address)."""
+    from sync.hub.app import create_app
+    from tests.sync.conftest import ADMIN_TOKEN, ServerThread
+
+    server = ServerThread(create_app(hub, ADMIN_TOKEN))
+    server.port = server.server.config.port = port
+    return server.start()
 
 
 def test_a_revoked_device_is_told_so(qtbot, hub, hub_server, facilities, tmp_path):
