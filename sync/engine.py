@@ -128,7 +128,7 @@ class SyncEngine:
 
     def _push(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
         total = self.outbox.pending()
-        batches = _Prefetch(self.outbox, self.batch_size) if hasattr(self.outbox, "unsent_page") else None
+        batches = _Prefetch(self.outbox, self.batch_size, self.client) if hasattr(self.outbox, "unsent_page") else None
         try:
             while True:
                 _check(cancel)
@@ -270,35 +270,90 @@ class SyncEngine:
                 progress("fetch", done, total)
 
     def _pull(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        """Pages after the cursor, each stored with its cursor in one transaction. The next page is fetched while
+        this one is applied (the hub's work and ours overlap); a fetched page is only ever applied in order, and
+        one fetched but not applied when the round stops is simply fetched again next time."""
         own = self.inbox.pull_own()
-        while True:
-            _check(cancel)
-            page = self.client.pull(self.inbox.cursor(), self.page_size, own=own)
-            report.pulled += self.inbox.apply(page)
-            if progress:
-                progress("pull", report.pulled, report.pulled + page.remaining)
-            if not page.more:
-                self.inbox.pull_done()
-                return
+        pages = _PullAhead(self.client, self.inbox.cursor(), self.page_size, own)
+        remaining: int | None = None   # counted by the hub at the first page only, then by us
+        try:
+            while True:
+                _check(cancel)
+                page = pages.next()
+                report.pulled += self.inbox.apply(page)
+                remaining = page.remaining if remaining is None else max(remaining - len(page.changes), 0)
+                if progress:
+                    progress("pull", report.pulled, report.pulled + remaining)
+                if not page.more:
+                    self.inbox.pull_done()
+                    return
+        finally:
+            pages.stop()
+
+
+class _PullAhead:
+    """Fetches pull pages one after another on a thread, one page ahead of the one being applied."""
+
+    def __init__(self, client, cursor: int, page_size: int, own: bool) -> None:
+        import queue
+
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(client, cursor, page_size, own), name="sync-pull",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, client, cursor: int, page_size: int, own: bool) -> None:
+        import queue
+
+        first = True
+        try:
+            while not self._stop.is_set():
+                page = client.pull(cursor, page_size, own=own, count=first)
+                first = False
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if not page.more:
+                    return
+                cursor = page.next_cursor
+        except BaseException as exc:  # handed to the applying thread, which raises it
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(exc, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+    def next(self) -> PullPage:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 class _Prefetch:
     """Reads and encodes the next batch from the outbox while the current one is on the wire (a thread, so the
     spoke's work overlaps the hub's). The outbox is read by position, so nothing is sent twice in a round."""
 
-    def __init__(self, outbox, batch_size: int, depth: int = 2) -> None:
+    def __init__(self, outbox, batch_size: int, client, depth: int = 2) -> None:
         import queue
 
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._outbox, self._size = outbox, batch_size
+        self._outbox, self._size, self._client = outbox, batch_size, client
         self._thread = threading.Thread(target=self._run, name="sync-prefetch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         import queue
-
-        from sync.protocol import encode
 
         after = None
         try:
@@ -307,7 +362,7 @@ class _Prefetch:
                 item = None
                 if changes:
                     batch = PushBatch(batch_id=uuid.uuid4(), changes=changes)
-                    item = (batch, encode(batch))
+                    item = (batch, self._client.encode_push(batch))
                 while not self._stop.is_set():
                     try:
                         self._queue.put(item, timeout=0.2)

@@ -293,10 +293,13 @@ def validate(entity: str, payload: Any, *, entity_id: str | None = None, strict_
         raise PayloadInvalid(entity, "", f"records of type '{entity}' are not made by a device")
     if not isinstance(payload, dict):
         raise PayloadInvalid(entity, "", "the payload must be a JSON object")
-    problem = non_finite_or_too_deep(payload)
-    if problem:
-        raise PayloadInvalid(entity, problem[0], problem[1])
     if strict_keys:
+        # Keys the model does not know are refused below; this finds NaN or absurd nesting anywhere, so that
+        # nothing the hub stores can be served back altered (JSON has no NaN). A lenient reader drops unknown
+        # keys, and the model itself refuses NaN in what it keeps.
+        problem = non_finite_or_too_deep(payload)
+        if problem:
+            raise PayloadInvalid(entity, problem[0] or "payload", problem[1])
         known = {f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields) | model.legacy_keys
         unknown = sorted(k for k in payload if k not in known)
         if unknown:
@@ -324,20 +327,31 @@ def payload_of(entity: str, obj: Any, **extra: Any) -> dict[str, Any]:
     return model.model_validate(obj, from_attributes=True).wire()
 
 
-def non_finite_or_too_deep(value: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+def non_finite_or_too_deep(value: Any, depth: int = 0) -> tuple[str, str] | None:
     """(field, reason) for the first NaN or Infinity, or nesting deeper than MAX_PAYLOAD_DEPTH; else None.
-    JSON has no NaN: a parser that takes one would store it and serve it back as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path or "payload", "NaN and Infinity are not numbers"
-    if isinstance(value, dict | list | tuple):
-        if depth >= MAX_PAYLOAD_DEPTH:
-            return path or "payload", "nested too deeply"
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            found = non_finite_or_too_deep(item, f"{path}.{key}" if path else str(key), depth + 1)
-            if found:
-                return found
+    JSON has no NaN: a parser that takes one would store it and serve it back as null. (Every value of every
+    pushed payload passes here, so it looks only at what can hide one: floats, dicts and lists.)"""
+    kind = type(value)
+    if kind is float:
+        return None if math.isfinite(value) else ("", "NaN and Infinity are not numbers")
+    if kind is dict:
+        items = value.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(value)
+    else:
+        return None
+    if depth >= MAX_PAYLOAD_DEPTH:
+        return "", "nested too deeply"
+    for key, item in items:
+        if type(item) in _PLAIN:
+            continue
+        found = non_finite_or_too_deep(item, depth + 1)
+        if found:
+            return (f"{key}.{found[0]}" if found[0] else str(key)), found[1]
     return None
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def _reason(error: dict) -> str:

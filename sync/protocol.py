@@ -142,6 +142,34 @@ class PushResult(_Answer):
     rejected: list[Rejection]
 
 
+class PushOutcome(_Answer):
+    """The answer to a push sent as columns (sync.wire): one letter per change, in the batch's order (a: accepted,
+    d: a duplicate, r: refused), and the refusals with their reasons; a thousand ids need not travel back."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    batch_id: uuid.UUID
+    outcome: Annotated[str, Field(pattern=r"^[adr]*$", max_length=MAX_BATCH)]
+    rejected: list[Rejection]
+
+
+def push_outcome(result: "PushResult", order: list[uuid.UUID]) -> PushOutcome:
+    accepted, duplicates = set(result.accepted), set(result.duplicates)
+    letters = "".join("a" if i in accepted else "d" if i in duplicates else "r" for i in order)
+    return PushOutcome(batch_id=result.batch_id, outcome=letters, rejected=result.rejected)
+
+
+def push_result(outcome: PushOutcome, order: list[uuid.UUID]) -> "PushResult":
+    """Back to a PushResult, given the batch's change ids in order (a hub answering for another batch is garbage:
+    the letters then do not match the batch)."""
+    if len(outcome.outcome) != len(order):
+        raise ProtocolError("the hub answered for another batch")
+    refused = {r.change_id for r in outcome.rejected}
+    picked = {letter: [i for i, x in zip(order, outcome.outcome) if x == letter] for letter in "adr"}
+    if set(picked["r"]) != refused:
+        raise ProtocolError("the hub's refusals do not match its answer")
+    return PushResult(batch_id=outcome.batch_id, accepted=picked["a"], duplicates=picked["d"], rejected=outcome.rejected)
+
+
 class HubChange(Change):
     model_config = ConfigDict(extra="ignore", frozen=True)
     seq: Annotated[int, Field(ge=1)]   # the hub's monotonic sequence: the pull cursor

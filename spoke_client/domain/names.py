@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 # Greedy, longest first: aspirates lose their h, the common vowel spellings fold, 'ksh'/'ks' become x.
 _SEQUENCES = [
@@ -17,6 +18,7 @@ _MAP = dict(_SEQUENCES)
 VOWELS = set("aeiou")
 
 
+@lru_cache(maxsize=200_000)
 def normalize_name(text: str) -> str:
     """Lower case, diacritics stripped, letters and digits only, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -36,8 +38,11 @@ def _once(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", w)
 
 
+@lru_cache(maxsize=200_000)
 def phonetic_key(word: str) -> str:
-    """Deterministic and idempotent: phonetic_key(phonetic_key(w)) == phonetic_key(w)."""
+    """Deterministic and idempotent: phonetic_key(phonetic_key(w)) == phonetic_key(w). Names repeat (a
+    district has a few thousand distinct name words), so each is worked out once: a replacement PC rebuilding
+    100,000 patients would otherwise spend most of its time here."""
     w = normalize_name(word).replace(" ", "")
     if not w.isalpha():
         return w

@@ -3,6 +3,7 @@ and how far this PC's clock is from the hub's."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ HUB_CA_BUNDLE = "hub_ca_bundle"   # a CA bundle file for a hub whose certificate
 COUNTER, LAST_SYNC, LAST_ERROR, LAST_CHECK = "hub_counter", "hub_last_sync", "hub_last_error", "hub_last_check"
 CLOCK_OFFSET = "hub_clock_offset_ms"   # the hub's clock minus this PC's, as last seen
 APP_VERSION = "inbox_app_version"      # the program version that last applied pulled changes
+HUB_WIRE = "hub_wire"                  # the compact encoding the hub said it reads (sync.wire), if any
 
 # A PC's clock this far from the hub's is worth telling the user about: its records carry wrong times, and
 # from a week ahead the hub refuses them (sync.hlc.MAX_AHEAD_MS).
@@ -21,27 +23,40 @@ CLOCK_WARNING_MS = 60 * 60 * 1000
 
 
 class HubLink:
+    # Request numbers are reserved durably in blocks: a restart never reuses one (it skips the rest of a block,
+    # which the hub does not mind: numbers must only grow), and a request needs no database write of its own,
+    # so the next page can be fetched while the last one is being applied.
+    BLOCK = 64
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._lock = threading.Lock()
+        self._next = self._limit = 0
 
     @property
     def url(self) -> str:
         return self.store.get_setting(HUB_URL, "") or ""
 
     def next_counter(self) -> int:
-        """Each signed request takes the next number; kept durably so a restart never reuses one."""
-        with self.store.write(None) as w:
-            value = int(w.get_setting(COUNTER, "0") or 0) + 1
-            w.set_setting(COUNTER, str(value))
-            return value
+        """Each signed request takes the next number."""
+        with self._lock:
+            if self._next >= self._limit:
+                with self.store.write(None) as w:
+                    start = int(w.get_setting(COUNTER, "0") or 0)
+                    w.set_setting(COUNTER, str(start + self.BLOCK))
+                self._next, self._limit = start, start + self.BLOCK
+            self._next += 1
+            return self._next
 
     def raise_counter(self, last_seen_by_hub: int) -> None:
         """The hub saw a higher request number than ours (this PC was restored from an older copy)."""
-        with self.store.write(None) as w:
-            current = int(w.get_setting(COUNTER, "0") or 0)
-            if last_seen_by_hub > current:
-                w.set_setting(COUNTER, str(last_seen_by_hub))
-                w.audit("sync_counter", "hub", "", f"{current}->{last_seen_by_hub}")
+        with self._lock:
+            with self.store.write(None) as w:
+                current = int(w.get_setting(COUNTER, "0") or 0)
+                if last_seen_by_hub > current:
+                    w.set_setting(COUNTER, str(last_seen_by_hub))
+                    w.audit("sync_counter", "hub", "", f"{current}->{last_seen_by_hub}")
+            self._next = self._limit = 0   # the next request reserves a block above it
 
     def clock_offset_ms(self) -> int | None:
         value = self.store.get_setting(CLOCK_OFFSET)

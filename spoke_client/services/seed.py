@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import insert, select, text
 
-from spoke_client.db.models import CaseRow, ChangeRow, PatientRow, VitalsRow
+from spoke_client.db.models import CaseRow, ChangeRow, ConsentRow, PatientRow, VitalsRow
 from spoke_client.domain.abha import make_abha_number
 from spoke_client.domain.model import (
     CaseStatus,
@@ -58,6 +58,15 @@ REGIONS = {
         surnames=["Mondal", "Das", "Ghosh", "Sarkar", "Biswas", "Roy", "Sheikh"],
         villages=["Kultali", "Basanti", "Gosaba", "Canning", "Joynagar"],
     ),
+}
+# Free text as a paramedic types it: short, often empty, varied.
+NOTES = {
+    "complaint": ["", "", "", "since 3 days", "on and off since last week", "worse at night", "after eating outside food",
+                  "with body ache", "high grade with chills", "dry cough, no sputum", "burning while passing urine"],
+    "history": ["", "", "Known hypertensive, on amlodipine", "Diabetic for 5 years", "No known illness",
+                "TB treatment completed 2024", "Asthma since childhood", "Took paracetamol, no relief"],
+    "examination": ["", "", "Pallor present", "No pallor, no icterus", "Chest clear", "Crepitations right base",
+                    "Mild dehydration", "Pedal oedema both feet", "Throat congested"],
 }
 COMPLAINTS = ["Fever", "Cough", "Breathlessness", "Chest pain", "Headache", "Abdominal pain", "Loose motions",
               "Skin rash", "Joint pain", "Dizziness", "High blood pressure follow-up", "Diabetes follow-up"]
@@ -157,7 +166,7 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
     done_cases = 0
     while done_cases < cases and made_patients:
         n = min(BATCH, cases - done_cases)
-        case_rows, vitals_rows, vitals_sets = [], [], []
+        case_rows, vitals_rows, vitals_sets, consent_rows = [], [], [], []
         for i in range(n):
             pid, birth = rng.choice(made_patients)
             age = (today - birth).days // 365
@@ -168,8 +177,17 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
             cid = new_id()
             case_rows.append(dict(
                 id=cid, patient_id=pid, status=status.value, complaints=rng.sample(COMPLAINTS, rng.randint(1, 2)),
-                complaint_text="", duration=f"{rng.randint(1, 10)} days", history="", examination="",
+                complaint_text=rng.choice(NOTES["complaint"]), duration=f"{rng.randint(1, 10)} days",
+                history=rng.choice(NOTES["history"]), examination=rng.choice(NOTES["examination"]),
                 pregnant=False, priority=level, created_at=created, updated_at=created, created_by=actor.id, version=1))
+            if status not in (CaseStatus.DRAFT, CaseStatus.READY):   # consent comes before a case is sent
+                minor = age < 18
+                consent_rows.append(dict(
+                    id=new_id(), case_id=cid, giver="guardian" if minor else "patient",
+                    giver_name=rng.choice(REGIONS["Uttar Pradesh"]["female"]) + " " + rng.choice(["Devi", "Yadav", "Singh"])
+                    if minor else "Patient", giver_relation="mother" if minor else "",
+                    method=rng.choice(["verbal", "verbal", "written", "recorded"]), given_at=created,
+                    recorded_by=actor.id, version=1))
             vitals_sets.append(v)
             vitals_rows.append(dict(
                 id=new_id(), case_id=cid, recorded_at=created, recorded_by=actor.id, status=VitalsStatus.FINAL.value,
@@ -178,11 +196,15 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
         with store.write(actor.id) as w:
             w.session.execute(insert(CaseRow), case_rows)
             w.session.execute(insert(VitalsRow), vitals_rows)
+            if consent_rows:
+                w.session.execute(insert(ConsentRow), consent_rows)
             # The change log carries the same payloads as the services write (sync.payloads), from the rows.
             w.session.execute(insert(ChangeRow), [_change(store, w.now, actor.id, "case", r, payload_of("case", r))
                                                   for r in case_rows]
                               + [_change(store, w.now, actor.id, "vitals", r, payload_of("vitals", r, vitals=r))
-                                 for r in vitals_rows])
+                                 for r in vitals_rows]
+                              + [_change(store, w.now, actor.id, "consent", r, payload_of("consent", r))
+                                 for r in consent_rows])
             w.audit("seed", "case", "", f"{n} synthetic cases")
         done_cases += n
         if progress:

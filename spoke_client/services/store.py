@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -114,6 +115,8 @@ class Store:
         # BEGIN IMMEDIATE takes the write lock up front: no deadlock between a reader turned writer and us.
         self._write = sessionmaker(engine.execution_options(sqlite_begin="BEGIN IMMEDIATE"), expire_on_commit=False)
         self._lock = threading.Lock()
+        self._people_lock = threading.Lock()
+        self._people_writing = 0     # writes of people (not of sync) in progress or waiting for the database
         self.device_id = self._ensure_device_id()
         self.hlc = HybridLogicalClock(self.device_id, self._last_stamp())
 
@@ -140,18 +143,35 @@ class Store:
             yield session
 
     @contextmanager
-    def write(self, user_id: str | None) -> Iterator[Writer]:
+    def write(self, user_id: str | None, *, background: bool = False) -> Iterator[Writer]:
+        """One write transaction. A background write (a page of a sync) first lets the writes of people go:
+        SQLite has one writer, and a rebuild's pages, one after another, would otherwise keep a paramedic's save
+        waiting for seconds."""
+        if background:
+            self._let_people_write_first()
+        else:
+            with self._people_lock:
+                self._people_writing += 1
         try:
             with self._write.begin() as session:
                 writer = Writer(self, session, user_id)
                 yield writer
         except OperationalError as exc:
             raise storage_error(exc) from exc
+        finally:
+            if not background:
+                with self._people_lock:
+                    self._people_writing -= 1
         for action in writer._after_commit:
             try:
                 action()
             except OSError:
                 pass   # the data is committed; a leftover file is harmless
+
+    def _let_people_write_first(self, patience_s: float = 2.0) -> None:
+        deadline = time.monotonic() + patience_s
+        while self._people_writing and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         with self.read() as s:

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from spoke_client.db.bulk import insert_many
 from spoke_client.db.models import (
     AttachmentRow,
     CaseRow,
@@ -59,6 +60,7 @@ class Pulled:
     device_id: str
     payload: dict | None
     hlc: str
+    change_id: str = ""
 
 
 @dataclass
@@ -82,11 +84,11 @@ class Inbox:
     def apply(self, page: PullPage) -> int:
         """Stores the page, applies what can be applied and moves the cursor, in one transaction: a cut between
         pages loses nothing and applies nothing twice."""
-        with self.store.write(None) as w:
-            new = self._store_page(w, page)
+        with self.store.write(None, background=True) as w:
+            new = self._fresh(w, page)
             self._observe(w, page)
             outcome = _Applier(w, self.files, self.store.device_id).apply(new)
-            self._record(w, outcome)
+            self._store(w, new, outcome)    # each with what became of it, in one statement
             self._cascade(w, outcome.arrived)
             cursor = max(page.next_cursor, int(w.get_setting(CURSOR, "0") or 0))
             w.set_setting(CURSOR, str(cursor))
@@ -96,21 +98,23 @@ class Inbox:
             log.warning("%d pulled changes could not be applied (held in the inbox)", len(outcome.failed))
         return len(page.changes)
 
-    def _store_page(self, w: Writer, page: PullPage) -> list[Pulled]:
+    def _fresh(self, w: Writer, page: PullPage) -> list[Pulled]:
+        """The page's changes this PC has not received before (a page fetched again after a cut)."""
         ids = [str(c.change_id) for c in page.changes]
         known = set()
         for i in range(0, len(ids), _CHUNK):
             known.update(w.session.scalars(select(InboxRow.change_id).where(InboxRow.change_id.in_(ids[i:i + _CHUNK]))))
-        fresh = [c for c in page.changes if str(c.change_id) not in known]
-        if fresh:
-            at = w.now.replace(tzinfo=None).isoformat(" ")
-            w.session.execute(text(
-                "INSERT OR IGNORE INTO hub_inbox(seq, change_id, entity, entity_id, version, op, hlc, device_id, "
-                "payload, received_at) VALUES (:seq, :cid, :e, :eid, :v, :op, :hlc, :dev, :p, :at)"), [dict(
-                    seq=c.seq, cid=str(c.change_id), e=c.entity, eid=c.entity_id, v=c.version, op=c.op.value,
-                    hlc=c.hlc, dev=c.device_id, p=None if c.payload is None else _json(c.payload), at=at)
-                    for c in fresh])
-        return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc) for c in fresh]
+        return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc,
+                       str(c.change_id)) for c in page.changes if str(c.change_id) not in known]
+
+    @staticmethod
+    def _store(w: Writer, fresh: list[Pulled], outcome: Outcome) -> None:
+        applied = set(outcome.applied)
+        insert_many(w.session, InboxRow.__table__, [dict(
+            seq=c.seq, change_id=c.change_id, entity=c.entity, entity_id=c.entity_id, version=c.version, op=c.op,
+            hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=w.now,
+            applied_at=w.now if c.seq in applied else None, waiting_for=outcome.waiting.get(c.seq),
+            failed_reason=outcome.failed.get(c.seq)) for c in fresh], or_ignore=True)
 
     def _observe(self, w: Writer, page: PullPage) -> None:
         # Our next changes order after what we saw (the hub bounded every stamp it accepted).
@@ -329,8 +333,8 @@ class _Applier:
                 inserts.append(row)
             elif update_existing and c.version > existing[entity_id]:
                 updates.append(row)
-        if inserts:
-            self.s.execute(insert(model), inserts)
+        if inserts:   # one executemany (the ORM splits rows by which values are None, and costs more per row)
+            insert_many(self.s, model.__table__, inserts)
         if updates:
             self.s.execute(update(model), updates)
         for c, _p in group:
@@ -356,40 +360,51 @@ class _Applier:
             for c, _p in group:
                 self.out.failed[c.seq] = "this computer is not set up yet (no facility)"
             return
+        from spoke_client.services.patients import patient_payload, to_patient
+
         rows = {r.id: r for r in self._rows(PatientRow, [c.entity_id for c, _p in group])}
+        new: dict[str, tuple[dict, dict]] = {}   # a patient first seen in this page: (its columns, its payload)
         conflicts, vocab = [], set()
         for c, p in group:
             incoming = p.wire()
             row = rows.get(c.entity_id)
-            if row is None:
-                merged, found = incoming, []
-                merged.setdefault(FIELD_META, {})
-            else:
-                from spoke_client.services.patients import patient_payload, to_patient
-
+            if c.entity_id in new:       # a later version, in the same page, of a patient it brought
+                current = new[c.entity_id][1]
+                stamp = max((v[0] for v in (current.get(FIELD_META) or {}).values()), default="")
+                merged, found = merge(current, stamp, incoming, c.hlc)
+                final = validate("patient", merged)
+            elif row is not None:
                 current = patient_payload(to_patient(row), dict(row.field_hlc or {}))
                 current_stamp = max((v[0] for v in (row.field_hlc or {}).values()), default="")
                 merged, found = merge(current, current_stamp, incoming, c.hlc)
-            final = validate("patient", merged)
+                final = validate("patient", merged)
+            else:                        # the common case of a rebuild: nothing to merge with
+                merged, found, final = incoming, [], p
+                merged.setdefault(FIELD_META, {})
             values = dict(name=final.name, sex=final.sex, birth_date=final.birth_date,
                           birth_date_approximate=final.birth_date_approximate, relative_name=final.relative_name,
                           relative_relation=final.relative_relation, phone=final.phone, village=final.village,
                           address=final.address, abha_number=final.abha_number, abha_address=final.abha_address,
                           field_hlc=merged[FIELD_META], updated_at=self.w.now)
             values["search_names"], values["search_village"] = search_columns(final.name, final.relative_name, final.village)
-            if row is None:
-                row = PatientRow(id=c.entity_id, facility_id=facility_id, created_at=final.created_at or self.w.now,
-                                 created_by=c.device_id, version=c.version, **values)
-                self.s.add(row)
-                rows[c.entity_id] = row
-            else:
+            if row is not None:
                 for k, v in values.items():
                     setattr(row, k, v)
                 row.version = max(row.version + 1, c.version)
+            elif c.entity_id in new:
+                columns = new[c.entity_id][0]
+                columns.update(values, version=max(columns["version"] + 1, c.version))
+                new[c.entity_id] = (columns, merged)
+            else:
+                new[c.entity_id] = (dict(id=c.entity_id, facility_id=facility_id,
+                                         created_at=final.created_at or self.w.now, created_by=c.device_id,
+                                         version=c.version, **values), merged)
             conflicts.extend((c.entity_id, conflict) for conflict in found)
             vocab.update(phonetic_key(x) for x in normalize_name(
                 f"{final.name} {final.relative_name} {final.village}").split())
             self._done(c)
+        if new:
+            insert_many(self.s, PatientRow.__table__, [columns for columns, _payload in new.values()])
         self.s.flush()
         if conflicts:
             at = self.w.now.replace(tzinfo=None).isoformat(" ")
@@ -435,7 +450,7 @@ class _Applier:
             elif c.version > existing[entity_id][0]:
                 updates.append(values | {"status": merge_case_status(existing[entity_id][1], p.status)})
         if inserts:
-            self.s.execute(insert(CaseRow), inserts)
+            insert_many(self.s, CaseRow.__table__, inserts)
         if updates:
             self.s.execute(update(CaseRow), updates)
         for c, _p in ready:

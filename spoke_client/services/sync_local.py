@@ -34,6 +34,7 @@ from spoke_client.services.hub_link import (
     HUB_FACILITY,
     HUB_FACILITY_NAME,
     HUB_URL,
+    HUB_WIRE,
     LAST_CHECK,
     LAST_ERROR,
     LAST_SYNC,
@@ -48,6 +49,7 @@ from spoke_client.services.sync_media import MediaBox
 from spoke_client.services.sync_outbox import Outbox
 from sync.engine import SyncEngine, SyncReport
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
+from sync.wire import WIRE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,7 @@ def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
                        allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)), raise_counter=link.raise_counter,
                        ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None,
                        clock=lambda: store.clock().timestamp())
+    client.columns = store.get_setting(HUB_WIRE) == WIRE_COLUMNS   # learnt from the hub's answers last time
     return SyncEngine(client, local.outbox, local.inbox, local.media), local
 
 
@@ -246,6 +249,7 @@ def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None, verify
         w.set_setting(LAST_ERROR, report.error or "")
         if report.clock_offset_ms is not None:
             w.set_setting(CLOCK_OFFSET, str(report.clock_offset_ms))
+        w.set_setting(HUB_WIRE, WIRE_COLUMNS if engine.client.columns else "")
         w.audit("sync", "hub", "", f"pushed {report.pushed}, pulled {report.pulled}, error {report.error_kind or '-'}")
     if report.error:
         log.warning("sync with %s: %s (%s)", engine.client.base_url, report.error_kind, report.error)

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sync.hub.auth import Device, signed_headers
 from sync.hub.errors import HubError
 from sync.hub.service import Hub
+from sync.wire import CHANGES_TYPE, H_WIRE, WIRE_COLUMNS, decode_changes, encode_changes
 from sync.protocol import (
     H_HUB_TIME,
     H_PROTOCOL,
@@ -47,6 +48,7 @@ from sync.protocol import (
     PushResult,
     decode,
     encode,
+    push_outcome,
 )
 
 log = logging.getLogger("spoke.hub")
@@ -130,6 +132,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     async def _hub_time(request: Request, call_next):
         response = await call_next(request)
         response.headers[H_HUB_TIME] = str(int(time.time() * 1000))
+        response.headers[H_WIRE] = WIRE_COLUMNS   # a spoke that reads this may send and ask for columns
         return response
 
     @app.exception_handler(HubError)
@@ -211,18 +214,36 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
               responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody}})
     async def push(request: Request) -> Response:
         device, body = await _device(request, MAX_BODY_BYTES)
-        encoding = request.headers.get("content-encoding")
-        batch = await run_in_threadpool(decode, PushEnvelope, body, encoding)   # parsing off the event loop too
+        columns = request.headers.get("content-type", "").split(";")[0].strip() == CHANGES_TYPE
+        if columns:
+            batch = await run_in_threadpool(_columns_envelope, body)
+        else:
+            encoding = request.headers.get("content-encoding")
+            batch = await run_in_threadpool(decode, PushEnvelope, body, encoding)   # parsing off the event loop too
         result = await run_in_threadpool(hub.push, device, batch)
+        if columns:   # a spoke that sends columns reads the short answer
+            return _gzip(push_outcome(result, [_change_id(c) for c in batch.changes]))
         if _revision(request) < 2:
             result = result.model_copy(update={"rejected": [r.model_copy(update={"code": None}) for r in result.rejected]})
         return _gzip(result)
 
-    @app.get("/v1/pull", response_model=PullPage, responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
+    @app.get("/v1/pull", response_model=PullPage, responses={
+        200: {"content": {CHANGES_TYPE: {}}, "description": "a PullPage; as columns when the spoke accepts them"},
+        400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
     async def pull(request: Request, after: Count = 0, limit: Annotated[int, Query(ge=1, le=100_000)] = 500,
-                   own: bool = False) -> Response:
+                   own: bool = False, count: bool = True) -> Response:
+        """The facility's changes after `after`. `count=false` leaves out counting what remains (a spoke counts
+        at its first page). With `Accept: application/vnd.spoke.changes+zstd`, the page comes as columns."""
         device, _ = await _device(request, NO_BODY)
-        return _gzip(await run_in_threadpool(hub.pull, device, after, limit, own))
+        if CHANGES_TYPE in request.headers.get("accept", ""):
+            return await run_in_threadpool(_columns_page, device, after, limit, own, count)
+        return _gzip(await run_in_threadpool(hub.pull, device, after, limit, own, count))
+
+    def _columns_page(device, after: int, limit: int, own: bool, count: bool) -> Response:
+        rows, more, remaining = hub.pull_rows(device, after, limit, own, count)
+        body = encode_changes(rows, protocol=1, next_cursor=rows[-1]["seq"] if rows else after, more=more,
+                              remaining=remaining)
+        return Response(body, media_type=CHANGES_TYPE)
 
     @app.get("/v1/digest", response_model=Digest, responses={401: {"model": ErrorBody}})
     async def digest(request: Request, cursor: Count = 0) -> Response:
@@ -288,6 +309,20 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate])
     return app
+
+
+def _change_id(change: dict):
+    import uuid
+
+    return uuid.UUID(str(change.get("change_id")))   # readable: the hub refused the batch otherwise
+
+
+def _columns_envelope(body: bytes) -> PushEnvelope:
+    meta, changes = decode_changes(body)
+    try:
+        return PushEnvelope(protocol=meta.get("protocol", 1), batch_id=meta.get("batch_id"), changes=changes)
+    except ValidationError as exc:
+        raise ProtocolError(f"not a valid push ({exc.errors(include_url=False)[0]['msg']})") from None
 
 
 def _client(request: Request) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ARRAY, JSON, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
+from sqlalchemy import ARRAY, JSON, DateTime, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
@@ -255,14 +255,17 @@ class Hub(HubAuth, HubMedia):
             s.execute(update(HubRecord), newer)  # ORM bulk UPDATE by primary key
 
     def _bulk_insert(self, s: Session, model, rows: list[dict], texts: dict[int, str | None] | None = None) -> None:
-        """Many rows in one statement: COPY on PostgreSQL (several times faster than a pipelined INSERT per
-        row), executemany on SQLite. Same transaction either way."""
-        if not self.postgres or len(rows) < 50:
-            s.execute(insert(model), rows)
+        """Many rows in one statement, in the same transaction: COPY on PostgreSQL (several times faster than a
+        pipelined INSERT per row), the driver's executemany on SQLite. Either way a payload shared by a change
+        and its record is encoded to JSON once, not once per column type."""
+        table = model.__table__
+        if len(rows) < 50:
+            s.execute(insert(table), rows)
             return
         columns = list(rows[0])
-        json_columns = {c.name for c in model.__table__.columns if isinstance(c.type, JSON)}
-        texts = {} if texts is None else texts   # a payload shared by a change and its record is encoded once
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        time_columns = {c.name for c in table.columns if isinstance(c.type, DateTime)}
+        texts = {} if texts is None else texts
 
         def as_text(value):
             key = id(value)
@@ -270,8 +273,20 @@ class Hub(HubAuth, HubMedia):
                 texts[key] = _json_text(value)
             return texts[key]
 
+        if not self.postgres:
+            def plain(name: str, value):
+                if name in json_columns:
+                    return as_text(value)
+                if name in time_columns and value is not None:
+                    return _sqlite_time(value)
+                return int(value) if isinstance(value, bool) else value
+
+            marks = ", ".join("?" for _ in columns)
+            s.connection().exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})",
+                                           [tuple(plain(c, row[c]) for c in columns) for row in rows])
+            return
         cursor = s.connection().connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([as_text(row[c]) if c in json_columns else row[c] for c in columns])
 
@@ -325,27 +340,33 @@ class Hub(HubAuth, HubMedia):
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:f))"), {"f": facility_id})
 
     # --- pull -----------------------------------------------------------------------------------
-    def pull(self, device: Device, after: int, limit: int, own: bool = False) -> PullPage:
+    def pull(self, device: Device, after: int, limit: int, own: bool = False, count: bool = True) -> PullPage:
         """The facility's changes after the cursor; a device's own changes only when it asks (own=True: a
         full resync of a PC restored from an older copy, which lost some of what it had sent)."""
+        rows, more, remaining = self.pull_rows(device, after, limit, own, count)
+        changes = [HubChange(seq=r["seq"], change_id=uuid.UUID(r["change_id"]), entity=r["entity"],
+                             entity_id=r["entity_id"], version=r["version"], op=Op(r["op"]), hlc=r["hlc"],
+                             device_id=r["device_id"], payload=r["payload"]) for r in rows]
+        return PullPage(changes=changes, next_cursor=rows[-1]["seq"] if rows else after, more=more, remaining=remaining)
+
+    def pull_rows(self, device: Device, after: int, limit: int, own: bool = False,
+                  count: bool = True) -> tuple[list[dict], bool, int]:
+        """One page as plain dicts (what sync.wire encodes straight from the rows), whether more follow, and how
+        many (counted only when asked: a spoke counts once, at its first page, and goes on from there)."""
         limit = max(1, min(limit, MAX_PULL_PAGE))
-        mine = HubChangeRow.device_id != device.id if not own else literal(True)
+        c = HubChangeRow.__table__.c
+        mine = c.device_id != device.id if not own else literal(True)
         with self.session() as s:
-            rows = list(s.scalars(
-                select(HubChangeRow)
-                .where(HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > after, mine)
-                .order_by(HubChangeRow.seq).limit(limit + 1)))
+            rows = [dict(r._mapping) for r in s.execute(
+                select(c.seq, c.change_id, c.entity, c.entity_id, c.version, c.op, c.hlc, c.device_id, c.payload)
+                .where(c.facility_id == device.facility_id, c.seq > after, mine).order_by(c.seq).limit(limit + 1))]
             more = len(rows) > limit
             rows = rows[:limit]
             remaining = 0
-            if more:
-                remaining = s.scalar(select(func.count()).select_from(HubChangeRow).where(
-                    HubChangeRow.facility_id == device.facility_id, HubChangeRow.seq > rows[-1].seq,
-                    mine)) or 0
-        changes = [HubChange(seq=r.seq, change_id=uuid.UUID(r.change_id), entity=r.entity, entity_id=r.entity_id,
-                             version=r.version, op=Op(r.op), hlc=r.hlc, device_id=r.device_id, payload=r.payload)
-                   for r in rows]
-        return PullPage(changes=changes, next_cursor=rows[-1].seq if rows else after, more=more, remaining=remaining)
+            if more and count:
+                remaining = s.scalar(select(func.count()).select_from(HubChangeRow.__table__).where(
+                    c.facility_id == device.facility_id, c.seq > rows[-1]["seq"], mine)) or 0
+        return rows, more, remaining
 
     # --- divergence check -----------------------------------------------------------------------
     def digest(self, device: Device, cursor: int) -> Digest:
@@ -438,6 +459,11 @@ def parse_changes(raw: list[dict[str, Any]]) -> tuple[list[Change], list[Rejecti
             rejected.append(Rejection(change_id=change_id, reason=f"The hub refused this change: {field}: {first['msg']}.",
                                       code="invalid"))
     return changes, rejected
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy's DateTime stores it in SQLite (UTC, microseconds, no zone), so it reads back the same."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _json_text(value) -> str | None:

@@ -12,6 +12,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pydantic import ValidationError
+
 from sync.files import sha256_file
 from sync.protocol import (
     H_COUNTER,
@@ -30,12 +32,15 @@ from sync.protocol import (
     ProtocolError,
     PullPage,
     PushBatch,
+    PushOutcome,
     PushResult,
     b64,
     decode,
     encode,
+    push_result,
     signing_text,
 )
+from sync.wire import CHANGES_TYPE, H_WIRE, WIRE_COLUMNS, decode_changes, encode_changes
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
@@ -86,6 +91,8 @@ class HubClient:
         self.verify: str | bool = ca_bundle or True
         self.clock_offset_ms: int | None = None   # the hub's clock minus ours, from its last answer
         self.clock = clock                        # this PC's clock, in seconds (what its records are stamped by)
+        self.columns = False   # the hub said it reads and writes sync.wire's columns (set from its answers)
+        self.prefer_columns = True   # False: the gzip JSON rows of release 0.1 (to compare, or to diagnose)
 
     # --- calls ----------------------------------------------------------------------------------
     def health(self) -> Health:
@@ -96,15 +103,49 @@ class HubClient:
                             device_name=device_name)
         return self._call("POST", "/v1/enroll", encode(req), EnrollResult, signed=False)
 
-    def push(self, batch: PushBatch, body: bytes | None = None) -> PushResult:
-        """body: the batch already encoded (the engine encodes the next batch while this one travels)."""
-        result = self._call("POST", "/v1/push", body if body is not None else encode(batch), PushResult)
+    def encode_push(self, batch: PushBatch) -> tuple[bytes, str | None]:
+        """The body of a push and its content type: columns for a hub that reads them, gzip JSON for any other."""
+        if self.columns:
+            changes = [c.model_dump(mode="json") for c in batch.changes]
+            return encode_changes(changes, protocol=batch.protocol, batch_id=str(batch.batch_id)), CHANGES_TYPE
+        return encode(batch), None
+
+    def push(self, batch: PushBatch, body: bytes | tuple[bytes, str | None] | None = None) -> PushResult:
+        """body: the batch already encoded, with its content type (the engine encodes the next batch while this
+        one travels)."""
+        if body is None:
+            body = self.encode_push(batch)
+        data, content_type = body if isinstance(body, tuple) else (body, None)
+        if content_type == CHANGES_TYPE:
+            outcome = self._call("POST", "/v1/push", data, PushOutcome, content_type=content_type)
+            try:
+                result = push_result(outcome, [c.change_id for c in batch.changes])
+            except ProtocolError as exc:
+                raise HubGarbage(f"The hub's answer does not fit the batch: {exc}") from None
+        else:
+            result = self._call("POST", "/v1/push", data, PushResult, content_type=content_type)
         if result.batch_id != batch.batch_id:
             raise HubGarbage("The hub answered for another batch.")
         return result
 
-    def pull(self, after: int, limit: int = 500, own: bool = False) -> PullPage:
-        return self._call("GET", f"/v1/pull?after={after}&limit={limit}" + ("&own=true" if own else ""), None, PullPage)
+    def pull(self, after: int, limit: int = 500, own: bool = False, count: bool = True) -> PullPage:
+        path = f"/v1/pull?after={after}&limit={limit}" + ("&own=true" if own else "") + ("" if count else "&count=false")
+        r = self._send("GET", path, None,
+                       accept=f"{CHANGES_TYPE}, application/json;q=0.5" if self.prefer_columns else "application/json")
+        self._raise_for_error(r)
+        if r.status_code != 200:
+            raise HubGarbage(f"HTTP {r.status_code} (a redirect: a captive portal or proxy?)")
+        if r.headers.get("Content-Type", "").split(";")[0].strip() != CHANGES_TYPE:
+            try:
+                return decode(PullPage, r.content)
+            except ProtocolError as exc:
+                raise HubGarbage("The answer was not a hub message (a captive portal or proxy page?).") from exc
+        try:
+            meta, changes = decode_changes(r.content)
+            return PullPage(protocol=meta.get("protocol", 1), changes=changes, next_cursor=meta.get("next_cursor"),
+                            more=meta.get("more"), remaining=meta.get("remaining", 0))
+        except (ProtocolError, ValidationError) as exc:
+            raise HubGarbage("The hub's page of changes could not be read.") from exc
 
     def digest(self, cursor: int) -> Digest:
         result = self._call("GET", f"/v1/digest?cursor={cursor}", None, Digest)
@@ -210,6 +251,8 @@ class HubClient:
         return r
 
     def _note_hub_time(self, r: requests.Response) -> None:
+        if self.prefer_columns and WIRE_COLUMNS in r.headers.get(H_WIRE, ""):
+            self.columns = True
         value = r.headers.get(H_HUB_TIME, "")
         if value.isascii() and value.isdigit() and len(value) <= 15:
             self.clock_offset_ms = int(value) - int(self.clock() * 1000)

@@ -262,7 +262,7 @@ class Facility:
         finally:
             self.proxy.mode = "pass"
         if mode == "pass":
-            assert report.ok, report
+            assert report.ok, (report.error_kind, report.error, report.files_refused, report.quarantine_reasons, report)
             if report.pulled:
                 event("sync: pulled changes another PC or the hub made")
             if report.resynced:
@@ -276,7 +276,7 @@ class Facility:
         self.proxy.mode = "pass"
         for n in (0, 1, 0):     # each sends all it has; then the first fetches what the second sent
             report = self.pcs[n].sync()
-            assert report.ok, report
+            assert report.ok, (report.error_kind, report.error, report.files_refused, report.quarantine_reasons, report)
         for p in self.pcs:
             report = p.sync(verify=True)
             assert report.ok and report.checked and report.resynced == "", report

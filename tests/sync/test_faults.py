@@ -98,7 +98,11 @@ def test_pull_cut_between_pages_resumes_without_gaps_or_doubles(hub, hub_server,
                 proxy.mode = "lose_answer"
 
     report = engine.run_once(progress=cut_after_two_pages)
-    assert report.error_kind == "unreachable" and report.pulled == 120 and len(pulled_here(reader)) == 120
+    # The next page is fetched while one is applied, so the link may drop a page or two later than the second;
+    # what counts is that what was applied is exactly what was reported, in whole pages, and not everything.
+    total = len(made_here(writer))
+    assert report.error_kind == "unreachable" and report.pulled == len(pulled_here(reader))
+    assert report.pulled % 60 == 0 and 120 <= report.pulled < total, (report.pulled, total)
     proxy.mode = "pass"
     engine, local = make_engine(reader.store, paths2)
     engine.page_size = 60

@@ -239,3 +239,32 @@ def test_the_hub_schema_comes_from_its_migrations(hub):
 
         context = MigrationContext.configure(c, opts={"version_table": "hub_alembic_version"})
         assert compare_metadata(context, HubBase.metadata) == []
+
+
+def test_a_spoke_of_protocol_1_and_this_hub_still_talk(hub, hub_server, facilities, spoke_factory):
+    """Release 0.1's wire (gzip JSON, strict answer models, no revision header) against this hub, both ways,
+    with a refusal in the answer, while a current spoke of the same facility uses columns."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.sync.protocol1 import Protocol1Spoke
+
+    key = Ed25519PrivateKey.generate()
+    device = HubClient(hub_server.url).enroll(hub.enroll_code(facilities[0]), key, str(uuid.uuid4()), "old PC").device_id
+    old = Protocol1Spoke(hub_server.url, device, key)
+    new = spoke_factory(facilities[0], "new PC")
+    stamp = lambda: new.clock.now(int(__import__("time").time() * 1000)).encode()  # noqa: E731
+    good = dict(change_id=str(uuid.uuid4()), entity="patient", entity_id="p-old", version=1, op="upsert", hlc=stamp(),
+                device_id=device, payload=records.patient("p-old", name="Phoolmati"))
+    bad = dict(good, change_id=str(uuid.uuid4()), entity_id="p-bad", payload={"id": "p-bad", "name": "x"})
+    result = old.push([good, bad])
+    assert [str(i) for i in result.accepted] == [good["change_id"]] and result.rejected[0].reason
+    new.client.push(new.batch([new.change("case", "c-new", records.case("c-new", "p-old"))]))
+    assert new.client.columns, "the current spoke learnt from the hub's answers that it speaks columns"
+    columns = new.change("vitals", "v-new", records.vitals("v-new", "c-new"))
+    assert new.client.encode_push(new.batch([columns]))[1] == "application/vnd.spoke.changes+zstd"
+    assert new.client.push(new.batch([columns])).accepted == [columns.change_id]
+    page = old.pull(0)
+    assert [(c.entity, c.entity_id) for c in page.changes] == [("case", "c-new"), ("vitals", "v-new")]
+    mine = pull_all(new)[0]
+    assert [(c.entity, c.entity_id) for c in mine] == [("patient", "p-old")]
+    assert mine[0].payload == hub.record("patient", "p-old").payload
