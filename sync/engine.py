@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sync.files import sha256_file
-from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, Rejection, SetDigest
+from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, PushResult, Rejection, SetDigest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
 
@@ -52,6 +52,7 @@ class MediaBox(Protocol):
 
 
 MIN_CHUNK, FIRST_CHUNK = 16 * 1024, 64 * 1024
+PUSH_IN_FLIGHT = 2   # batches on the way at once: the hub applies one while the next travels
 CHUNK_SECONDS = (2.0, 8.0)   # grow chunks while one takes under 2 s, shrink above 8 s: few requests, small re-sends
 
 
@@ -88,9 +89,10 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 class SyncEngine:
     def __init__(self, client: HubClient, outbox: Outbox, inbox: Inbox, media: MediaBox | None = None, *,
-                 batch_size: int = 1000, page_size: int = 500) -> None:
+                 batch_size: int = 1000, page_size: int = 2000) -> None:
         self.client, self.outbox, self.inbox, self.media = client, outbox, inbox, media
         self.batch_size, self.page_size = batch_size, page_size
+        self.push_in_flight = PUSH_IN_FLIGHT
         self.chunk_bytes = FIRST_CHUNK
 
     def run_once(self, progress: Progress | None = None, cancel: threading.Event | None = None,
@@ -127,30 +129,50 @@ class SyncEngine:
         return report
 
     def _push(self, report: SyncReport, progress: Progress | None, cancel: threading.Event | None) -> None:
+        """The outbox in batches, PUSH_IN_FLIGHT of them on the way at once (the hub works on one while the next
+        travels), each acknowledged on its own: only what the hub acknowledged is marked sent, whatever order
+        the answers come in."""
         total = self.outbox.pending()
-        batches = _Prefetch(self.outbox, self.batch_size, self.client) if hasattr(self.outbox, "unsent_page") else None
-        try:
+        if not hasattr(self.outbox, "unsent_page"):   # an outbox read from its start each time: one at a time
             while True:
                 _check(cancel)
-                if batches is not None:
+                changes = self.outbox.unsent(self.batch_size)
+                if not changes:
+                    return
+                batch = PushBatch(batch_id=uuid.uuid4(), changes=changes)
+                self._settle(report, batch, self.client.push(batch), total, progress)
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        batches = _Prefetch(self.outbox, self.batch_size, self.client)
+        in_flight: dict = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=self.push_in_flight, thread_name_prefix="sync-push") as pool:
+            try:
+                while True:
+                    _check(cancel)
                     item = batches.next()
                     if item is None:
-                        return
+                        break
                     batch, body = item
-                else:
-                    changes = self.outbox.unsent(self.batch_size)
-                    if not changes:
-                        return
-                    batch, body = PushBatch(batch_id=uuid.uuid4(), changes=changes), None
-                self._push_one(report, batch, body, total, progress)
-        finally:
-            if batches is not None:
+                    in_flight[pool.submit(self.client.push, batch, body)] = batch
+                    while len(in_flight) >= self.push_in_flight:
+                        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            self._settle(report, in_flight.pop(future), future.result(), total, progress)
+            except BaseException as exc:  # noqa: BLE001 - the batches already on the way are still settled below
+                failure = exc
+            finally:
                 batches.stop()
+            for future in list(in_flight):    # what was already sent: acknowledged if it was, re-sent next time if not
+                try:
+                    self._settle(report, in_flight.pop(future), future.result(), total, progress)
+                except BaseException as exc:  # noqa: BLE001
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
-    def _push_one(self, report: SyncReport, batch: PushBatch, body: bytes | None, total: int,
-                  progress: Progress | None) -> None:
-        changes = batch.changes
-        result = self.client.push(batch, body)
+    def _settle(self, report: SyncReport, batch: PushBatch, result: PushResult, total: int,
+                progress: Progress | None) -> None:
         # Only what the hub acknowledged is marked sent; a lost answer means the same batch goes again,
         # and the hub reports it as duplicates.
         self.outbox.mark_sent([str(i) for i in result.accepted + result.duplicates])
@@ -162,7 +184,7 @@ class SyncEngine:
         report.quarantined += len(result.rejected) - len(clock)
         report.quarantine_reasons += [r.reason for r in result.rejected if r.code != REJECT_CLOCK_AHEAD]
         answered = len(result.accepted) + len(result.duplicates) + len(result.rejected)
-        if answered < len(changes):
+        if answered < len(batch.changes):
             raise HubGarbage("The hub answered for only part of the batch.")
         if progress:
             progress("push", report.pushed + report.already_there + report.quarantined + report.clock_refused, total)

@@ -15,9 +15,11 @@ which the receiver then checks like any other (sync.protocol.Change, sync.payloa
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 import zstandard
 
 from sync.protocol import MAX_BATCH, MAX_BODY_BYTES, ProtocolError
@@ -62,8 +64,11 @@ def encode_changes(changes: Iterable[Mapping[str, Any]], **meta: Any) -> bytes:
     cols["group"] = where
     cols["shapes"] = [g["shape"] for g in groups.values()]
     cols["rows"] = [g["rows"] for g in groups.values()]
-    text = json.dumps(cols, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-    return zstandard.ZstdCompressor(level=LEVEL).compress(text.encode("utf-8"))
+    try:
+        text = orjson.dumps(cols)
+    except TypeError:   # a value orjson does not take (an integer beyond 64 bits): the standard library's JSON
+        text = json.dumps(cols, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return zstandard.ZstdCompressor(level=LEVEL).compress(text)
 
 
 def decode_changes(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -74,7 +79,10 @@ def decode_changes(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         text = reader.read(MAX_BODY_BYTES + 1)
         if len(text) > MAX_BODY_BYTES:
             raise ProtocolError("message too large")
-        cols = json.loads(text)
+        try:
+            cols = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            cols = json.loads(text, parse_constant=_no_constant)   # numbers beyond 64 bits, which orjson refuses
         return _decode(cols)
     except ProtocolError:
         raise
@@ -99,7 +107,7 @@ def _decode(cols: dict) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     shapes, rows = cols["shapes"], cols["rows"]
     if not isinstance(shapes, list) or not isinstance(rows, list) or len(shapes) != len(rows):
         raise ProtocolError("the payloads of a batch of changes do not match their shapes")
-    builders = [_builder(shape) for shape in shapes]
+    builders = [_whole(shape) for shape in shapes]
     taken = [0] * len(shapes)
     out: list[dict[str, Any]] = []
     for i in range(n):
@@ -124,6 +132,10 @@ def _decode(cols: dict) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return meta, out
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
 def _deltas(values: list[int]) -> list[int]:
     return [b - a for a, b in zip([0, *values], values)]
 
@@ -138,10 +150,13 @@ def _sums(deltas: list[int]) -> list[int]:
     return out
 
 
+# A shape: 0 for a scalar, {"d": [[key, shape], ...]} for an object, {"l": [shape, ...]} for a list. Lists are
+# part of the shape too, so that every value in a row is a scalar (a list of two field stamps becomes two).
 def _shape(value: Any) -> Any:
-    """A dict's keys (nested dicts by their own keys): rows of one shape store only their values."""
     if isinstance(value, dict):
-        return [[k, _shape(v)] for k, v in value.items()]
+        return {"d": [[k, _shape(v)] for k, v in value.items()]}
+    if isinstance(value, list):
+        return {"l": [_shape(v) for v in value]}
     return 0
 
 
@@ -152,75 +167,72 @@ def _leaves(value: Any, hlc: str, entity_id: str) -> list:
         if isinstance(v, dict):
             for item in v.values():
                 walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+        elif isinstance(v, str):
+            out.append(_HLC if v == hlc else _ID if v == entity_id else v[0] + v if v[:1] in (_HLC, _ID) else v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("NaN and Infinity are not numbers: a payload with one cannot be sent as JSON")
         else:
-            out.append(_mark(v, hlc, entity_id))
+            out.append(v)
 
     walk(value)
     return out
 
 
-def _mark(v: Any, hlc: str, entity_id: str) -> Any:
-    if isinstance(v, str):
-        if v == hlc:
-            return _HLC
-        if v == entity_id:
-            return _ID
-        return v[0] + v if v[:1] in (_HLC, _ID) else v
-    if isinstance(v, list):
-        return [_mark(x, hlc, entity_id) for x in v]
-    return v
-
-
-def _unmark(v: Any, hlc: str, entity_id: str) -> Any:
-    kind = type(v)
-    if kind is str:
-        if v and (v[0] == _HLC or v[0] == _ID):
-            return hlc if v == _HLC else entity_id if v == _ID else v[1:]
-        return v
-    if kind is list:
-        return [_unmark(x, hlc, entity_id) for x in v]
-    return v
-
-
 def _builder(shape: Any):
-    """A function that makes a payload of this shape from a row of its values (made once per shape)."""
+    """A function that makes a value of this shape from a row of scalars (made once per shape): returns the
+    value and how many scalars it took."""
     if shape == 0:
-        raise ValueError("a payload is an object")
-    keys, subs, position = [], [], 0
-    for key, sub in shape:
-        if sub == 0:
-            keys.append(key)
-            subs.append(None)
-            position += 1
-        else:
-            inner = _builder(sub)
-            width = _width(sub)
-            keys.append(key)
-            subs.append((inner, position, width))
-            position += width
-    if all(s is None for s in subs):
-        def build(row: list, hlc: str, entity_id: str) -> dict:
-            if len(row) != len(keys):
-                raise ValueError("a row of another shape")
-            return {k: _unmark(v, hlc, entity_id) for k, v in zip(keys, row)}
-        return build
-    total = position
+        def scalar(row: list, i: int, hlc: str, entity_id: str):
+            v = row[i]
+            if type(v) is str and v and (v[0] == _HLC or v[0] == _ID):
+                v = hlc if v == _HLC else entity_id if v == _ID else v[1:]
+            return v, i + 1
+        return scalar
+    if not isinstance(shape, dict) or len(shape) != 1:
+        raise ValueError("not a shape")
+    ((kind, parts),) = shape.items()
+    if kind == "d":
+        keys = [key for key, _sub in parts]
+        inner = [_builder(sub) for _key, sub in parts]
+        if all(sub == 0 for _key, sub in parts):   # the common case: a flat object
+            def flat(row: list, i: int, hlc: str, entity_id: str):
+                out = {}
+                for key, v in zip(keys, row[i:i + len(keys)]):
+                    if type(v) is str and v and (v[0] == _HLC or v[0] == _ID):
+                        v = hlc if v == _HLC else entity_id if v == _ID else v[1:]
+                    out[key] = v
+                return out, i + len(keys)
+            return flat
 
-    def build(row: list, hlc: str, entity_id: str) -> dict:
-        if len(row) != total:
+        def obj(row: list, i: int, hlc: str, entity_id: str):
+            out = {}
+            for key, build in zip(keys, inner):
+                out[key], i = build(row, i, hlc, entity_id)
+            return out, i
+        return obj
+    if kind == "l":
+        items = [_builder(sub) for sub in parts]
+
+        def array(row: list, i: int, hlc: str, entity_id: str):
+            out = []
+            for build in items:
+                v, i = build(row, i, hlc, entity_id)
+                out.append(v)
+            return out, i
+        return array
+    raise ValueError("not a shape")
+
+
+def _whole(shape: Any):
+    """A builder of a payload from its whole row (all of it, and nothing more)."""
+    build = _builder(shape)
+
+    def payload(row: list, hlc: str, entity_id: str):
+        value, used = build(row, 0, hlc, entity_id)
+        if used != len(row) or not isinstance(value, dict):
             raise ValueError("a row of another shape")
-        out, i = {}, 0
-        for key, sub in zip(keys, subs):
-            if sub is None:
-                out[key] = _unmark(row[i], hlc, entity_id)
-                i += 1
-            else:
-                inner, start, width = sub
-                out[key] = inner(row[start:start + width], hlc, entity_id)
-                i = start + width
-        return out
-    return build
-
-
-def _width(shape: Any) -> int:
-    return 1 if shape == 0 else sum(_width(sub) for _key, sub in shape)
+        return value
+    return payload

@@ -7,12 +7,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from sync import jsontext
+
 
 def make_engine(db_path: Path) -> Engine:
     engine = create_engine(
         f"sqlite:///{db_path}",
         connect_args={"timeout": 30, "check_same_thread": False},
         hide_parameters=True,   # a database error's message (and so a log or a traceback) never quotes patient data
+        json_serializer=jsontext.text, json_deserializer=jsontext.loads,   # sync reads and writes a lot of JSON
     )
 
     @event.listens_for(engine, "connect")

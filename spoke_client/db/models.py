@@ -235,7 +235,8 @@ class SearchVocabRow(Base):
 
 class InboxRow(Base):
     """Every change pulled from the hub, kept in the transaction that advances the cursor: nothing pulled is
-    ever dropped, even a kind of record this version does not apply yet (applied_at stays empty)."""
+    ever dropped, even a kind of record this version does not apply yet (applied_at stays empty). Once applied,
+    a change's payload lives in its record's table and is not kept here a second time."""
 
     __tablename__ = "hub_inbox"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the hub's sequence

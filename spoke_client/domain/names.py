@@ -54,6 +54,7 @@ def phonetic_key(word: str) -> str:
     return w
 
 
+@lru_cache(maxsize=200_000)
 def name_key(text: str) -> str:
     return " ".join(phonetic_key(w) for w in normalize_name(text).split())
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from spoke_client.db.bulk import insert_many
+from spoke_client.db.bulk import among, insert_many
 from spoke_client.db.models import (
     AttachmentRow,
     CaseRow,
@@ -101,18 +101,18 @@ class Inbox:
     def _fresh(self, w: Writer, page: PullPage) -> list[Pulled]:
         """The page's changes this PC has not received before (a page fetched again after a cut)."""
         ids = [str(c.change_id) for c in page.changes]
-        known = set()
-        for i in range(0, len(ids), _CHUNK):
-            known.update(w.session.scalars(select(InboxRow.change_id).where(InboxRow.change_id.in_(ids[i:i + _CHUNK]))))
+        known = set(w.session.scalars(select(InboxRow.change_id).where(among(InboxRow.change_id, ids)))) if ids else set()
         return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc,
                        str(c.change_id)) for c in page.changes if str(c.change_id) not in known]
 
     @staticmethod
     def _store(w: Writer, fresh: list[Pulled], outcome: Outcome) -> None:
+        """A row per change with what became of it. An applied change's payload is in its record's table now;
+        only what is not applied (waiting, held, of a kind this version does not know) keeps its payload here."""
         applied = set(outcome.applied)
         insert_many(w.session, InboxRow.__table__, [dict(
             seq=c.seq, change_id=c.change_id, entity=c.entity, entity_id=c.entity_id, version=c.version, op=c.op,
-            hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=w.now,
+            hlc=c.hlc, device_id=c.device_id, payload=None if c.seq in applied else c.payload, received_at=w.now,
             applied_at=w.now if c.seq in applied else None, waiting_for=outcome.waiting.get(c.seq),
             failed_reason=outcome.failed.get(c.seq)) for c in fresh], or_ignore=True)
 
@@ -280,7 +280,8 @@ class _Applier:
                     with self.s.begin_nested():
                         applier([item])
                 except SQLAlchemyError as exc:
-                    self.out.failed[item[0].seq] = f"could not be stored here ({type(exc.orig or exc).__name__})"
+                    cause = getattr(exc, "orig", None) or exc
+                    self.out.failed[item[0].seq] = f"could not be stored here ({type(cause).__name__})"
 
     # --- helpers --------------------------------------------------------------------------------------
     def _done(self, c: Pulled) -> None:
@@ -291,11 +292,12 @@ class _Applier:
         """id -> row version (or True) of the rows of `model` among `ids`."""
         ids = sorted(set(ids))
         found: dict[str, Any] = {}
+        if not ids:
+            return found
         version = getattr(model, "version", None)
-        for i in range(0, len(ids), _CHUNK):
-            cols = (model.id, version) if version is not None else (model.id,)
-            for row in self.s.execute(select(*cols).where(model.id.in_(ids[i:i + _CHUNK]))):
-                found[row[0]] = row[1] if version is not None else True
+        cols = (model.id, version) if version is not None else (model.id,)
+        for row in self.s.execute(select(*cols).where(among(model.id, ids))):
+            found[row[0]] = row[1] if version is not None else True
         return found
 
     def _with_parents(self, group, checks: tuple[tuple[str, Any], ...]):
@@ -434,9 +436,8 @@ class _Applier:
         latest = self._latest(ready)
         ids = sorted(latest)
         existing: dict[str, tuple[int, str]] = {}
-        for i in range(0, len(ids), _CHUNK):
-            for row in self.s.execute(select(CaseRow.id, CaseRow.version, CaseRow.status)
-                                      .where(CaseRow.id.in_(ids[i:i + _CHUNK]))):
+        if ids:
+            for row in self.s.execute(select(CaseRow.id, CaseRow.version, CaseRow.status).where(among(CaseRow.id, ids))):
                 existing[row.id] = (row.version, row.status)
         inserts, updates = [], []
         for entity_id, (c, p) in latest.items():
@@ -518,18 +519,11 @@ class _Applier:
             self._done(c)
 
     def _present_blobs(self, hashes) -> list[str]:
-        hashes = sorted(hashes)
-        found = []
-        for i in range(0, len(hashes), _CHUNK):
-            found.extend(self.s.scalars(select(MediaBlobRow.sha256).where(MediaBlobRow.sha256.in_(hashes[i:i + _CHUNK]))))
-        return found
+        return list(self.s.scalars(select(MediaBlobRow.sha256).where(among(MediaBlobRow.sha256, sorted(hashes)))))
 
     def _rows(self, model, ids) -> list:
         ids = sorted(set(ids))
-        out = []
-        for i in range(0, len(ids), _CHUNK):
-            out.extend(self.s.scalars(select(model).where(model.id.in_(ids[i:i + _CHUNK]))))
-        return out
+        return list(self.s.scalars(select(model).where(among(model.id, ids)))) if ids else []
 
 
 def _json(payload: Any) -> str:

@@ -145,7 +145,7 @@ class HubAuth:
             device = s.get(HubDevice, signed.device_id, with_for_update=True)
             refusal = self._check_request(device, method, path_and_query, signed, body)
             if refusal is None:
-                device.last_counter = signed.counter
+                device.last_counter, device.seen_below = _seen(device.last_counter, device.seen_below, signed.counter)
                 result = Device(device.id, device.facility_id)
         if refusal is not None:
             if refusal.code in ("unknown_device", "bad_signature"):
@@ -169,7 +169,8 @@ class HubAuth:
             when = aware(device.revoked_at).strftime("%d %b %Y")
             return HubError(403, "revoked", f"The hub refused this device: it was revoked on {when}."
                                             + (f" ({device.revoked_reason})" if device.revoked_reason else ""))
-        if signed.counter <= device.last_counter:
+        if signed.counter <= device.last_counter and not _unseen_in_window(device.last_counter, device.seen_below,
+                                                                           signed.counter):
             # Validly signed, so it is the device itself: a replay, or a PC restored from an older copy whose
             # counter went back. Telling it the last number seen lets it continue above (a replay gains nothing).
             return HubError(409, "replayed", "This request was already received (replayed counter).",
@@ -207,6 +208,27 @@ class HubAuth:
         with self.session.begin() as s:
             s.execute(statement)
             s.execute(delete(HubThrottle).where(HubThrottle.window_start < now - 4 * THROTTLE_WINDOW))
+
+
+# Anti-replay window (as IPsec's): besides the highest number seen, which of the WINDOW numbers below it were seen,
+# as bits. A spoke with two requests on the way may have the later one arrive first; each number is still taken
+# at most once.
+WINDOW = 62   # bits of a signed 64-bit column, with room to spare
+
+
+def _unseen_in_window(last: int, seen_below: int, counter: int) -> bool:
+    gap = last - counter
+    return 0 < gap <= WINDOW and not (seen_below >> (gap - 1)) & 1
+
+
+def _seen(last: int, seen_below: int, counter: int) -> tuple[int, int]:
+    """(highest number seen, bits of the numbers seen below it) after `counter` was accepted."""
+    if counter > last:
+        shift = counter - last
+        # The old highest becomes bit shift-1; the bits below it move along; whatever falls out of the window goes.
+        moved = ((seen_below << shift) | (1 << (shift - 1))) if shift <= WINDOW else 0
+        return counter, moved & ((1 << WINDOW) - 1)
+    return last, seen_below | (1 << (last - counter - 1))
 
 
 def hash_code(code: str) -> str:

@@ -31,6 +31,9 @@ class HubDevice(HubBase):
     name: Mapped[str] = mapped_column(String(100))
     public_key: Mapped[str] = mapped_column(String(64), unique=True)
     last_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Which of the numbers just below last_counter were also seen (bit i: last_counter - 1 - i): two requests of a
+    # device may arrive out of order, and each is still taken once (sync.hub.auth).
+    seen_below: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     enrolled_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str] = mapped_column(Text, default="")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import ARRAY, JSON, DateTime, Engine, String, any_, cast, create_engine, event, func, insert, literal, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync import jsontext
 from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
 from sync.hub.auth import Device, HubAuth
 from sync.hub.errors import HubError
@@ -58,7 +59,8 @@ def wall_ms() -> int:
 
 def make_hub_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True,
+                               json_serializer=jsontext.text, json_deserializer=jsontext.loads)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:
@@ -74,7 +76,8 @@ def make_hub_engine(url: str) -> Engine:
 
         return engine
     # hide_parameters: an error's message (so the log) never quotes a payload, which holds patient data.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
+                         json_serializer=jsontext.text, json_deserializer=jsontext.loads)
 
 
 def default_media_dir(engine: Engine) -> Path:
@@ -274,16 +277,18 @@ class Hub(HubAuth, HubMedia):
             return texts[key]
 
         if not self.postgres:
-            def plain(name: str, value):
-                if name in json_columns:
-                    return as_text(value)
-                if name in time_columns and value is not None:
-                    return _sqlite_time(value)
-                return int(value) if isinstance(value, bool) else value
-
+            convert = [(i, as_text if c in json_columns else _sqlite_time if c in time_columns else None)
+                       for i, c in enumerate(columns)]
+            convert = [(i, f) for i, f in convert if f is not None]
+            params = []
+            for row in rows:
+                values = [row[c] for c in columns]
+                for i, f in convert:
+                    if values[i] is not None:
+                        values[i] = f(values[i])
+                params.append(tuple(int(v) if v is True or v is False else v for v in values))
             marks = ", ".join("?" for _ in columns)
-            s.connection().exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})",
-                                           [tuple(plain(c, row[c]) for c in columns) for row in rows])
+            s.connection().exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", params)
             return
         cursor = s.connection().connection.driver_connection.cursor()
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -467,6 +472,6 @@ def _sqlite_time(value: datetime) -> str:
 
 
 def _json_text(value) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(value)
 
 

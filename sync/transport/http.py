@@ -77,6 +77,11 @@ def check_url(url: str, allow_plain_http: bool = False) -> str:
 
 
 class HubClient:
+    # A kept-alive connection may be closed by the hub (uvicorn closes idle ones after 5 s) just as a request goes
+    # out on it: the classic keep-alive race, which only using the connection reveals. Such a request is sent once
+    # more on a new connection; for a push that is safe, the hub applies each change once.
+    retry_stale = True
+
     def __init__(self, base_url: str, *, device_id: str | None = None, key: Ed25519PrivateKey | None = None,
                  next_counter: Callable[[], int] | None = None, allow_plain_http: bool = False,
                  ca_bundle: str | None = None, session: requests.Session | None = None,
@@ -106,7 +111,9 @@ class HubClient:
     def encode_push(self, batch: PushBatch) -> tuple[bytes, str | None]:
         """The body of a push and its content type: columns for a hub that reads them, gzip JSON for any other."""
         if self.columns:
-            changes = [c.model_dump(mode="json") for c in batch.changes]
+            changes = [{"change_id": str(c.change_id), "entity": c.entity, "entity_id": c.entity_id, "version": c.version,
+                        "op": c.op.value, "hlc": c.hlc, "device_id": c.device_id, "payload": c.payload}
+                       for c in batch.changes]
             return encode_changes(changes, protocol=batch.protocol, batch_id=str(batch.batch_id)), CHANGES_TYPE
         return encode(batch), None
 
@@ -240,7 +247,15 @@ class HubClient:
             else:
                 headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         for attempt in (1, 2):
-            r = self._send_once(method, path, body, dict(headers), signed, stream)
+            try:
+                r = self._send_once(method, path, body, dict(headers), signed, stream)
+            except _Closed as exc:
+                if not self.retry_stale:
+                    raise HubUnreachable(str(exc)) from exc
+                try:   # once more, on a new connection, signed anew
+                    r = self._send_once(method, path, body, dict(headers), signed, stream)
+                except _Closed as again:
+                    raise HubUnreachable(str(again)) from again
             self._note_hub_time(r)
             last = r.headers.get("Spoke-Counter-Last", "")
             if attempt == 1 and signed and r.status_code == 409 and last.isdigit() and self.raise_counter:
@@ -269,8 +284,33 @@ class HubClient:
             return self.http.request(method, self.base_url + path, data=body, headers=headers, stream=stream,
                                      timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False,
                                      verify=self.verify)
+        except requests.ConnectionError as exc:
+            if _closed_by_the_other_end(exc):
+                raise _Closed(str(exc)) from exc
+            raise HubUnreachable(str(exc)) from exc
         except requests.RequestException as exc:  # a timeout is never success
             raise HubUnreachable(str(exc)) from exc
+
+
+class _Closed(HubUnreachable):
+    """The other end closed the connection before answering (not a timeout, not a refused connection)."""
+
+
+def _closed_by_the_other_end(exc: BaseException) -> bool:
+    import http.client
+
+    if isinstance(exc, requests.Timeout):
+        return False
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            return True
+        nested = next((a for a in getattr(cause, "args", ()) if isinstance(a, BaseException)), None)
+        reason = getattr(cause, "reason", None)   # urllib3 keeps the cause there (and ssl a string)
+        cause = cause.__cause__ or cause.__context__ or nested or (reason if isinstance(reason, BaseException) else None)
+    return False
 
 
 def _retry_after(r: requests.Response) -> float | None:

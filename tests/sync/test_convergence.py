@@ -276,7 +276,9 @@ class Facility:
         self.proxy.mode = "pass"
         for n in (0, 1, 0):     # each sends all it has; then the first fetches what the second sent
             report = self.pcs[n].sync()
-            assert report.ok, (report.error_kind, report.error, report.files_refused, report.quarantine_reasons, report)
+            assert report.ok, (report.error_kind, report.error, report.files_refused, report.quarantine_reasons, report,
+                               self.process.alive, [(x.path, x.mode, x.forwarded, len(x.request), len(x.answer),
+                                                     x.answer_started) for x in self.proxy.exchanges[-6:]])
         for p in self.pcs:
             report = p.sync(verify=True)
             assert report.ok and report.checked and report.resynced == "", report

@@ -25,11 +25,40 @@ from tests.sync.test_engine import queued_case
 
 
 @pytest.fixture
-def proxied(hub, hub_server, facilities, spoke):
+def proxied(hub, hub_server, facilities, spoke, monkeypatch):
+    """A spoke behind a faulty proxy; a request on a closed connection is not sent a second time, so that each
+    fault is one request (the retry itself: test_a_connection_closed_under_a_request_is_tried_once_more)."""
+    from sync.transport.http import HubClient
+
+    monkeypatch.setattr(HubClient, "retry_stale", False)
     services, admin, paths = spoke("pc1")
     proxy = FaultyProxy(hub_server.port)
     enroll(services.store, paths, proxy.url, hub.enroll_code(facilities[0]), "PC-1")
     yield services, admin, paths, proxy
+    proxy.close()
+
+
+def test_a_connection_closed_under_a_request_is_tried_once_more(hub, hub_server, facilities, spoke):
+    """The keep-alive race (the hub closes an idle connection as a request goes out on it): the request goes once
+    more on a new connection, and the sync succeeds; a second close is the hub being unreachable."""
+    services, admin, paths = spoke("pc1")
+    proxy = FaultyProxy(hub_server.port)
+    enroll(services.store, paths, proxy.url, hub.enroll_code(facilities[0]), "PC-1")
+    queued_case(services, admin)
+    proxy.arm("kill_after_answer", lambda: None)      # one answer dropped, the hub left running: a closed connection
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pending == 0, report
+    first, again = [x for x in proxy.exchanges if x.path.startswith("/v1/push")][:2]
+    assert first.answer == b"" and again.answer and change_ids(first.request) == change_ids(again.request)
+    answer = message_json(again.answer)   # rows or columns, whichever the spoke sent
+    duplicates = answer["outcome"].count("d") if "outcome" in answer else len(answer["duplicates"])
+    assert duplicates == len(change_ids(first.request)), "the hub had committed the first: the second is all duplicates"
+    assert_pushed_exactly_once(services, hub)
+    proxy.mode = "lose_answer"                        # every request: unreachable, nothing marked sent
+    queued_case(services, admin, "Ravi Kumar")
+    waiting = LocalSync(services.store).pending()
+    report = sync_once(services.store, paths)
+    assert report.error_kind == "unreachable" and report.pending == waiting
     proxy.close()
 
 
@@ -162,8 +191,15 @@ def hub_process(hub_db_url, tmp_path):
 
 
 @pytest.fixture
-def killable(hub_process, spoke):
-    """A spoke with four queued cases (about 30 changes) behind a proxy to a hub process, pushing 10 a batch."""
+def killable(hub_process, spoke, monkeypatch):
+    """A spoke with four queued cases (about 30 changes) behind a proxy to a hub process, pushing 10 a batch,
+    one batch on the way at a time, so that each request can be told apart (the property test in
+    test_convergence.py kills hubs with two on the way)."""
+    import sync.engine
+    from sync.transport.http import HubClient
+
+    monkeypatch.setattr(sync.engine, "PUSH_IN_FLIGHT", 1)
+    monkeypatch.setattr(HubClient, "retry_stale", False)   # no second try on a closed connection: each one counted
     process, hub = hub_process
     services, admin, paths = spoke("pc1")
     proxy = FaultyProxy(process.port)
@@ -173,6 +209,30 @@ def killable(hub_process, spoke):
     engine, _local = make_engine(services.store, paths)
     engine.batch_size = 10
     yield services, paths, proxy, process, hub, engine, cases
+    proxy.close()
+
+
+def test_the_hub_process_killed_with_two_batches_on_the_way(hub_process, spoke):
+    """Two batches in flight when the hub dies: whatever it acknowledged is marked sent, the rest goes again,
+    and the hub ends with every change once."""
+    process, hub = hub_process
+    services, admin, paths = spoke("pc1")
+    proxy = FaultyProxy(process.port)
+    enroll(services.store, paths, proxy.url, hub.enroll_code(hub.create_facility("HWC Rampur", "HWC-UP-0042")), "PC-1")
+    for name in ("Kamla Devi", "Savitri Kushwaha", "Ravi Kumar", "Lakshmi Bai", "Phoolmati", "Ramvati"):
+        queued_case(services, admin, name)
+    engine, _local = make_engine(services.store, paths)
+    engine.batch_size = 5
+    assert engine.push_in_flight == 2
+    proxy.arm("kill_mid_body", process.kill, after=2)
+    report = engine.run_once()
+    assert report.error_kind == "unreachable" and process.wait_dead() == -signal.SIGKILL
+    acknowledged = set(acknowledged_here(services))
+    assert acknowledged <= set(at_hub(hub, device_id=services.store.device_id)), "nothing marked sent that is not there"
+    process.start()
+    report = sync_once(services.store, paths)
+    assert report.ok and report.pending == 0
+    assert_pushed_exactly_once(services, hub)
     proxy.close()
 
 
