@@ -96,6 +96,7 @@ def main() -> None:
             from spoke_client.db.models import CaseRow, ConsentRow, PatientRow, VitalsRow
 
             held = [s.scalar(select(func.count()).select_from(t)) for t in (PatientRow, CaseRow, VitalsRow, ConsentRow)]
+        assert held[0] >= args.patients and held[1] == held[2] == args.cases, f"not every record was applied: {held}"
         print(f"records: {records:,} ({compact / records:.0f} B each as compact JSON)   hub: {hub.db.split(':')[0]}   "
               f"wire: {'gzip JSON rows' if args.json else 'columns, zstd'}")
         print(f"push by PC-1:  {push_s:7.1f} s = {records / push_s:8,.0f} records/s")

@@ -28,6 +28,7 @@ PATIENT_GROUPS: dict[str, tuple[str, ...]] = {
     "address": ("address",),
     "abha_number": ("abha_number",),
     "abha_address": ("abha_address",),
+    "allergies": ("allergies",),
 }
 
 

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from sync.hlc import STAMP_PATTERN
 
 # --- the vocabulary both ends share (the spoke's domain enums carry the same values; a test checks it) -------
-CASE_STATES = ("draft", "ready", "queued", "in_consultation", "prescribed", "closed", "cancelled")
+CASE_STATES = ("draft", "ready", "queued", "in_consultation", "info_requested", "prescribed", "closed", "cancelled")
 SEXES = ("female", "male", "other")
 RELATIONS = ("S/o", "D/o", "W/o", "H/o", "C/o")
 ROLES = ("paramedic", "generalist", "admin")
@@ -31,7 +31,7 @@ CONSENT_METHODS = ("verbal", "written", "recorded")
 ATTACHMENT_KINDS = ("photo", "audio", "document")
 ATTACHMENT_STATES = ("active", "withdrawn")
 
-CaseState = Literal["draft", "ready", "queued", "in_consultation", "prescribed", "closed", "cancelled"]
+CaseState = Literal["draft", "ready", "queued", "in_consultation", "info_requested", "prescribed", "closed", "cancelled"]
 
 # Vital signs outside these ranges cannot be real readings (the spoke's form refuses them with the same
 # numbers, spoke_client.domain.vitals.PLAUSIBLE; a test checks that the two agree).
@@ -156,7 +156,7 @@ class UserPayload(Payload):
 
 
 PatientGroup = Literal["name", "sex", "birth_date", "relative", "phone", "village", "address", "abha_number",
-                       "abha_address"]
+                       "abha_address", "allergies"]
 
 
 class PatientPayload(Payload):
@@ -172,6 +172,9 @@ class PatientPayload(Payload):
     address: _text(2000) = ""
     abha_number: AbhaNumber = ""
     abha_address: _text(100) = ""
+    # Known drug allergies as the paramedic wrote them ("penicillin", "sulfa drugs"): the hub shows them where no
+    # doctor can miss them, and a medicine matching one needs an explicit, audited override.
+    allergies: Annotated[tuple[_text(100, 1), ...], Field(max_length=20)] = ()
     version: Annotated[Int, Field(ge=1, le=INT32_MAX)] = 1
     created_at: IsoDateTime | None = None
     # Per group of fields: [stamp of the edit that set it, stamp of the value it replaced] (sync.merge).
@@ -202,6 +205,7 @@ class CasePayload(Payload):
     created_at: IsoDateTime | None = None
     updated_at: IsoDateTime | None = None
     version: Annotated[Int, Field(ge=1, le=INT32_MAX)] = 1
+    speciality: _text(60) = ""             # what the spoke asked for when it sent the case ("" for any doctor)
     doctor_note: _text(8000) = ""          # the hub's: the doctor's note on the consultation
 
 
@@ -237,6 +241,31 @@ class VitalsPayload(Payload):
     source: _text(200, 1) = "manual"
     device_status: Annotated[tuple[_text(200), ...], Field(max_length=20)] = ()
     measured_at: IsoDateTime | None = None
+    # The red flags the spoke assessed from these values (spoke_client.domain.redflags): the hub shows them as
+    # they are, so there is one implementation of the rules, not a second copy at the hub.
+    assessment: "Assessed | None" = None
+
+
+class AssessedFlag(BaseModel):
+    model_config = Payload.model_config
+
+    code: _text(60, 1)
+    severity: Annotated[Int, Field(ge=0, le=3)]
+    message: _text(300)
+    field: _text(60) | None = None
+
+
+class Assessed(BaseModel):
+    model_config = Payload.model_config
+
+    level: Annotated[Int, Field(ge=0, le=3)] = 0
+    news2: Annotated[Int, Field(ge=0, le=20)] | None = None
+    note: _text(300) | None = None
+    flags: Annotated[tuple[AssessedFlag, ...], Field(max_length=20)] = ()
+    lang: _text(10) = "en"   # the language the messages are in
+
+
+VitalsPayload.model_rebuild()
 
 
 class ConsentPayload(Payload):
@@ -272,14 +301,114 @@ class AttachmentPayload(Payload):
     version: Annotated[Int, Field(ge=1, le=INT32_MAX)] = 1
 
 
+class AnswerPayload(Payload):
+    """The spoke's answer to a doctor's question (text; a photo or vitals it adds travel as their own records)."""
+
+    entity: ClassVar[str] = "answer"
+    parents: ClassVar[tuple[tuple[str, str], ...]] = (("case_id", "case"), ("question_id", "question"))
+
+    question_id: Id
+    case_id: Id
+    text: _text(4000, 1)
+    answered_at: IsoDateTime
+    answered_by: _text(200) = ""
+
+
+# --- the hub's own records: made at the hub, pulled by the facility's spokes, never pushed by a device ---------
+class QuestionPayload(Payload):
+    """A doctor asks the spoke for more ("a photo of the rash in daylight, please")."""
+
+    entity: ClassVar[str] = "question"
+    parents: ClassVar[tuple[tuple[str, str], ...]] = (("case_id", "case"),)
+
+    case_id: Id
+    text: _text(2000, 1)
+    asked_at: IsoDateTime
+    asked_by: _text(200, 1)
+    status: Literal["open", "answered", "withdrawn"] = "open"
+
+
+class Prescriber(BaseModel):
+    model_config = Payload.model_config
+
+    name: _text(200, 1)
+    qualification: _text(200, 1)
+    registration_number: _text(60, 1)
+    council: _text(200) = ""
+
+
+class Medicine(BaseModel):
+    """One line of a prescription. `name` is the generic name in capitals; `formulary_id` names its row of the
+    hub's formulary, None when the doctor typed it (printed as not from the formulary)."""
+
+    model_config = Payload.model_config
+
+    formulary_id: _text(60) | None = None
+    name: _text(200, 1)
+    form: _text(60) = ""
+    strength: _text(60) = ""
+    dose: _text(60, 1)                     # "1 tablet", "5 mL"
+    route: _text(40) = "oral"
+    frequency: _text(20, 1)                # OD, BD, TDS, QID, HS, SOS, or 1-0-1
+    duration_days: Annotated[Int, Field(ge=0, le=3650)]
+    quantity: _text(60) = ""               # "10 tablets", from dose, frequency and duration
+    instructions: _text(300) = ""          # "after food"
+    tpg_list: Literal["O", "A", "B", "Prohibited", ""] = ""
+
+
+class Referral(BaseModel):
+    model_config = Payload.model_config
+
+    to: _text(200, 1)
+    speciality: _text(60) = ""
+    urgency: Literal["routine", "urgent", "emergency"] = "routine"
+    reason: _text(1000) = ""
+
+
+class PrescriptionPayload(Payload):
+    """An issued e-prescription: final (a correction cancels it and issues another), signed with the hub's
+    Ed25519 key over its canonical JSON (sync.prescriptions), so a spoke and a pharmacist can check it offline."""
+
+    entity: ClassVar[str] = "prescription"
+    parents: ClassVar[tuple[tuple[str, str], ...]] = (("case_id", "case"),)
+
+    case_id: Id
+    patient_id: Id
+    hub_name: _text(200, 1)
+    prescriber: Prescriber
+    issued_at: IsoDateTime
+    consultation_type: Literal["first", "follow_up"]
+    consultation_mode: Literal["video", "audio", "store_and_forward"]
+    diagnosis: _text(1000, 1)
+    icd10_code: _text(10) = ""
+    icd10_title: _text(300) = ""
+    medicines: Annotated[tuple[Medicine, ...], Field(max_length=30)] = ()
+    investigations: Annotated[tuple[_text(300, 1), ...], Field(max_length=30)] = ()
+    advice: _text(4000) = ""
+    follow_up: IsoDate | None = None
+    referral: Referral | None = None
+    allergies_noted: Annotated[tuple[_text(100, 1), ...], Field(max_length=20)] = ()
+    allergy_overrides: Annotated[tuple[_text(300, 1), ...], Field(max_length=30)] = ()
+    status: Literal["issued", "cancelled"] = "issued"
+    replaces_id: Id | None = None
+    cancelled_reason: _text(1000) = ""
+    cancelled_at: IsoDateTime | None = None
+    key_id: _text(64, 1)
+    signature: _text(200, 1)               # base64 Ed25519 over the canonical JSON of the issued prescription
+
+
 # What a spoke may push; the hub makes other entities itself (prescriptions, questions), and refuses them
 # from a device.
 PAYLOADS: dict[str, type[Payload]] = {m.entity: m for m in (FacilityPayload, UserPayload, PatientPayload, CasePayload,
-                                                            VitalsPayload, ConsentPayload, AttachmentPayload)}
+                                                            VitalsPayload, ConsentPayload, AttachmentPayload,
+                                                            AnswerPayload)}
+HUB_PAYLOADS: dict[str, type[Payload]] = {m.entity: m for m in (QuestionPayload, PrescriptionPayload)}
+ALL_PAYLOADS = PAYLOADS | HUB_PAYLOADS
 _KNOWN = {entity: frozenset({f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields)
-                             | model.legacy_keys) for entity, model in PAYLOADS.items()}
+                             | model.legacy_keys) for entity, model in ALL_PAYLOADS.items()}
 # Parents before children: the order in which a page of pulled changes is applied.
-APPLY_ORDER = ("facility", "user", "patient", "case", "vitals", "consent", "attachment")
+APPLY_ORDER = ("facility", "user", "patient", "case", "vitals", "consent", "attachment", "question", "answer",
+               "prescription")
 
 
 def validate(entity: str, payload: Any, *, entity_id: str | None = None, strict_keys: bool = False) -> Payload:
@@ -287,9 +416,9 @@ def validate(entity: str, payload: Any, *, entity_id: str | None = None, strict_
 
     strict_keys: refuse keys the model does not know (the hub, for what devices and staff write); otherwise they
     are ignored (a spoke reading what a newer hub sent)."""
-    model = PAYLOADS.get(entity)
+    model = ALL_PAYLOADS.get(entity)
     if model is None:
-        raise PayloadInvalid(entity, "", f"records of type '{entity}' are not made by a device")
+        raise PayloadInvalid(entity, "", f"records of type '{entity}' are not known")
     if not isinstance(payload, dict):
         raise PayloadInvalid(entity, "", "the payload must be a JSON object")
     if strict_keys:
@@ -316,7 +445,7 @@ def payload_of(entity: str, obj: Any, **extra: Any) -> dict[str, Any]:
     """The payload of a record from an object with the model's attributes (a spoke's domain dataclass) or a
     mapping of its fields, plus `extra` fields; checked by the model, so a PC never writes a change the hub
     would refuse for its form (an unknown entity raises KeyError)."""
-    model = PAYLOADS[entity]
+    model = ALL_PAYLOADS[entity]
     if extra and not isinstance(obj, dict):
         obj = {name: getattr(obj, name) for name in model.model_fields if hasattr(obj, name)}
     if isinstance(obj, dict):

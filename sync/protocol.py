@@ -52,7 +52,9 @@ MEDIA_CONTENT_TYPE = "application/octet-stream"
 # Who owns what of a case: the spoke its clinical record, the hub the consultation's outcome. A spoke's
 # change never moves a case back from a hub-set state, and never carries the hub's note away.
 PRE_CONSULTATION = frozenset({"draft", "ready", "queued"})
-HUB_STATES = frozenset({"in_consultation", "prescribed"})
+HUB_STATES = frozenset({"in_consultation", "info_requested", "prescribed"})
+HUB_SETTABLE = frozenset({"queued", "in_consultation", "info_requested", "prescribed", "closed"})
+FINAL_STATES = frozenset({"closed", "cancelled"})
 HUB_OWNED_CASE_FIELDS = ("doctor_note",)
 
 
@@ -64,9 +66,10 @@ def merge_case_status(current: str | None, incoming_from_spoke: str) -> str:
 
 
 def hub_status_applies(local: str, from_hub: str) -> bool:
-    """Whether the hub's status replaces the spoke's: only over pre-consultation states (closing or
-    cancelling at the spoke is the spoke's final word)."""
-    return local in PRE_CONSULTATION or (local in HUB_STATES and from_hub in HUB_STATES | {"closed"})
+    """Whether the hub's status replaces the spoke's: any state the hub may set (taking a case, asking for more,
+    releasing it back to the queue, prescribing), over anything but the spoke's final word (closed or
+    cancelled at the spoke)."""
+    return local not in FINAL_STATES and from_hub in HUB_SETTABLE
 
 
 class Op(enum.StrEnum):
@@ -196,6 +199,8 @@ class EnrollResult(_Answer):
     device_id: str
     facility_id: str
     facility_name: str
+    # The hub's prescription key (base64 of the raw Ed25519 public key), for spokes of revision 2.
+    hub_key: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class MediaStatus(_Answer):

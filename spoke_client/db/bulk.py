@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import timedelta, timezone
 from operator import itemgetter
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Table
@@ -42,7 +42,12 @@ def _utc_text(value):
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store")
+    if value.utcoffset() == _ZERO:                      # already UTC (nearly always): one call
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_ZERO = timedelta(0)
 
 
 def _json_text(value):

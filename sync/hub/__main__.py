@@ -36,6 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--hwc-id", required=True)
     s = sub.add_parser("enroll-code", help="a one-time code for enrolling one spoke PC of a facility")
     s.add_argument("--facility", required=True)
+    s = sub.add_parser("create-hub", help="a hub (a district hospital, a medical college); prints its id")
+    s.add_argument("--name", required=True)
+    s.add_argument("--kind", default="", help="e.g. 'district hospital'")
+    s = sub.add_parser("create-admin", help="the first administrator of a hub (reads the password from stdin)")
+    s.add_argument("--hub", required=True, help="the hub's id (create-hub prints it)")
+    s.add_argument("--username", required=True)
+    s.add_argument("--name", required=True, help="the person's full name")
+    s = sub.add_parser("assign", help="the hub that serves a facility (its cases go to that hub's queue)")
+    s.add_argument("--facility", required=True)
+    s.add_argument("--hub", required=True)
     s = sub.add_parser("revoke", help="revoke a device")
     s.add_argument("--device", required=True)
     s.add_argument("--reason", default="")
@@ -72,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             print(hub.create_facility(args.name, args.hwc_id))
         elif args.command == "enroll-code":
             print(hub.enroll_code(args.facility))
+        elif args.command == "create-hub":
+            print(hub.create_hub(args.name, args.kind))
+        elif args.command == "create-admin":
+            password = sys.stdin.readline().rstrip("\n")
+            staff = hub.add_staff(None, args.hub, args.username, args.name, password, "admin")
+            print(staff.id)
+        elif args.command == "assign":
+            hub.assign_facility(None, args.facility, args.hub)
+            print(f"{args.facility} is served by {args.hub}")
         elif args.command == "revoke":
             hub.revoke(args.device, args.reason)
             print(f"revoked {args.device}")

@@ -24,7 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.hub.auth import Device, signed_headers
 from sync.hub.errors import HubError
+from sync.hub.clinic import PrescriptionRefused
 from sync.hub.service import Hub
+from sync.hub.staff_api import refused_response, router as staff_router
 from sync.wire import CHANGES_TYPE, H_WIRE, WIRE_COLUMNS, decode_changes, encode_changes
 from sync.protocol import (
     H_HUB_TIME,
@@ -55,7 +57,6 @@ log = logging.getLogger("spoke.hub")
 
 SMALL_BODY = 16 * 1024           # enrolment and staff requests
 NO_BODY = 0                      # signed GETs sign an empty body
-HUB_SETTABLE_STATES = ("queued", "in_consultation", "prescribed", "closed")
 Count = Annotated[int, Query(ge=0, le=INT63_MAX)]
 RecordId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 
@@ -74,7 +75,7 @@ class CaseUpdate(BaseModel):
     """What hub staff may change on a case: its status (only states the hub may set) and the doctor's note."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal["queued", "in_consultation", "prescribed", "closed"] | None = None
+    status: Literal["queued", "in_consultation", "info_requested", "prescribed", "closed"] | None = None
     doctor_note: Annotated[str, Field(max_length=8000)] | None = None
 
 
@@ -139,6 +140,10 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.retry_after, exc.headers)
 
+    @app.exception_handler(PrescriptionRefused)
+    async def _refused(_request: Request, exc: PrescriptionRefused) -> JSONResponse:
+        return refused_response(exc)
+
     @app.exception_handler(ProtocolError)
     async def _protocol_error(_request: Request, exc: ProtocolError) -> JSONResponse:
         return _error(400, "bad_message", str(exc))
@@ -171,22 +176,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         if not token or not given.startswith(b"Bearer ") or not hmac.compare_digest(given[7:], token):
             raise HubError(401, "not_hub_staff", "Only hub staff may act on cases and patients.")
 
-    async def _body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-        """The body, read only up to `limit`: a declared length above it is refused before reading, and a
-        stream that goes past it is cut off there."""
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isascii() or not declared.isdigit():
-                raise HubError(400, "bad_length", "The Content-Length header is not a number.")
-            if int(declared) > limit:
-                raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    _body = read_body
 
     async def _device(request: Request, limit: int) -> tuple[Device, bytes]:
         """Checks the signature headers' form, then reads the body (up to `limit`), then verifies."""
@@ -208,7 +198,10 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
               responses={403: {"model": ErrorBody}, 429: {"model": ErrorBody}})
     async def enroll(request: Request) -> EnrollResult:
         req = decode(EnrollRequest, await _body(request, SMALL_BODY), request.headers.get("content-encoding"))
-        return await run_in_threadpool(hub.enroll, req, _client(request))
+        result = await run_in_threadpool(hub.enroll, req, _client(request))
+        if _revision(request) >= 2:   # a spoke of revision 2 reads the hub's prescription key
+            result = result.model_copy(update={"hub_key": await run_in_threadpool(hub.public_key)})
+        return result
 
     @app.post("/v1/push", response_model=PushResult, openapi_extra=_openapi_body(PushBatch),
               responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody}})
@@ -307,6 +300,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
             raise HubError(400, "empty_update", "Send the fields to change as a JSON object.")
         return await run_in_threadpool(hub.update_patient, patient_id, fields)
 
+    app.include_router(staff_router(hub))
     _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate])
     return app
 
@@ -323,6 +317,24 @@ def _columns_envelope(body: bytes) -> PushEnvelope:
         return PushEnvelope(protocol=meta.get("protocol", 1), batch_id=meta.get("batch_id"), changes=changes)
     except ValidationError as exc:
         raise ProtocolError(f"not a valid push ({exc.errors(include_url=False)[0]['msg']})") from None
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, read only up to `limit`: a declared length above it is refused before reading, and a stream that
+    goes past it is cut off there."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise HubError(400, "bad_length", "The Content-Length header is not a number.")
+        if int(declared) > limit:
+            raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HubError(413, "too_large", f"The request is too large (at most {limit} bytes here).")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _client(request: Request) -> str:

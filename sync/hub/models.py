@@ -78,8 +78,10 @@ class HubRecord(HubBase):
     hlc: Mapped[str] = mapped_column(String(90))
     deleted: Mapped[bool] = mapped_column(default=False)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The case a record belongs to (vitals, consent, attachments, questions, prescriptions), for the case page.
+    parent_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_hub_record_facility", "facility_id"),)
+    __table_args__ = (Index("ix_hub_record_facility", "facility_id"), Index("ix_hub_record_parent", "parent_id", "entity"))
 
 
 class HubBlob(HubBase):
@@ -112,3 +114,110 @@ class HubThrottle(HubBase):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime]
     failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- the hub's organisation: doctors, their sessions, what they did -------------------------------------------
+class HubOrg(HubBase):
+    """A hub: a district hospital or a medical college, serving a set of facilities (spokes)."""
+
+    __tablename__ = "hub_org"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+
+
+class HubFacilityHub(HubBase):
+    """Which hub serves a facility (a facility is served by one hub at a time)."""
+
+    __tablename__ = "hub_facility_hub"
+    facility_id: Mapped[str] = mapped_column(ForeignKey("hub_facility.id"), primary_key=True)
+    hub_id: Mapped[str] = mapped_column(ForeignKey("hub_org.id"))
+    assigned_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_facility_hub", "hub_id"),)
+
+
+class HubStaff(HubBase):
+    """A person who signs in to a hub's console: an administrator, or a doctor (name, qualification,
+    registration number and council, specialities: what the prescription prints)."""
+
+    __tablename__ = "hub_staff"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hub_id: Mapped[str] = mapped_column(ForeignKey("hub_org.id"))
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))            # admin | doctor
+    qualification: Mapped[str] = mapped_column(String(200), default="")
+    registration_number: Mapped[str] = mapped_column(String(60), default="")
+    council: Mapped[str] = mapped_column(String(200), default="")
+    specialities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(default=True)
+    on_duty: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class HubSession(HubBase):
+    """A signed-in console or API session: the token's hash (the token itself is only in the cookie), its CSRF
+    token, and when it ends (idle or absolute, whichever comes first). In the database: every worker knows it."""
+
+    __tablename__ = "hub_session"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("hub_staff.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class HubAudit(HubBase):
+    """Who did or saw what at the hub (every view of a case by a doctor): appended, never changed."""
+
+    __tablename__ = "hub_audit"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    staff_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40), default="")
+    entity_id: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_hub_audit_entity", "entity", "entity_id"),)
+
+
+class HubSigningKey(HubBase):
+    """The hub's Ed25519 key that signs prescriptions (spokes learn the public half at enrolment)."""
+
+    __tablename__ = "hub_signing_key"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_b64: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+
+
+class HubCase(HubBase):
+    """The queue's view of a case, kept in step with the case and patient records as they are written: what the
+    queue page sorts and filters by, without reading every payload."""
+
+    __tablename__ = "hub_case"
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    facility_id: Mapped[str] = mapped_column(ForeignKey("hub_facility.id"))
+    patient_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    speciality: Mapped[str] = mapped_column(String(60), default="")
+    complaints: Mapped[str] = mapped_column(Text, default="")
+    patient_sex: Mapped[str] = mapped_column(String(10), default="")
+    patient_birth: Mapped[str] = mapped_column(String(10), default="")   # ISO date; "" until the patient arrives
+    queued_at: Mapped[datetime | None]
+    taken_by: Mapped[str | None] = mapped_column(String(36))
+    taken_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_hub_case_queue", "status", "priority", "queued_at"),
+                      Index("ix_hub_case_facility", "facility_id", "status"),
+                      Index("ix_hub_case_patient", "patient_id"))

@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync import jsontext
 from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
+from sync.hub import casebook
 from sync.hub.auth import Device, HubAuth
+from sync.hub.clinic import HubClinic
+from sync.hub.staff import HubStaffing
 from sync.hub.errors import HubError
 from sync.hub.media import HubMedia
 from sync.hub.models import HubChangeRow, HubRecord
@@ -90,7 +93,7 @@ def default_media_dir(engine: Engine) -> Path:
     return Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "media"
 
 
-class Hub(HubAuth, HubMedia):
+class Hub(HubAuth, HubMedia, HubStaffing, HubClinic):
     def __init__(self, engine: Engine, media_dir: Path | None = None) -> None:
         self.engine = engine
         self.media_dir = Path(media_dir) if media_dir else default_media_dir(engine)
@@ -110,6 +113,8 @@ class Hub(HubAuth, HubMedia):
         from sync.hub.migrate import upgrade
 
         upgrade(self.engine)
+        with self.session.begin() as s:
+            casebook.rebuild_missing(s)
 
     # --- the hub's clock ----------------------------------------------------------------------------
     def clock(self, s: Session | None = None) -> HybridLogicalClock:
@@ -215,12 +220,30 @@ class Hub(HubAuth, HubMedia):
                 texts: dict[int, str | None] = {}
                 self._bulk_insert(s, HubChangeRow, rows, texts)
                 self._write_records(s, device.facility_id, latest, records, merged_fields, texts)
+                s.flush()
+                casebook.refresh_cases(s, {k[1] for k in latest if k[0] == "case"},
+                                       {k[1] for k in latest if k[0] == "patient"})
+                answers = [c for k, c in latest.items() if k[0] == "answer" and c.payload is not None]
+                if answers:
+                    self._answered(s, answers)
                 self.clock(s)
                 self._observe(max(r["hlc"] for r in rows), now_ms)
         if rejected:
             log.info("push from device %s: %d accepted, %d refused (first: %s)", device.id, len(accepted),
                      len(rejected), rejected[0].code)
         return PushResult(batch_id=batch.batch_id, accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+    def _answered(self, s: Session, answers: list[Change]) -> None:
+        """A spoke answered a doctor's question: the question is marked answered and the case, if it still waits
+        for that answer, goes back to the queue (hub writes its spokes pull)."""
+        for answer in answers:
+            question = s.get(HubRecord, ("question", answer.payload.get("question_id")), with_for_update=True)
+            if question is None or question.payload.get("status") != "open":
+                continue
+            self._hub_write(s, question, self.stamp_after(s, question), {**question.payload, "status": "answered"})
+            case = s.get(HubRecord, ("case", question.payload.get("case_id")), with_for_update=True)
+            if case is not None and (case.payload or {}).get("status") == "info_requested":
+                self._hub_write(s, case, self.stamp_after(s, case), {**case.payload, "status": "queued"})
 
     def _write_records(self, s: Session, facility_id: str, latest: dict[tuple[str, str], Change],
                        records: dict[tuple[str, str], HubRecord], merged_fields: dict[tuple[str, str], list[Change]],
@@ -230,7 +253,8 @@ class Hub(HubAuth, HubMedia):
         new, newer = [], []
         for key, c in latest.items():
             values = dict(entity=c.entity, entity_id=c.entity_id, facility_id=facility_id, version=c.version, hlc=c.hlc,
-                          deleted=c.op == Op.DELETE, payload=c.payload)
+                          deleted=c.op == Op.DELETE, payload=c.payload,
+                          parent_id=(c.payload or {}).get("case_id") if c.entity != "case" else None)
             record = records.get(key)
             if key in merged_fields and c.op == Op.UPSERT:
                 payload, stamp = (record.payload, record.hlc) if record is not None and record.payload else (None, "")
@@ -403,16 +427,9 @@ class Hub(HubAuth, HubMedia):
         """A change made by the hub itself: checked like a device's (so no spoke is ever sent a record it cannot
         apply), logged for the facility's spokes to pull, and the record updated."""
         try:
-            payload = validate(record.entity, payload, entity_id=record.entity_id, strict_keys=True).wire()
+            return casebook.hub_write(s, record, stamp, payload)
         except PayloadInvalid as exc:
             raise HubError(400, "invalid", f"{exc}.") from None
-        change = Change(change_id=uuid.uuid4(), entity=record.entity, entity_id=record.entity_id,
-                        version=record.version + 1, op=Op.UPSERT, hlc=stamp, device_id=HUB_DEVICE_ID, payload=payload)
-        s.execute(insert(HubChangeRow), [_change_row(record.facility_id, change, utcnow())])
-        record.version, record.hlc, record.payload = change.version, stamp, payload
-        s.flush()
-        seq = s.scalar(select(HubChangeRow.seq).where(HubChangeRow.change_id == str(change.change_id)))
-        return HubChange(seq=seq, **change.model_dump())
 
     def update_patient(self, patient_id: str, fields: dict) -> HubChange:
         """The hub corrects demographics (a doctor fixes an age or a phone number): field stamps move only for

@@ -1,0 +1,78 @@
+"""The staff's JSON API over real HTTP: sessions (bearer or cookie with CSRF), the queue, a case, a question and a
+prescription refused and issued; and the command line that makes the first administrator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import requests
+
+from tests.hub.test_clinic import queued
+
+
+def signed(url: str, username: str, password: str) -> dict[str, str]:
+    r = requests.post(f"{url}/v1/hub/session", json={"username": username, "password": password}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_the_whole_consultation_through_the_api(clinic, hub_server, facilities, spoke_factory, small_formulary):
+    hub, _org, _admin, mehta, _rao = clinic
+    pc = spoke_factory(facilities[0])
+    queued(pc, "c-1", "p-1", priority=2, allergies=["Sulfa drugs"])
+    url = hub_server.url
+    assert requests.get(f"{url}/v1/hub/queue", timeout=10).status_code == 401
+    me = signed(url, "dr.mehta", "mehta-pass-12")
+    [item] = requests.get(f"{url}/v1/hub/queue", headers=me, timeout=10).json()
+    assert item["case_id"] == "c-1" and item["priority"] == 2 and item["facility"] == "HWC Rampur"
+    assert requests.post(f"{url}/v1/hub/cases/c-1/take", headers=me, timeout=10).status_code == 200
+    view = requests.get(f"{url}/v1/hub/cases/c-1/view", headers=me, timeout=10).json()
+    assert view["patient"]["allergies"] == ["Sulfa drugs"] and view["taken_by_me"]
+    found = requests.get(f"{url}/v1/hub/formulary", params={"q": "para 500"}, headers=me, timeout=10).json()
+    assert [f["generic"] for f in found] == ["PARACETAMOL"]
+    icd = requests.get(f"{url}/v1/hub/icd10", params={"q": "essential hypertension"}, headers=me, timeout=10).json()
+    assert {"code": "I10", "title": "Essential (primary) hypertension"} in icd
+    refused = requests.post(f"{url}/v1/hub/cases/c-1/prescriptions", headers=me, timeout=10, json={
+        "diagnosis": "Pain", "medicines": [{"formulary_id": small_formulary["Morphine"], "dose": "1 tablet",
+                                            "frequency": "BD", "duration_days": 2}]})
+    assert refused.status_code == 400 and refused.json()["problems"][0]["field"] == "medicines.0"
+    issued = requests.post(f"{url}/v1/hub/cases/c-1/prescriptions", headers=me, timeout=10, json={
+        "diagnosis": "Hypertensive urgency", "icd10_code": "I10",
+        "medicines": [{"formulary_id": small_formulary["Paracetamol"], "dose": "1 tablet", "frequency": "1-0-1",
+                       "duration_days": 3}]})
+    assert issued.status_code == 200, issued.text
+    from sync import prescriptions
+
+    key = requests.get(f"{url}/v1/hub/key", timeout=10).json()["key"]
+    prescriptions.verify(issued.json(), key)
+    assert issued.json()["medicines"][0]["quantity"] == "6 tablets"
+
+
+def test_a_cookie_session_needs_the_csrf_token_for_changes(clinic, hub_server, facilities, spoke_factory):
+    hub, *_ = clinic
+    pc = spoke_factory(facilities[0])
+    queued(pc, "c-1", "p-1")
+    r = requests.post(f"{hub_server.url}/v1/hub/session", json={"username": "dr.mehta", "password": "mehta-pass-12"},
+                      timeout=10)
+    token, csrf = r.json()["token"], r.json()["csrf"]
+    cookies = {"spoke_hub_session": token}
+    assert requests.get(f"{hub_server.url}/v1/hub/queue", cookies=cookies, timeout=10).status_code == 200
+    forged = requests.post(f"{hub_server.url}/v1/hub/cases/c-1/take", cookies=cookies, timeout=10)
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf"
+    ok = requests.post(f"{hub_server.url}/v1/hub/cases/c-1/take", cookies=cookies, headers={"X-CSRF-Token": csrf},
+                       timeout=10)
+    assert ok.status_code == 200
+    assert requests.delete(f"{hub_server.url}/v1/hub/session", cookies=cookies, timeout=10).status_code == 200
+    assert requests.get(f"{hub_server.url}/v1/hub/queue", cookies=cookies, timeout=10).status_code == 401
+
+
+def test_the_first_administrator_comes_from_the_command_line(tmp_path):
+    db = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    run = lambda *a, **kw: subprocess.run([sys.executable, "-m", "sync.hub", "--log-dir", str(tmp_path / "logs"),  # noqa: E731
+                                           "--db", db, *a], capture_output=True, text=True, timeout=60, **kw)
+    hub_id = run("create-hub", "--name", "District Hospital Sitapur").stdout.strip()
+    out = run("create-admin", "--hub", hub_id, "--username", "anita", "--name", "Anita Sharma", input="long-pass-word\n")
+    assert out.returncode == 0, out.stderr
+    short = run("create-admin", "--hub", hub_id, "--username", "ravi", "--name", "Ravi K", input="short\n")
+    assert short.returncode == 1 and "password" in short.stderr and "Traceback" not in short.stderr
