@@ -11,7 +11,7 @@ debian_packages() {
   # microphone without hardware (a sine source); poppler serves later features.
   local want=(fonts-noto-core fonts-dejavu-core poppler-utils libportaudio2 pulseaudio libasound2-plugins
               libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
-              libxcb-render-util0 libxcb-image0 xvfb xauth gettext)
+              libxcb-render-util0 libxcb-image0 xvfb xauth gettext chromium)
   command -v dpkg-query >/dev/null || return 0
   local missing=()
   for p in "${want[@]}"; do
