@@ -91,6 +91,8 @@ class PatientRow(Base):
     address: Mapped[str] = mapped_column(Text, default="")
     abha_number: Mapped[str] = mapped_column(String(14), default="")
     abha_address: Mapped[str] = mapped_column(String(100), default="")
+    # Known drug allergies as written ("penicillin"), or ["NKDA"]; empty when nobody asked yet.
+    allergies: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # Search keys, kept in step with the fields above by the one write path; patient_fts indexes them.
     search_names: Mapped[str] = mapped_column(Text, default="")
     search_village: Mapped[str] = mapped_column(Text, default="")
@@ -120,6 +122,8 @@ class CaseRow(Base):
     pregnant: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     hub_note: Mapped[str] = mapped_column(Text, default="", server_default="")  # the hub doctor's, pulled
+    # The speciality asked for when the case was sent to the hub ("" for any doctor).
+    speciality: Mapped[str] = mapped_column(String(60), default="", server_default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(Id)
@@ -157,6 +161,8 @@ class VitalsRow(Base):
     glucose_kind: Mapped[str | None] = mapped_column(String(10))
     consciousness: Mapped[str | None] = mapped_column(String(20))
     on_supplemental_oxygen: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The red flags assessed when the set was recorded, as sent to the hub (sync.payloads.Assessed).
+    assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_vitals_case", "case_id"),)
@@ -328,3 +334,56 @@ class PairedDeviceRow(Base):
     adapter: Mapped[str] = mapped_column(String(40))      # which protocol module reads it (SIG profile or vendor)
     paired_at: Mapped[datetime]
     paired_by: Mapped[str | None] = mapped_column(Id)
+
+
+HubId = String(64)   # ids of records made at the hub (at most 64 characters on the wire)
+
+
+class QuestionRow(Base):
+    """A question of the hub's doctor on a case ("a photo of the rash in daylight, please"), as pulled."""
+
+    __tablename__ = "case_question"
+    id: Mapped[str] = mapped_column(HubId, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    text: Mapped[str] = mapped_column(Text)
+    asked_at: Mapped[datetime]
+    asked_by: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))          # open | answered | withdrawn (the hub's word)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_question_case", "case_id"),)
+
+
+class AnswerRow(Base):
+    """The spoke's answer to a question, written here or pulled from another PC of the facility."""
+
+    __tablename__ = "case_answer"
+    id: Mapped[str] = mapped_column(HubId, primary_key=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("case_question.id"))
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    text: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[datetime]
+    answered_by: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_answer_question", "question_id"), Index("ix_answer_case", "case_id"))
+
+
+class PrescriptionRow(Base):
+    """An e-prescription as pulled: the whole payload as the hub signed it (so it can be checked again and printed
+    as issued), with what lists and checks need beside it."""
+
+    __tablename__ = "prescription"
+    id: Mapped[str] = mapped_column(HubId, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))          # issued | cancelled
+    issued_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    # The hub's signature checked against its key when it arrived: False when it failed or the key was unknown.
+    signature_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_prescription_case", "case_id"), Index("ix_prescription_issued", "issued_at"))

@@ -36,6 +36,7 @@ class CaseStatus(enum.StrEnum):
     READY = "ready"              # ready for consultation
     QUEUED = "queued"            # queued for the hub
     IN_CONSULTATION = "in_consultation"
+    INFO_REQUESTED = "info_requested"   # the hub's doctor asked the spoke for more (a question to answer)
     PRESCRIBED = "prescribed"
     CLOSED = "closed"
     CANCELLED = "cancelled"
@@ -89,6 +90,7 @@ class Patient:
     address: str = ""
     abha_number: str = ""        # 14 digits, no dashes
     abha_address: str = ""
+    allergies: tuple[str, ...] = ()   # known drug allergies as written ("penicillin"), or ("NKDA",)
     version: int = 1
     created_at: datetime | None = None
 
@@ -134,6 +136,9 @@ class VitalsRecord:
     source: str = "manual"       # "manual" or the measuring device's name
     device_status: tuple[str, ...] = ()   # what the device reported: "irregular pulse", "cuff too loose"...
     measured_at: datetime | None = None   # when the device says it measured, if it said
+    # The red flags assessed when the set was recorded, as sent to the hub (redflags.assessed: level, news2,
+    # note, flags, lang); None for sets recorded before assessments travelled.
+    assessment: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ class Case:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 1
+    speciality: str = ""         # asked for when sent to the hub ("" for any doctor)
     vitals: tuple[VitalsRecord, ...] = field(default=())
     consent: Consent | None = None
 

@@ -214,3 +214,14 @@ def assess(v: Vitals, ctx: PatientContext) -> Assessment:
         level = max(level, Severity.LOW)
     flags.sort(key=lambda f: -f.severity)
     return Assessment(tuple(flags), news2, parts, note, Severity(level))
+
+
+def assessed(a: Assessment, lang: str) -> dict:
+    """An assessment as it is kept with its vitals set and sent to the hub (sync.payloads.Assessed): the hub shows
+    these flags as they are, in the language they were written in, and never assesses a second time."""
+    return {
+        "level": int(a.level), "news2": a.news2, "note": a.news2_note,
+        "flags": [{"code": f.code, "severity": int(f.severity), "message": f.message, "field": f.field}
+                  for f in a.flags],
+        "lang": lang,
+    }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from spoke_client.db.models import CaseRow, ConsentRow, DraftRow, PatientRow, VitalsRow
+from spoke_client.db.models import AnswerRow, CaseRow, ConsentRow, DraftRow, PatientRow, QuestionRow, VitalsRow
+from spoke_client.domain.consultation import PrescriptionSummary, QuestionStatus
 from spoke_client.domain.errors import FieldProblem, InvalidTransition, NotFound, ValidationFailed
 from spoke_client.domain.model import (
     Case,
@@ -22,25 +23,52 @@ from spoke_client.domain.model import (
     VitalsStatus,
     from_values,
 )
-from spoke_client.domain.redflags import Assessment, PatientContext, Severity, assess
+from spoke_client.domain.redflags import Assessment, PatientContext, Severity, assess, assessed
 from spoke_client.domain.vitals import Vitals, is_empty, validate_vitals
-from spoke_client.i18n import _
+from spoke_client.i18n import _, current_language
+from spoke_client.services.consultation import prescription_summaries, waiting_questions
 from spoke_client.services.patients import to_patient
 from spoke_client.services.store import Store, Writer, new_id
 
-# Who may move a case where. The hub's own moves (in consultation, prescribed) arrive by sync;
-# the spoke may also start a consultation itself (a call) and close or cancel.
+# Who may move a case where. The hub's own moves (in consultation, information requested, prescribed) arrive
+# by sync; the spoke may also start a consultation itself (a call), answer the doctor's question (back to the
+# queue), and close or cancel.
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     CaseStatus.DRAFT: frozenset({CaseStatus.READY, CaseStatus.CANCELLED}),
     CaseStatus.READY: frozenset({CaseStatus.DRAFT, CaseStatus.QUEUED, CaseStatus.CANCELLED}),
     CaseStatus.QUEUED: frozenset({CaseStatus.READY, CaseStatus.IN_CONSULTATION, CaseStatus.CANCELLED}),
     CaseStatus.IN_CONSULTATION: frozenset({CaseStatus.QUEUED, CaseStatus.PRESCRIBED, CaseStatus.CLOSED}),
+    CaseStatus.INFO_REQUESTED: frozenset({CaseStatus.QUEUED, CaseStatus.CLOSED, CaseStatus.CANCELLED}),
     CaseStatus.PRESCRIBED: frozenset({CaseStatus.CLOSED}),
     CaseStatus.CLOSED: frozenset(),
     CaseStatus.CANCELLED: frozenset(),
 }
 EDITABLE = frozenset({CaseStatus.DRAFT, CaseStatus.READY})
+# While the hub's doctor waits for more, vitals (and photos and documents) may still be added; the complaints
+# and notes the doctor has read stay as they were sent.
+VITALS_OPEN = EDITABLE | {CaseStatus.INFO_REQUESTED}
 ADULT_CONSENT_AGE = 18
+ANSWER_MAX = 4000   # as the answer's payload allows
+
+
+def specialities() -> dict[str, str]:
+    """What "Send to the hub" offers: the value sent to the hub (its words, in English; "" for any doctor) and
+    its label on this screen. The one list of them."""
+    return {
+        "": _("Any doctor"),
+        "General medicine": _("General medicine"),
+        "Paediatrics": _("Paediatrics"),
+        "Obstetrics and gynaecology": _("Obstetrics and gynaecology"),
+        "Dermatology": _("Dermatology"),
+        "Cardiology": _("Cardiology"),
+        "Orthopaedics": _("Orthopaedics"),
+        "ENT": _("ENT"),
+        "Ophthalmology": _("Ophthalmology"),
+        "Psychiatry": _("Psychiatry"),
+    }
+
+
+SPECIALITIES = tuple(specialities())
 
 COMMON_COMPLAINTS = (
     "Fever", "Cough", "Cold", "Breathlessness", "Chest pain", "Headache", "Body ache", "Abdominal pain",
@@ -56,6 +84,7 @@ def status_label(status: CaseStatus) -> str:
         CaseStatus.READY: _("Ready for consultation"),
         CaseStatus.QUEUED: _("Queued for the hub"),
         CaseStatus.IN_CONSULTATION: _("In consultation"),
+        CaseStatus.INFO_REQUESTED: _("Information requested by the hub"),
         CaseStatus.PRESCRIBED: _("Prescribed"),
         CaseStatus.CLOSED: _("Closed"),
         CaseStatus.CANCELLED: _("Cancelled"),
@@ -86,8 +115,10 @@ class CaseSummary:
 class HomeSummary:
     today: list[CaseSummary]
     waiting_for_hub: list[CaseSummary]
-    prescribed: list[CaseSummary]
+    prescribed: list[CaseSummary]                 # cases the hub marked prescribed
     drafts: list[CaseSummary]
+    info_requested: list[CaseSummary] = field(default_factory=list)    # the hub's doctor waits for an answer
+    prescriptions: list[PrescriptionSummary] = field(default_factory=list)   # received, newest first
 
 
 def _columns(row, names) -> dict:
@@ -154,7 +185,7 @@ class CaseService:
             id=row.id, patient_id=row.patient_id, status=CaseStatus(row.status), complaints=tuple(row.complaints),
             complaint_text=row.complaint_text, duration=row.duration, history=row.history,
             examination=row.examination, pregnant=row.pregnant, priority=row.priority, created_at=row.created_at,
-            updated_at=row.updated_at, version=row.version, vitals=vitals,
+            updated_at=row.updated_at, version=row.version, speciality=row.speciality, vitals=vitals,
             consent=_consent(consent_row) if consent_row else None,
         )
 
@@ -178,7 +209,8 @@ class CaseService:
         return assess(latest.vitals, patient_context(patient, case.pregnant, on or self.store.clock().date()))
 
     def home(self, today: date | None = None, tz: timezone | None = None) -> HomeSummary:
-        """Today's cases (red flags first), what waits for the hub, prescriptions to print, open drafts."""
+        """Today's cases (red flags first), what the hub's doctor asks about, what waits for the hub,
+        prescriptions received (newest first), open drafts."""
         now = self.store.clock()
         today = today or now.astimezone(tz).date()
         start = datetime.combine(today, time.min, tzinfo=tz or now.astimezone().tzinfo).astimezone(timezone.utc)
@@ -194,6 +226,8 @@ class CaseService:
                 waiting_for_hub=query(CaseRow.status == CaseStatus.QUEUED.value),
                 prescribed=query(CaseRow.status == CaseStatus.PRESCRIBED.value),
                 drafts=query(CaseRow.status == CaseStatus.DRAFT.value, CaseRow.created_at < start),
+                info_requested=query(CaseRow.status == CaseStatus.INFO_REQUESTED.value),
+                prescriptions=prescription_summaries(s),
             )
 
     # --- writing --------------------------------------------------------------------------------
@@ -218,28 +252,32 @@ class CaseService:
                       replaces_id: str | None = None, device: "DeviceMark | None" = None) -> VitalsRecord:
         _check_vitals(vitals)
         with self.store.write(actor.id) as w:
-            row = self._editable(w.session, case_id)
+            row = self._editable(w.session, case_id, VITALS_OPEN)
             record = self._add_vitals(w, row, vitals, source, replaces_id, device)
             self._reprioritise(w, row)
             self._bump(w, row, None)
             return record
 
-    def save(self, actor: User, case_id: str, form: CaseForm, *, vitals: Vitals | None = None,
+    def save(self, actor: User, case_id: str, form: CaseForm | None, *, vitals: Vitals | None = None,
              correcting: str | None = None, draft_key: str | None = None, device: "DeviceMark | None" = None) -> Case:
         """The editor's Save: details, a new vitals set and the end of the draft in ONE transaction, so a power
-        cut leaves either the saved case or the draft, never half of each."""
-        if len(form.complaint_text) > 2000 or len(form.history) > 4000 or len(form.examination) > 4000:
+        cut leaves either the saved case or the draft, never half of each. form None: the details are not
+        touched (a case whose doctor asked for more takes new vitals, not new complaints)."""
+        if form is not None and (len(form.complaint_text) > 2000 or len(form.history) > 4000
+                                 or len(form.examination) > 4000):
             raise ValidationFailed([FieldProblem("complaint_text", _("This text is too long; keep notes under 4000 characters."))])
         if vitals is not None:
             _check_vitals(vitals)
         with self.store.write(actor.id) as w:
-            row = self._editable(w.session, case_id)
-            new = dict(complaints=list(dict.fromkeys(c.strip() for c in form.complaints if c.strip())),
-                       complaint_text=form.complaint_text.strip(), duration=form.duration.strip(),
-                       history=form.history.strip(), examination=form.examination.strip(), pregnant=form.pregnant)
-            changed = [k for k, v in new.items() if getattr(row, k) != v]
-            for k in changed:
-                setattr(row, k, new[k])
+            row = self._editable(w.session, case_id, EDITABLE if form is not None else VITALS_OPEN)
+            changed: list[str] = []
+            if form is not None:
+                new = dict(complaints=list(dict.fromkeys(c.strip() for c in form.complaints if c.strip())),
+                           complaint_text=form.complaint_text.strip(), duration=form.duration.strip(),
+                           history=form.history.strip(), examination=form.examination.strip(), pregnant=form.pregnant)
+                changed = [k for k, v in new.items() if getattr(row, k) != v]
+                for k in changed:
+                    setattr(row, k, new[k])
             if vitals is not None:
                 self._add_vitals(w, row, vitals, "manual", correcting, device)
             if changed or vitals is not None:
@@ -260,10 +298,13 @@ class CaseService:
             self._mark_in_error(w, old)
         if device is not None:
             source = device.name
+        # The red flags travel with the values they were assessed from, in the words this screen showed.
+        patient = to_patient(w.session.get(PatientRow, row.patient_id))
+        flags = assessed(assess(vitals, patient_context(patient, row.pregnant, w.now.date())), current_language())
         v = VitalsRow(id=new_id(), case_id=row.id, recorded_at=w.now, recorded_by=w.user_id,
                       status=VitalsStatus.FINAL.value, replaces_id=replaces_id, source=source, version=1,
                       device_status=list(device.status) if device else [],
-                      measured_at=device.measured_at if device else None,
+                      measured_at=device.measured_at if device else None, assessment=flags,
                       **{f.name: _column_value(getattr(vitals, f.name)) for f in fields(Vitals)})
         w.session.add(v)
         w.session.flush()
@@ -286,7 +327,7 @@ class CaseService:
             old = w.session.get(VitalsRow, vitals_id)
             if old is None:
                 raise NotFound(_("These vitals do not exist."))
-            row = self._editable(w.session, old.case_id)
+            row = self._editable(w.session, old.case_id, VITALS_OPEN)
             self._mark_in_error(w, old)
             self._reprioritise(w, row)
             self._bump(w, row, None)
@@ -320,7 +361,11 @@ class CaseService:
             w.audit("create", "consent", c.id, case_id)
             return consent
 
-    def transition(self, actor: User, case_id: str, to: CaseStatus) -> Case:
+    def transition(self, actor: User, case_id: str, to: CaseStatus, *, speciality: str | None = None) -> Case:
+        """Moves a case by TRANSITIONS. Sending it to the hub (QUEUED) may name the speciality asked for (one of
+        SPECIALITIES; "" for any doctor; None keeps what was asked before)."""
+        if speciality is not None and (to != CaseStatus.QUEUED or speciality not in SPECIALITIES):
+            raise ValidationFailed([FieldProblem("speciality", _("Choose a speciality from the list."))])
         with self.store.write(actor.id) as w:
             row = w.session.get(CaseRow, case_id)
             if row is None:
@@ -336,15 +381,50 @@ class CaseService:
                 raise ValidationFailed([FieldProblem("consent", _(
                     "Record the patient's consent to a teleconsultation before sending the case to the hub."))])
             row.status = to.value
+            if speciality is not None:
+                row.speciality = speciality
             self._bump(w, row, f"status:{current.value}->{to.value}")
             return replace(self._load(w.session, case_id))
 
+    def answer(self, actor: User, question_id: str, text: str) -> Case:
+        """Answers the hub doctor's question: the answer goes to the hub as its own record, and the case goes back
+        to the hub's queue once no question of it waits, in one transaction."""
+        text = text.strip()
+        if not text:
+            raise ValidationFailed([FieldProblem("answer", _("Write the answer to the doctor's question first."))])
+        if len(text) > ANSWER_MAX:
+            raise ValidationFailed([FieldProblem("answer", _("The answer is too long; keep it under {n} characters.")
+                                                 .format(n=ANSWER_MAX))])
+        with self.store.write(actor.id) as w:
+            question = w.session.get(QuestionRow, question_id)
+            if question is None:
+                raise NotFound(_("This question of the hub's doctor is not on this computer."))
+            row = w.session.get(CaseRow, question.case_id)
+            if CaseStatus(row.status) in (CaseStatus.CLOSED, CaseStatus.CANCELLED):
+                raise InvalidTransition(_("This case is closed; its questions can no longer be answered here."))
+            if question.status != QuestionStatus.OPEN.value or _answered(w.session, question_id):
+                raise InvalidTransition(_("This question was already answered or withdrawn by the doctor."))
+            answer = AnswerRow(id=new_id(), question_id=question_id, case_id=row.id, text=text, answered_at=w.now,
+                               answered_by=actor.full_name or actor.username, version=1)
+            w.session.add(answer)
+            w.session.flush()
+            w.change("answer", answer.id, 1, dict(id=answer.id, question_id=question_id, case_id=row.id, text=text,
+                                                  answered_at=w.now, answered_by=answer.answered_by))
+            w.audit("create", "answer", answer.id, row.id)
+            if row.status == CaseStatus.INFO_REQUESTED.value and not waiting_questions(w.session, row.id):
+                row.status = CaseStatus.QUEUED.value
+                self._bump(w, row, f"status:{CaseStatus.INFO_REQUESTED.value}->{CaseStatus.QUEUED.value}")
+            return self._load(w.session, row.id)
+
     # --- helpers --------------------------------------------------------------------------------
-    def _editable(self, s: Session, case_id: str) -> CaseRow:
+    def _editable(self, s: Session, case_id: str, allowed: frozenset[CaseStatus] = EDITABLE) -> CaseRow:
         row = s.get(CaseRow, case_id)
         if row is None:
             raise NotFound(_("This case does not exist on this computer."))
-        if CaseStatus(row.status) not in EDITABLE:
+        if CaseStatus(row.status) not in allowed:
+            if row.status == CaseStatus.INFO_REQUESTED.value:
+                raise InvalidTransition(_("The hub's doctor has read this case as it was sent: add vitals, photos or "
+                                          "documents and answer the question, but the complaints stay as they are."))
             raise InvalidTransition(_("This case has gone to the hub ('{s}'); its record can no longer be changed here.")
                                     .format(s=status_label(CaseStatus(row.status))))
         return row
@@ -369,6 +449,10 @@ class CaseService:
         w.change("case", row.id, row.version, self._load(w.session, row.id))
         if audit_detail is not None:
             w.audit("update", "case", row.id, audit_detail)
+
+
+def _answered(s: Session, question_id: str) -> bool:
+    return s.scalars(select(AnswerRow.id).where(AnswerRow.question_id == question_id).limit(1)).first() is not None
 
 
 def _check_vitals(vitals: Vitals) -> None:

@@ -20,7 +20,8 @@ APPROXIMATE_BIRTH_DATE = "urn:spoke:birth-date-approximate"
 
 ENCOUNTER_STATUS = {
     CaseStatus.DRAFT: "planned", CaseStatus.READY: "planned", CaseStatus.QUEUED: "planned",
-    CaseStatus.IN_CONSULTATION: "in-progress", CaseStatus.PRESCRIBED: "finished", CaseStatus.CLOSED: "finished",
+    CaseStatus.IN_CONSULTATION: "in-progress", CaseStatus.INFO_REQUESTED: "in-progress",
+    CaseStatus.PRESCRIBED: "finished", CaseStatus.CLOSED: "finished",
     CaseStatus.CANCELLED: "cancelled",
 }
 

@@ -14,8 +14,9 @@ HUB_URL, HUB_FACILITY, HUB_FACILITY_NAME, HUB_ALLOW_HTTP = "hub_url", "hub_facil
 HUB_CA_BUNDLE = "hub_ca_bundle"   # a CA bundle file for a hub whose certificate the system does not know
 COUNTER, LAST_SYNC, LAST_ERROR, LAST_CHECK = "hub_counter", "hub_last_sync", "hub_last_error", "hub_last_check"
 CLOCK_OFFSET = "hub_clock_offset_ms"   # the hub's clock minus this PC's, as last seen
-APP_VERSION = "inbox_app_version"      # the program version that last applied pulled changes
+APP_VERSION = "inbox_app_version"      # the program version (and the records it applies) that last applied pulled changes
 HUB_WIRE = "hub_wire"                  # the compact encoding the hub said it reads (sync.wire), if any
+HUB_PUBLIC_KEY = "hub_public_key"      # the hub's Ed25519 key (base64, raw 32 bytes) its prescriptions are signed with
 
 # A PC's clock this far from the hub's is worth telling the user about: its records carry wrong times, and
 # from a week ahead the hub refuses them (sync.hlc.MAX_AHEAD_MS).

@@ -29,6 +29,7 @@ class PatientForm:
     name: str = ""
     sex: str = ""
     birth_date: date | None = None
+    birth_date_approximate: bool = False   # a birth date given is itself an estimate (kept from an earlier age)
     age_years: int | None = None
     age_months: int | None = None
     relative_name: str = ""
@@ -38,6 +39,7 @@ class PatientForm:
     address: str = ""
     abha_number: str = ""
     abha_address: str = ""
+    allergies: str = ""          # known drug allergies, comma-separated ("penicillin, sulfa"), or "NKDA"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,39 @@ def normalize_phone(text_: str) -> str:
     return digits
 
 
+MAX_ALLERGIES, ALLERGY_MAX_LENGTH = 20, 100   # as the payload allows (sync.payloads.PatientPayload)
+NKDA = "NKDA"
+# What people write for "asked, and there are none": kept as one explicit entry, so that "nobody asked" (empty)
+# and "no known drug allergies" never look alike.
+_NONE_KNOWN = {"nkda", "nka", "none", "none known", "nil", "no known allergies", "no known allergy",
+               "no known drug allergies", "no known drug allergy"}
+
+
+def parse_allergies(text_: str) -> tuple[str, ...]:
+    """Known drug allergies from the form: comma- (or semicolon-) separated, each trimmed, the same one once;
+    "NKDA" (or "none known") on its own for none. Raises ValidationFailed, on the field "allergies"."""
+    items: list[str] = []
+    for raw in re.split(r"[,;\n]", text_ or ""):
+        item = " ".join(raw.split())
+        if item and item.casefold() not in {i.casefold() for i in items}:
+            items.append(NKDA if item.casefold().rstrip(".") in _NONE_KNOWN else item)
+    if NKDA in items and len(items) > 1:
+        raise ValidationFailed([FieldProblem("allergies", _(
+            "Write either the drug allergies or 'NKDA' (no known drug allergies), not both."))])
+    if len(items) > MAX_ALLERGIES:
+        raise ValidationFailed([FieldProblem("allergies", _("At most {n} allergies; write the most important ones.")
+                                             .format(n=MAX_ALLERGIES))])
+    if any(len(i) > ALLERGY_MAX_LENGTH for i in items):
+        raise ValidationFailed([FieldProblem("allergies", _(
+            "Each allergy is at most {n} characters; separate allergies with commas.").format(n=ALLERGY_MAX_LENGTH))])
+    return tuple(items)
+
+
+def allergies_text(allergies: tuple[str, ...] | list[str]) -> str:
+    """The allergies as the form shows them (the input parse_allergies reads back)."""
+    return ", ".join(allergies)
+
+
 def validate_patient(form: PatientForm, today: date) -> ValidPatient:
     problems: list[FieldProblem] = []
     advisories: list[Advisory] = []
@@ -96,7 +131,7 @@ def validate_patient(form: PatientForm, today: date) -> ValidPatient:
         problems.append(FieldProblem("sex", _("Choose the patient's sex.")))
     birth, approximate = None, False
     if form.birth_date is not None:
-        birth = form.birth_date
+        birth, approximate = form.birth_date, form.birth_date_approximate
         if birth > today:
             problems.append(FieldProblem("birth_date", _("The date of birth cannot be in the future.")))
         elif age_in_years(birth, today) > 120:
@@ -130,6 +165,11 @@ def validate_patient(form: PatientForm, today: date) -> ValidPatient:
             problems.extend(exc.problems)
     if values.get("abha_number"):
         advisories.extend(abha_advisories(values["abha_number"]))
+    allergies: tuple[str, ...] = ()
+    try:
+        allergies = parse_allergies(form.allergies)
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
     if problems:
         raise ValidationFailed(problems)
     return ValidPatient(
@@ -137,7 +177,7 @@ def validate_patient(form: PatientForm, today: date) -> ValidPatient:
             name=name, sex=sex.value, birth_date=birth, birth_date_approximate=approximate,
             relative_name=relative, relative_relation=relation.value if relation else None,
             phone=values["phone"], village=" ".join(form.village.split()), address=form.address.strip(),
-            abha_number=values["abha_number"], abha_address=values["abha_address"],
+            abha_number=values["abha_number"], abha_address=values["abha_address"], allergies=list(allergies),
         ),
         advisories=advisories,
     )
@@ -157,7 +197,8 @@ def to_patient(row: PatientRow) -> Patient:
         birth_date_approximate=row.birth_date_approximate, relative_name=row.relative_name,
         relative_relation=Relation(row.relative_relation) if row.relative_relation else None,
         phone=row.phone, village=row.village, address=row.address, abha_number=row.abha_number,
-        abha_address=row.abha_address, version=row.version, created_at=row.created_at,
+        abha_address=row.abha_address, allergies=tuple(row.allergies or ()), version=row.version,
+        created_at=row.created_at,
     )
 
 

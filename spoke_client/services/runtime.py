@@ -18,6 +18,7 @@ from spoke_client.services.audit import AuditService
 from spoke_client.services.auth import AuthService
 from spoke_client.services.cases import CaseService
 from spoke_client.services.conflicts import ConflictService
+from spoke_client.services.consultation import ConsultationService
 from spoke_client.services.devices import DeviceService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.media import AttachmentService, MediaFiles
@@ -57,6 +58,7 @@ class Services:
     devices: DeviceService
     migration: migrate.MigrationReport
     settings: SettingsService
+    consultation: ConsultationService
 
     def close(self) -> None:
         self.engine.dispose()
@@ -75,6 +77,7 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
         cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
         attachments=AttachmentService(store, MediaFiles(paths.media)), conflicts=ConflictService(store),
         devices=DeviceService(store), migration=report, settings=SettingsService(store),
+        consultation=ConsultationService(store),
     )
     if keep_good_copy:
         take_good_copy(paths)

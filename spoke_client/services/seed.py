@@ -19,8 +19,9 @@ from spoke_client.domain.model import (
     birth_date_from_age,
 )
 from spoke_client.domain.names import normalize_name, phonetic_key
-from spoke_client.domain.redflags import PatientContext, assess
+from spoke_client.domain.redflags import PatientContext, assess, assessed
 from spoke_client.domain.vitals import GlucoseKind, Vitals
+from spoke_client.i18n import current_language
 from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store, new_id
 from sync.merge import FIELD_META, PATIENT_GROUPS, stamp_edit
@@ -172,7 +173,8 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
             age = (today - birth).days // 365
             created = now - timedelta(days=rng.choice([0, 0, 0, 1, 2, 5, 10, 30]), minutes=rng.randint(0, 600))
             v = _vitals(rng, age)
-            level = int(assess(v, PatientContext(age_days=(today - birth).days)).level)
+            assessment = assess(v, PatientContext(age_days=(today - birth).days))
+            level = int(assessment.level)
             status = rng.choice(statuses) if created.date() != today else rng.choice(statuses[:3])
             cid = new_id()
             case_rows.append(dict(
@@ -191,7 +193,7 @@ def seed_demo(store: Store, actor: User, facility_id: str, patients: int, cases:
             vitals_sets.append(v)
             vitals_rows.append(dict(
                 id=new_id(), case_id=cid, recorded_at=created, recorded_by=actor.id, status=VitalsStatus.FINAL.value,
-                replaces_id=None, source="manual", version=1,
+                replaces_id=None, source="manual", version=1, assessment=assessed(assessment, current_language()),
                 **{f.name: _plain(getattr(v, f.name)) for f in fields(Vitals)}))
         with store.write(actor.id) as w:
             w.session.execute(insert(CaseRow), case_rows)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spoke_client.db.bulk import among, insert_many
 from spoke_client.db.models import (
+    AnswerRow,
     AttachmentRow,
     CaseRow,
     ConsentRow,
@@ -27,16 +28,21 @@ from spoke_client.db.models import (
     InboxRow,
     MediaBlobRow,
     PatientRow,
+    PrescriptionRow,
+    QuestionRow,
     VitalsRow,
 )
+from spoke_client.domain.consultation import QuestionStatus
 from spoke_client.domain.model import CaseStatus
 from spoke_client.domain.names import normalize_name, phonetic_key
+from spoke_client.services.consultation import signature_ok, waiting_questions
+from spoke_client.services.hub_link import HUB_PUBLIC_KEY
 from spoke_client.services.media import MediaFiles
 from spoke_client.services.patients import search_columns
 from spoke_client.services.store import Store, Writer
 from sync.hlc import Stamp
 from sync.merge import FIELD_META, merge
-from sync.payloads import APPLY_ORDER, PAYLOADS, Payload, PayloadInvalid, VitalsValues, validate
+from sync.payloads import ALL_PAYLOADS, APPLY_ORDER, HUB_PAYLOADS, Payload, PayloadInvalid, VitalsValues, validate
 from sync.protocol import Op, PullPage, SetDigest, hub_status_applies, merge_case_status, set_digest
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,10 @@ HUB_DEVICE_ID = "hub"
 _CHUNK = 500                     # ids per IN (...) list
 _CASE_STATES = frozenset(s.value for s in CaseStatus)
 _VITALS_FIELDS = tuple(VitalsValues.model_fields)
+# A question that arrives open moves a case the hub has (queued, or in a consultation) to "information
+# requested"; a case prescribed, closed or cancelled meanwhile stays where it is.
+_ASKABLE = frozenset({CaseStatus.QUEUED.value, CaseStatus.IN_CONSULTATION.value})
+_PARENT_ENTITY = {"patient_id": "patient", "case_id": "case", "replaces_id": "vitals", "question_id": "question"}
 
 
 @dataclass
@@ -253,8 +263,11 @@ class _Applier:
     def _check(self, c: Pulled) -> Payload | None | bool:
         """The checked payload (None for a delete), or False when the change is settled here (failed, or a
         kind of record this version does not apply yet, which stays in the inbox for a later version)."""
-        if c.entity not in PAYLOADS:
-            return False       # a newer hub's record (prescriptions...): kept, unapplied, not an error
+        if c.entity not in ALL_PAYLOADS:
+            return False       # a newer hub's record: kept, unapplied, not an error
+        if c.entity in HUB_PAYLOADS and c.device_id != HUB_DEVICE_ID:
+            self.out.failed[c.seq] = f"a {c.entity} record is made only by the hub, not by a device"
+            return False
         if c.op == Op.DELETE.value:
             if c.entity == "attachment":
                 return None
@@ -311,8 +324,7 @@ class _Applier:
             if missing is None:
                 ready.append((c, p))
             else:
-                parent_entity = {"patient_id": "patient", "case_id": "case", "replaces_id": "vitals"}[missing[0]]
-                self.out.waiting[c.seq] = f"{parent_entity}:{missing[1]}"
+                self.out.waiting[c.seq] = f"{_PARENT_ENTITY[missing[0]]}:{missing[1]}"
         return ready
 
     @staticmethod
@@ -324,23 +336,27 @@ class _Applier:
                 latest[c.entity_id] = (c, p)
         return latest
 
-    def _upsert(self, model, group, values, *, update_existing: bool = True) -> None:
-        """Inserts new records and updates older ones by version, in two statements."""
+    def _upsert(self, model, group, values, *, update_existing: bool = True) -> list[tuple[Pulled, Payload]]:
+        """Inserts new records and updates older ones by version, in two statements. Returns the changes that
+        were written (an older version than the one held is applied, and changes nothing)."""
         ready = self._latest(group)
         existing = self._present(model, ready)
-        inserts, updates = [], []
+        inserts, updates, written = [], [], []
         for entity_id, (c, p) in ready.items():
-            row = values(c, p)
             if entity_id not in existing:
-                inserts.append(row)
+                inserts.append(values(c, p))
             elif update_existing and c.version > existing[entity_id]:
-                updates.append(row)
+                updates.append(values(c, p))
+            else:
+                continue
+            written.append((c, p))
         if inserts:   # one executemany (the ORM splits rows by which values are None, and costs more per row)
             insert_many(self.s, model.__table__, inserts)
         if updates:
             self.s.execute(update(model), updates)
         for c, _p in group:
             self._done(c)
+        return written
 
     def facility_id(self) -> str | None:
         if self._facility is None:
@@ -387,7 +403,7 @@ class _Applier:
                           birth_date_approximate=final.birth_date_approximate, relative_name=final.relative_name,
                           relative_relation=final.relative_relation, phone=final.phone, village=final.village,
                           address=final.address, abha_number=final.abha_number, abha_address=final.abha_address,
-                          field_hlc=merged[FIELD_META], updated_at=self.w.now)
+                          allergies=list(final.allergies), field_hlc=merged[FIELD_META], updated_at=self.w.now)
             values["search_names"], values["search_village"] = search_columns(final.name, final.relative_name, final.village)
             if row is not None:
                 for k, v in values.items():
@@ -444,8 +460,8 @@ class _Applier:
             values = dict(id=entity_id, patient_id=p.patient_id, status=p.status, complaints=list(p.complaints),
                           complaint_text=p.complaint_text, duration=p.duration, history=p.history,
                           examination=p.examination, pregnant=p.pregnant, priority=p.priority, version=c.version,
-                          updated_at=p.updated_at or self.w.now, created_at=p.created_at or self.w.now,
-                          created_by=c.device_id)
+                          speciality=p.speciality, updated_at=p.updated_at or self.w.now,
+                          created_at=p.created_at or self.w.now, created_by=c.device_id)
             if entity_id not in existing:
                 inserts.append(values)
             elif c.version > existing[entity_id][0]:
@@ -464,6 +480,8 @@ class _Applier:
             self.out.waiting[c.seq] = f"case:{c.entity_id}"
             return
         status = p.status
+        if status == CaseStatus.INFO_REQUESTED.value and self._all_answered(row.id):
+            status = row.status   # asked before this PC's answer reached the hub: the answer stands
         if status in _CASE_STATES and status != row.status and hub_status_applies(row.status, status):
             self.w.audit("hub_update", "case", row.id, f"status:{row.status}->{status}")
             row.status = status
@@ -478,6 +496,7 @@ class _Applier:
             return dict(id=c.entity_id, case_id=p.case_id, recorded_at=p.recorded_at, recorded_by=p.recorded_by,
                         status=p.status, replaces_id=p.replaces_id, source=p.source, version=c.version,
                         device_status=list(p.device_status), measured_at=p.measured_at,
+                        assessment=p.assessment.model_dump(mode="json") if p.assessment is not None else None,
                         **{name: getattr(p.vitals, name) for name in _VITALS_FIELDS})
 
         self._upsert(VitalsRow, ready, values)
@@ -518,12 +537,81 @@ class _Applier:
             self.s.execute(delete(AttachmentRow).where(AttachmentRow.id == c.entity_id))
             self._done(c)
 
+    def _apply_question(self, group) -> None:
+        """The doctor's questions; one that arrives open, and is not answered here yet, puts its case in
+        "information requested" (the hub's own change of the case may come before or after it)."""
+        ready = self._with_parents(group, (("case_id", CaseRow),))
+
+        def values(c, p):
+            return dict(id=c.entity_id, case_id=p.case_id, text=p.text, asked_at=p.asked_at, asked_by=p.asked_by,
+                        status=p.status, version=c.version, received_at=self.w.now)
+
+        written = self._upsert(QuestionRow, ready, values)
+        asking = sorted({p.case_id for _c, p in written if p.status == QuestionStatus.OPEN.value})
+        if asking:
+            self.s.flush()
+            for row in self._rows(CaseRow, asking):
+                if row.status in _ASKABLE and self._waiting(row.id):
+                    self.w.audit("hub_update", "case", row.id, f"status:{row.status}->{CaseStatus.INFO_REQUESTED.value}")
+                    row.status = CaseStatus.INFO_REQUESTED.value
+                    row.updated_at = self.w.now
+
+    def _apply_answer(self, group) -> None:
+        """Another PC's answers: its case goes back to the hub's queue here too once no question waits."""
+        ready = self._with_parents(group, (("case_id", CaseRow), ("question_id", QuestionRow)))
+
+        def values(c, p):
+            return dict(id=c.entity_id, question_id=p.question_id, case_id=p.case_id, text=p.text,
+                        answered_at=p.answered_at, answered_by=p.answered_by, version=c.version)
+
+        written = self._upsert(AnswerRow, ready, values, update_existing=False)   # an answer is never edited
+        answered = sorted({p.case_id for _c, p in written})
+        if answered:
+            self.s.flush()
+            for row in self._rows(CaseRow, answered):
+                if row.status == CaseStatus.INFO_REQUESTED.value and not self._waiting(row.id):
+                    self.w.audit("sync_answer", "case", row.id, f"status:{row.status}->{CaseStatus.QUEUED.value}")
+                    row.status = CaseStatus.QUEUED.value
+                    row.updated_at = self.w.now
+
+    def _apply_prescription(self, group) -> None:
+        """Prescriptions, kept as pulled; each one's signature is checked against the hub's key here, once, and
+        one that fails (or arrives before the key) is kept and shown with a warning, never as checked. A
+        cancellation is a newer version of the same record."""
+        ready = self._with_parents(group, (("case_id", CaseRow), ("patient_id", PatientRow)))
+        hub_key = self.w.get_setting(HUB_PUBLIC_KEY)
+
+        def values(c, p):
+            ok = signature_ok(c.payload, hub_key)
+            if not ok:
+                log.warning("a pulled prescription's signature could not be checked (%s)",
+                            "no hub key here" if not hub_key else "it does not match")
+            return dict(id=c.entity_id, case_id=p.case_id, patient_id=p.patient_id, payload=c.payload,
+                        status=p.status, issued_at=p.issued_at, received_at=self.w.now, signature_ok=ok,
+                        version=c.version)
+
+        self._upsert(PrescriptionRow, ready, values)
+
+    def _waiting(self, case_id: str) -> bool:
+        """Whether a question of the case is open and not answered from this facility yet."""
+        return bool(waiting_questions(self.s, case_id))
+
+    def _all_answered(self, case_id: str) -> bool:
+        """The case has questions here, and every one is answered or closed by the doctor."""
+        has_questions = self.s.scalars(select(QuestionRow.id).where(QuestionRow.case_id == case_id).limit(1)).first()
+        return has_questions is not None and not self._waiting(case_id)
+
     def _present_blobs(self, hashes) -> list[str]:
         return list(self.s.scalars(select(MediaBlobRow.sha256).where(among(MediaBlobRow.sha256, sorted(hashes)))))
 
     def _rows(self, model, ids) -> list:
         ids = sorted(set(ids))
         return list(self.s.scalars(select(model).where(among(model.id, ids)))) if ids else []
+
+
+# The kinds of record this version applies: when it learns a new one (prescriptions...), what an older version
+# kept unapplied in the inbox is applied at the next sync, even if the program's version number did not move.
+APPLIED = tuple(e for e in APPLY_ORDER if hasattr(_Applier, f"_apply_{e}"))
 
 
 def _json(payload: Any) -> str:

@@ -6,6 +6,7 @@ applied in bulk) and sync_media (files); hub_link keeps the link's state (addres
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from spoke_client.services.hub_link import (
     HUB_CA_BUNDLE,
     HUB_FACILITY,
     HUB_FACILITY_NAME,
+    HUB_PUBLIC_KEY,
     HUB_URL,
     HUB_WIRE,
     LAST_CHECK,
@@ -44,7 +46,7 @@ from spoke_client.services.hub_link import (
 )
 from spoke_client.services.media import MediaFiles
 from spoke_client.services.store import Store
-from spoke_client.services.sync_inbox import Inbox
+from spoke_client.services.sync_inbox import APPLIED, Inbox
 from spoke_client.services.sync_media import MediaBox
 from spoke_client.services.sync_outbox import Outbox
 from sync.engine import SyncEngine, SyncReport
@@ -162,11 +164,13 @@ def _describe(s, entity: str, entity_id: str, payload: dict | None) -> str:
         return _("Patient {name}").format(name=p.get("name") or patient_name(entity_id))
     if entity == "case":
         return _("Case of {name}").format(name=patient_name(p.get("patient_id")))
-    if entity in ("vitals", "consent", "attachment"):
+    if entity in ("vitals", "consent", "attachment", "question", "answer", "prescription"):
         case = s.get(CaseRow, p.get("case_id")) if p.get("case_id") else None
         name = patient_name(case.patient_id if case else None)
         return {"vitals": _("Vitals of {name}"), "consent": _("Consent of {name}"),
-                "attachment": _("Attachment of {name}")}[entity].format(name=name)
+                "attachment": _("Attachment of {name}"), "question": _("The doctor's question on the case of {name}"),
+                "answer": _("The answer on the case of {name}"),
+                "prescription": _("Prescription for {name}")}[entity].format(name=name)
     return _("A {entity} record").format(entity=entity)
 
 
@@ -203,14 +207,32 @@ def enroll(store: Store, paths: DataPaths, hub_url: str, code: str, device_name:
         pending.unlink(missing_ok=True)
         raise EnrolmentFailed(_("The hub could not be reached: {e}").format(e=exc)) from exc
     os.replace(pending, key_path(paths))
+    # The key the hub signs prescriptions with (a hub of an older version does not send it: prescriptions from
+    # it are then shown as unchecked).
+    hub_key = _public_key(getattr(result, "hub_key", None))
     with store.write(None) as w:
         for k, v in ((HUB_URL, client.base_url), (HUB_FACILITY, result.facility_id),
                      (HUB_FACILITY_NAME, result.facility_name), (HUB_ALLOW_HTTP, "1" if allow_http else ""),
                      (HUB_CA_BUNDLE, os.path.abspath(ca_bundle) if ca_bundle else "")):
             w.set_setting(k, v)
+        if hub_key:
+            w.set_setting(HUB_PUBLIC_KEY, str(hub_key))
         w.audit("enroll", "hub", result.facility_id, client.base_url)
     log.info("enrolled with %s for facility %s", client.base_url, result.facility_id)
     return result.facility_name
+
+
+def _public_key(value) -> str | None:
+    """The hub's key as sent at enrolment if it is one (base64 of 32 raw bytes), else None."""
+    if not value:
+        return None
+    try:
+        if len(base64.b64decode(str(value), validate=True)) == 32:
+            return str(value)
+    except ValueError:
+        pass
+    log.warning("the hub sent a public key that is not an Ed25519 key; its prescriptions will show as unchecked")
+    return None
 
 
 def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
@@ -234,9 +256,10 @@ def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None, verify
     _require_setup(store)
     engine, local = make_engine(store, paths)
     local.outbox.restamp_ahead()       # a clock that was far ahead and has been put right
-    if store.get_setting(APP_VERSION) != __version__:
-        local.inbox.retry_held()       # a new version may apply what an older one held back
-        store.set_setting(APP_VERSION, __version__)
+    applier = f"{__version__} ({', '.join(APPLIED)})"
+    if store.get_setting(APP_VERSION) != applier:
+        local.inbox.retry_held()       # a new version may apply what an older one held back or did not know
+        store.set_setting(APP_VERSION, applier)
     if verify is None:
         last = store.get_setting(LAST_CHECK)
         verify = not last or datetime.fromisoformat(last) < store.clock() - CHECK_EVERY

@@ -1,4 +1,5 @@
-"""The case editor: complaints, vitals with live red flags, vitals history and corrections, consent, status.
+"""The case editor: complaints, vitals with live red flags, vitals history and corrections, consent, status, and
+what the hub's doctor sent back (a question to answer, prescriptions).
 
 It opens on the write lane (opening a case is audited, and a database held by another program must not freeze
 the window); until the case is there the editor says so and its form is disabled."""
@@ -9,15 +10,18 @@ import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from spoke_client.domain.errors import SpokeError, ValidationFailed
 from spoke_client.domain.model import Case, CaseStatus, ConsentGiver, ConsentMethod, Patient, User, VitalsStatus
 from spoke_client.domain.redflags import Assessment
 from spoke_client.domain.vitals import Vitals
 from spoke_client.i18n import _
-from spoke_client.services.cases import EDITABLE, CaseForm, CaseService, status_label
+from spoke_client.services.cases import EDITABLE, VITALS_OPEN, CaseForm, CaseService, specialities, status_label
+from spoke_client.services.consultation import ConsultationService
 from spoke_client.services.drafts import DraftService
+from spoke_client.services.patients import NKDA
+from spoke_client.ui.case_hub import PrescriptionsBox, QuestionsBox
 from spoke_client.ui.case_parts import ComplaintsBox, ConsentBox, NotesBox
 from spoke_client.ui.models import relative_text
 from spoke_client.ui.patients import sex_label
@@ -30,6 +34,18 @@ log = logging.getLogger(__name__)
 AUTOSAVE_MS = 700
 LOAD_WAIT_S = 60   # how long a caller acting before the case is on screen waits for it (twice the busy timeout)
 VITALS_WRONG = _("Some vital signs are not right (shown in red). Correct them, or clear them, and save again.")
+ALLERGY_STYLE = "color: #ffffff; background: #c62828; font-size: 15px; font-weight: bold; padding: 4px;"
+NKDA_STYLE = "color: #1b5e20; font-weight: bold;"
+NOT_ASKED_STYLE = "color: #6b6b6b;"
+
+
+def allergies_line(allergies: tuple[str, ...]) -> tuple[str, str]:
+    """What the case header says of the patient's drug allergies, and its style."""
+    if not allergies:
+        return _("Drug allergies: not recorded (ask, and record them in the patient's details)"), NOT_ASKED_STYLE
+    if allergies == (NKDA,):
+        return _("No known drug allergies (NKDA)"), NKDA_STYLE
+    return _("ALLERGIC TO: {list}").format(list=", ".join(a for a in allergies if a != NKDA)), ALLERGY_STYLE
 
 
 class CaseEditor(QWidget):
@@ -37,11 +53,15 @@ class CaseEditor(QWidget):
     draft_saved = Signal()
     saved = Signal(object)        # Case
     loaded = Signal()             # the case is on screen and can be edited
+    answer_sent = Signal(object)  # Case, after the doctor's question was answered
+    hub_refreshed = Signal()      # what a sync brought is on screen
 
     def __init__(self, runner: TaskRunner, cases: CaseService, drafts: DraftService, user: User, case_id: str,
-                 parent: QWidget | None = None, attachments=None, devices=None) -> None:
+                 parent: QWidget | None = None, attachments=None, devices=None,
+                 consultation: ConsultationService | None = None) -> None:
         super().__init__(parent)
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
+        self.consultation = consultation or ConsultationService(cases.store)
         self.attachments = attachments   # AttachmentService, or None where the editor is shown without files
         self.devices = devices           # DeviceService, or None where no Bluetooth devices are used
         self.case_id = case_id
@@ -67,6 +87,12 @@ class CaseEditor(QWidget):
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setStyleSheet("font-size: 15px; font-weight: bold;")
         outer.addWidget(self.header)
+        self.allergies = QLabel()
+        self.allergies.setObjectName("allergies")
+        self.allergies.setTextFormat(Qt.TextFormat.PlainText)
+        self.allergies.setWordWrap(True)
+        self.allergies.hide()   # until the patient is known
+        outer.addWidget(self.allergies)
         self.notice = QLabel()
         self.notice.setObjectName("notice")
         self.notice.setStyleSheet("color: #1a4d8f;")
@@ -82,6 +108,11 @@ class CaseEditor(QWidget):
         scroll.setWidget(self.body)
         outer.addWidget(scroll, 1)
         left = QVBoxLayout()
+        # What the hub's doctor sent back comes first: a question waits for the paramedic.
+        self.questions = QuestionsBox()
+        self.prescriptions = PrescriptionsBox()
+        left.addWidget(self.questions)
+        left.addWidget(self.prescriptions)
         self.complaints = ComplaintsBox()
         self.notes = NotesBox()
         left.addWidget(self.complaints)
@@ -120,11 +151,16 @@ class CaseEditor(QWidget):
         self.save_button.setToolTip(_("Saves the case and records the vitals typed (Ctrl+S, or Enter in a field)."))
         self.ready_button = QPushButton(_("Ready for consultation"))
         self.ready_button.setObjectName("mark_ready")
+        self.speciality = QComboBox()
+        self.speciality.setObjectName("speciality")
+        self.speciality.setToolTip(_("The kind of doctor the case is for; the hub offers it to them first."))
+        for value, label in specialities().items():
+            self.speciality.addItem(label, value)
         self.queue_button = QPushButton(_("Send to the hub"))
         self.queue_button.setObjectName("queue")
         self.cancel_button = QPushButton(_("Cancel case"))
         self.cancel_button.setObjectName("cancel_case")
-        for b in (self.save_button, self.ready_button, self.queue_button, self.cancel_button):
+        for b in (self.save_button, self.ready_button, self.speciality, self.queue_button, self.cancel_button):
             buttons.addWidget(b)
         outer.addWidget(self.actions)
         self.save_button.clicked.connect(lambda: self.save())
@@ -144,6 +180,7 @@ class CaseEditor(QWidget):
         self.vitals.device_requested.connect(self.take_from_device)
         self.vitals_history.correct_requested.connect(self.start_correction)
         self.consent.record_requested.connect(self.record_consent)
+        self.questions.answer_requested.connect(self.answer)
 
     # --- loading --------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -151,11 +188,12 @@ class CaseEditor(QWidget):
         self.body.setEnabled(False)
         self.actions.setEnabled(False)
         cases, drafts, user, case_id, key = self.cases, self.drafts, self.user, self.case_id, self.draft_key
+        hub = self._hub_fetcher()
 
-        def fetch() -> tuple[Case, Patient, dict | None]:
+        def fetch() -> tuple[Case, Patient, dict | None, tuple]:
             # On the write lane, so a draft saved by a tab closed just before is read back here.
             case = cases.view(user, case_id)
-            return case, cases.patient_of(case), drafts.load(key)
+            return case, cases.patient_of(case), drafts.load(key), hub()
 
         self._load_task = self.runner.run(fetch, self._loaded, self._load_failed)
 
@@ -176,14 +214,15 @@ class CaseEditor(QWidget):
             self._loaded(task.result)
         return self.case is not None
 
-    def _loaded(self, result: tuple[Case, Patient, dict | None]) -> None:
+    def _loaded(self, result: tuple[Case, Patient, dict | None, tuple]) -> None:
         if self._load_task is None:
             return   # taken already by _ensure_loaded
         self._load_task = None
-        self.case, self.patient, draft = result
+        self.case, self.patient, draft, hub = result
         for part in (self.notes, self.consent, self.vitals):
             part.set_patient(self.patient)
         self._show_case()
+        self._show_hub(hub)
         if draft and self.case.status in EDITABLE:
             self._restore_draft(draft)
         self.body.setEnabled(True)
@@ -202,6 +241,10 @@ class CaseEditor(QWidget):
         rel = relative_text(p)
         self.header.setText(f"{p.name} — {p.age_text()} {sex_label(p.sex)}" + (f", {rel}" if rel else "")
                             + (f", {p.village}" if p.village else ""))
+        text, style = allergies_line(p.allergies)
+        self.allergies.setText(text)
+        self.allergies.setStyleSheet(style)
+        self.allergies.show()
         self.complaints.set_values(c.complaints, c.complaint_text, c.duration)
         self.notes.set_values(c.history, c.examination, c.pregnant)
         self.vitals_history.set_records(c.vitals)
@@ -216,12 +259,74 @@ class CaseEditor(QWidget):
         status = self.case.status
         editable = status in EDITABLE
         self.status_label.setText(_("Status: {s}").format(s=status_label(status)))
-        for part in (self.complaints, self.notes, self.vitals, self.vitals_history):
+        for part in (self.complaints, self.notes):
             part.set_editable(editable)
-        self.save_button.setEnabled(editable)
+        for part in (self.vitals, self.vitals_history):   # the doctor may have asked for new vitals
+            part.set_editable(status in VITALS_OPEN)
+        self.save_button.setEnabled(status in VITALS_OPEN)
         self.ready_button.setVisible(status == CaseStatus.DRAFT)
-        self.queue_button.setVisible(status in (CaseStatus.DRAFT, CaseStatus.READY))
-        self.cancel_button.setVisible(status in (CaseStatus.DRAFT, CaseStatus.READY, CaseStatus.QUEUED))
+        sendable = status in (CaseStatus.DRAFT, CaseStatus.READY)
+        self.queue_button.setVisible(sendable)
+        self.speciality.setVisible(sendable)
+        if sendable:
+            index = self.speciality.findData(self.case.speciality)
+            self.speciality.setCurrentIndex(max(index, 0))
+        self.cancel_button.setVisible(status in (CaseStatus.DRAFT, CaseStatus.READY, CaseStatus.QUEUED,
+                                                 CaseStatus.INFO_REQUESTED))
+
+    # --- what the hub's doctor sent back -------------------------------------------------------------
+    def _hub_fetcher(self):
+        consultation, case_id = self.consultation, self.case_id
+        return lambda: (consultation.questions(case_id), consultation.prescriptions(case_id))
+
+    def _show_hub(self, hub: tuple) -> None:
+        questions, prescriptions = hub
+        self.questions.set_questions(questions, self.case.status)
+        self.prescriptions.set_prescriptions(prescriptions)
+
+    def refresh_from_hub(self) -> None:
+        """After a sync brought something: the case's status, questions and prescriptions, without touching what
+        is being typed."""
+        if self.case is None:
+            return
+        cases, case_id, hub = self.cases, self.case_id, self._hub_fetcher()
+        self.runner.run(lambda: (cases.get(case_id), hub()), self._refreshed, self._failed, lane="read")
+
+    def _refreshed(self, result: tuple[Case, tuple]) -> None:
+        case, hub = result
+        if self.case is None:
+            return
+        self.case = case
+        self._apply_status()
+        self._show_hub(hub)
+        self.hub_refreshed.emit()
+
+    def answer(self, question_id: str, text: str) -> None:
+        if not self._ensure_loaded():
+            return
+        cases, actor, hub = self.cases, self.user, self._hub_fetcher()
+        self.questions.send.setEnabled(False)
+        self.runner.run(lambda: (cases.answer(actor, question_id, text), hub()), self._answered, self._answer_failed)
+
+    def _answered(self, result: tuple[Case, tuple]) -> None:
+        case, hub = result
+        self.case = case
+        self.questions.answered()
+        self._apply_status()
+        self._show_hub(hub)
+        self.notice.setText(_("Answer saved: it goes to the hub's doctor with the next sync."))
+        self.notice.show()
+        self.changed.emit()
+        self.answer_sent.emit(case)
+
+    def _answer_failed(self, exc: Exception) -> None:
+        self.questions.send.setEnabled(True)
+        if isinstance(exc, ValidationFailed):
+            self.questions.show_error(" ".join(p.message for p in exc.problems))
+        elif isinstance(exc, SpokeError):
+            self.questions.show_error(exc.message)
+        else:
+            self._failed(exc)
 
     # --- drafts ---------------------------------------------------------------------------------
     def form_state(self) -> dict:
@@ -315,7 +420,7 @@ class CaseEditor(QWidget):
             return
         self.message.show_message(None)
         self.complaints.show_error(None)
-        if self.case.status not in EDITABLE:
+        if self.case.status not in VITALS_OPEN:
             if then is not None:
                 self.move_to(then)
             return
@@ -324,9 +429,12 @@ class CaseEditor(QWidget):
         if record and error is not None:
             self.message.show_message(VITALS_WRONG)
             return
-        form, correcting, case_id, actor = self.case_form(), self.correcting, self.case.id, self.user
+        # While the doctor waits for an answer, only new vitals are saved; the details stay as sent.
+        form = self.case_form() if self.case.status in EDITABLE else None
+        correcting, case_id, actor = self.correcting, self.case.id, self.user
         device = self.vitals.device_mark() if record else None
         cases, draft_key = self.cases, self.draft_key
+        speciality = self.speciality.currentData() if then == CaseStatus.QUEUED else None
 
         def work() -> tuple[Case, Exception | None]:
             case = cases.save(actor, case_id, form, vitals=vitals if record else None,
@@ -336,7 +444,7 @@ class CaseEditor(QWidget):
             try:  # a separate step: a refused move (no consent yet) must not undo the save
                 if then == CaseStatus.QUEUED and case.status == CaseStatus.DRAFT:
                     cases.transition(actor, case_id, CaseStatus.READY)  # the state machine passes through ready
-                return cases.transition(actor, case_id, then), None
+                return cases.transition(actor, case_id, then, speciality=speciality), None
             except SpokeError as exc:
                 return cases.get(case_id), exc
 
@@ -406,7 +514,7 @@ class CaseEditor(QWidget):
             self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:
-        self.save_button.setEnabled(self.case is not None and self.case.status in EDITABLE)
+        self.save_button.setEnabled(self.case is not None and self.case.status in VITALS_OPEN)
         if isinstance(exc, ValidationFailed):
             msgs = []
             for p in exc.problems:

@@ -1,4 +1,5 @@
-"""The main window: home (today's cases, red flags first; what waits for the hub), patients, users, case tabs."""
+"""The main window: home (what the hub's doctor asks; today's cases, red flags first; what waits for the hub;
+prescriptions received), patients, users, case tabs."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from spoke_client.services.runtime import Services
 from spoke_client.services.settings import AUDIO_MAX_SECONDS, IDLE_LOCK_MINUTES, PHOTO_LONG_SIDE
 from spoke_client.ui.case_editor import CaseEditor
 from spoke_client.ui.login import _ServiceDialog, _password
-from spoke_client.ui.models import CaseTableModel, UserTableModel, role_label
+from spoke_client.ui.models import CaseTableModel, PrescriptionTableModel, UserTableModel, role_label
 from spoke_client.ui.patients import PatientsPage
 from spoke_client.ui.sync_bar import SyncBar, SyncController
 from spoke_client.ui.tasks import TaskRunner
@@ -63,21 +64,27 @@ class HomePage(QWidget):
         self.conflicts_button.hide()
         self.conflicts_button.clicked.connect(self.review_conflicts)
         lay.addWidget(self.conflicts_button)
-        self.models: dict[str, CaseTableModel] = {}
-        for key, title in (("today", _("Today's cases (red flags first)")),
+        self.models: dict[str, CaseTableModel | PrescriptionTableModel] = {}
+        self.boxes: dict[str, QGroupBox] = {}
+        # The doctor's questions first: a patient may be waiting at the hub's end for the answer.
+        for key, title in (("info_requested", _("The hub's doctor asks for more information")),
+                           ("today", _("Today's cases (red flags first)")),
                            ("waiting_for_hub", _("Waiting for the hub")),
-                           ("prescribed", _("Prescriptions received")),
+                           ("prescriptions", _("Prescriptions received")),
                            ("drafts", _("Unfinished drafts from earlier days"))):
             box = QGroupBox(title)
             box.setObjectName(f"box_{key}")
             bl = QVBoxLayout(box)
-            model = CaseTableModel(self)
+            model = PrescriptionTableModel(self) if key == "prescriptions" else CaseTableModel(self)
             table = _table(model)
             table.setObjectName(key)
             table.doubleClicked.connect(lambda idx, m=model: self.open_case.emit(m.item(idx.row()).case_id))
             bl.addWidget(table)
             lay.addWidget(box, 2 if key == "today" else 1)
             self.models[key] = model
+            self.boxes[key] = box
+        self.boxes["info_requested"].setStyleSheet("QGroupBox { font-weight: bold; color: #8a5a00; }")
+        self.boxes["info_requested"].hide()   # until the hub asks
         self.refresh()
 
     def refresh(self) -> None:
@@ -103,9 +110,14 @@ class HomePage(QWidget):
     def _show(self, home: HomeSummary) -> None:
         for key, model in self.models.items():
             model.set_items(getattr(home, key))
+        self.boxes["info_requested"].setVisible(bool(home.info_requested))
         flagged = sum(1 for c in home.today if c.priority >= 2)
-        self.summary.setText(_("{n} cases today, {f} with red flags; {w} waiting for the hub; {p} prescriptions received.")
-                             .format(n=len(home.today), f=flagged, w=len(home.waiting_for_hub), p=len(home.prescribed)))
+        text = _("{n} cases today, {f} with red flags; {w} waiting for the hub; {p} prescriptions received.").format(
+            n=len(home.today), f=flagged, w=len(home.waiting_for_hub), p=len(home.prescriptions))
+        if home.info_requested:
+            text = ngettext("The hub's doctor asks about {n} case.", "The hub's doctor asks about {n} cases.",
+                            len(home.info_requested)).format(n=len(home.info_requested)) + " " + text
+        self.summary.setText(text)
 
 
 class AddUserDialog(_ServiceDialog):
@@ -265,8 +277,9 @@ class MainWindow(QMainWindow):
         self.sync = SyncController(runner, services, self)
         self.sync_bar = SyncBar(self.sync, can_enroll=user.role == Role.ADMIN)
         self.statusBar().addWidget(self.sync_bar, 1)
-        # What a sync brought (a status from the hub, a merged patient) shows on the home page at once.
-        self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self.home.refresh())
+        # What a sync brought (a status from the hub, a question, a prescription, a merged patient) shows on the home
+        # page and in the open cases at once.
+        self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self._pulled())
         self.sync.start()
         out = QPushButton(_("Sign out"))
         out.setObjectName("sign_out")
@@ -290,12 +303,18 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(i)
                 return w
         editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
-                            attachments=self.services.attachments, devices=self.services.devices)
+                            attachments=self.services.attachments, devices=self.services.devices,
+                            consultation=self.services.consultation)
         editor.changed.connect(self.home.refresh)
         editor.loaded.connect(lambda: self._name_tab(editor))
         self.tabs.addTab(editor, _("Opening…"))   # the patient's name once the case has loaded
         self.tabs.setCurrentWidget(editor)
         return editor
+
+    def _pulled(self) -> None:
+        self.home.refresh()
+        for editor in self.open_case_editors():
+            editor.refresh_from_hub()
 
     def _name_tab(self, editor: CaseEditor) -> None:
         index = self.tabs.indexOf(editor)

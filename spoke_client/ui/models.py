@@ -9,6 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 
 from spoke_client.domain.abha import format_abha_number
+from spoke_client.domain.consultation import PrescriptionStatus, PrescriptionSummary
 from spoke_client.domain.model import Patient, User
 from spoke_client.domain.redflags import Severity
 from spoke_client.i18n import _
@@ -81,6 +82,32 @@ class CaseTableModel(ListTableModel[CaseSummary]):
             if role == Qt.ItemDataRole.ForegroundRole:
                 return QBrush(QColor(fg))
         return None
+
+
+class PrescriptionTableModel(ListTableModel[PrescriptionSummary]):
+    """Prescriptions received, newest first; a cancelled one or one whose signature failed says so."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__([
+            (_("Patient"), lambda p: p.patient.name),
+            (_("Age/Sex"), lambda p: f"{p.patient.age_text()} {p.patient.sex.value[0].upper()}"),
+            (_("Issued"), lambda p: p.issued_at.astimezone().strftime("%d %b %H:%M")),
+            (_("Doctor"), lambda p: p.doctor),
+            (_("Medicines"), lambda p: str(p.medicines)),
+            (_("Status"), prescription_state),
+        ], parent)
+
+    def extra(self, item: PrescriptionSummary, role: int) -> Any:
+        if not item.signature_ok or item.status == PrescriptionStatus.CANCELLED:
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(QColor("#b00020"))
+        return None
+
+
+def prescription_state(p: PrescriptionSummary) -> str:
+    if p.status == PrescriptionStatus.CANCELLED:
+        return _("Cancelled")
+    return _("Signature checked") if p.signature_ok else _("SIGNATURE NOT CHECKED")
 
 
 def priority_text(priority: int) -> str:

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.abha import abha_advisories, normalize_abha_number
 from spoke_client.domain.errors import SpokeError, ValidationFailed
-from spoke_client.domain.model import Patient, Relation, Sex, User
+from spoke_client.domain.model import Patient, Relation, Sex, User, age_in_months
 from spoke_client.i18n import _
-from spoke_client.services.patients import LikelyDuplicate, PatientForm, PatientService
+from spoke_client.services.patients import LikelyDuplicate, PatientForm, PatientService, allergies_text
 from spoke_client.ui.models import PatientTableModel, relative_text
 from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel, FieldForm
@@ -76,9 +76,12 @@ class PatientsPage(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         lay.addWidget(self.table, 1)
         buttons = QHBoxLayout()
+        self.edit_button = QPushButton(_("Edit patient details"))
+        self.edit_button.setObjectName("edit_patient")
         self.new_case_button = QPushButton(_("New case for this patient"))
         self.new_case_button.setObjectName("new_case")
         buttons.addStretch(1)
+        buttons.addWidget(self.edit_button)
         buttons.addWidget(self.new_case_button)
         lay.addLayout(buttons)
 
@@ -90,6 +93,7 @@ class PatientsPage(QWidget):
         self.search.returnPressed.connect(self.run_search)
         self.table.doubleClicked.connect(lambda idx: self.new_case_for.emit(self.model.item(idx.row()).patient))
         self.new_case_button.clicked.connect(self._new_case)
+        self.edit_button.clicked.connect(self.edit)
         self.register_button.clicked.connect(self.register)
 
     def selected(self) -> Patient | None:
@@ -127,6 +131,16 @@ class PatientsPage(QWidget):
     def _failed(self, exc: Exception) -> None:
         self.hint.setText(exc.message if isinstance(exc, SpokeError) else _("Search failed: {e}").format(e=exc))
 
+    def edit(self) -> None:
+        """Corrects the selected patient's details (a phone number, the drug allergies learnt at this visit)."""
+        p = self.selected()
+        if p is None:
+            self.hint.setText(_("Select a patient first."))
+            return
+        dialog = PatientDialog(self.runner, self.patients, self.user, self, patient=p)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.patient is not None:
+            self.run_search()
+
     def register(self) -> None:
         dialog = PatientDialog(self.runner, self.patients, self.user, self, initial_name=self.search.text())
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.patient is not None:
@@ -136,14 +150,17 @@ class PatientsPage(QWidget):
 
 
 class PatientDialog(QDialog):
-    """Registration form. Refuses wrong fields in place, warns on a failed ABHA check digit, shows likely duplicates."""
+    """Registration form, and the same form to edit a registered patient (`patient`). Refuses wrong fields in place,
+    warns on a failed ABHA check digit, shows likely duplicates of a new patient."""
 
     def __init__(self, runner: TaskRunner, patients: PatientService, user: User, parent: QWidget | None = None,
-                 initial_name: str = "") -> None:
+                 initial_name: str = "", patient: Patient | None = None) -> None:
         super().__init__(parent)
         self.runner, self.patients, self.user = runner, patients, user
+        self.editing = patient             # the patient as registered, when editing
         self.patient: Patient | None = None
-        self.setWindowTitle(_("Register a patient"))
+        self._age_touched = False          # editing: an estimated birth date is kept unless the age is changed
+        self.setWindowTitle(_("Edit patient details") if patient else _("Register a patient"))
         lay = QVBoxLayout(self)
         f = self.fields = FieldForm(self)
         self.name = f.add("name", _("Name"), QLineEdit(initial_name if not any(c.isdigit() for c in initial_name) else ""))
@@ -197,6 +214,10 @@ class PatientDialog(QDialog):
         self.abha_number.setPlaceholderText("91-xxxx-xxxx-xxxx")
         self.abha_address = f.add("abha_address", _("ABHA address"), QLineEdit())
         self.abha_address.setPlaceholderText("name@abdm")
+        self.allergies = f.add("allergies", _("Drug allergies"), QLineEdit())
+        self.allergies.setPlaceholderText(_("e.g. penicillin, sulfa drugs; or NKDA (no known drug allergies)"))
+        self.allergies.setToolTip(_("Known drug allergies, separated by commas. Write NKDA if the patient knows of "
+                                    "none; leave empty only if nobody asked."))
         lay.addWidget(f)
         self.message = ErrorLabel(self)
         self.message.setObjectName("message")
@@ -208,6 +229,32 @@ class PatientDialog(QDialog):
         self.dob_known.toggled.connect(self._dob_mode)
         self._dob_mode(False)
         self.abha_number.editingFinished.connect(self._check_abha)
+        if patient is not None:
+            self._fill(patient)
+        for spin in (self.age_years, self.age_months):
+            spin.valueChanged.connect(self._age_changed)
+
+    def _fill(self, p: Patient) -> None:
+        self.name.setText(p.name)
+        self.sex.setCurrentIndex(max(self.sex.findData(p.sex.value), 0))
+        self.dob_known.setChecked(not p.birth_date_approximate)
+        self.birth_date.setDate(QDate(p.birth_date.year, p.birth_date.month, p.birth_date.day))
+        if p.birth_date_approximate:
+            years = p.age_years()
+            self.age_years.setValue(years)
+            self.age_months.setValue(0 if years else min(age_in_months(p.birth_date, date.today()), 24))
+        self.relation.setCurrentIndex(max(self.relation.findData(p.relative_relation.value if p.relative_relation
+                                                                  else ""), 0))
+        self.relative_name.setText(p.relative_name)
+        self.phone.setText(p.phone)
+        self.village.setText(p.village)
+        self.address.setText(p.address)
+        self.abha_number.setText(p.abha_number)
+        self.abha_address.setText(p.abha_address)
+        self.allergies.setText(allergies_text(p.allergies))
+
+    def _age_changed(self, _value: int) -> None:
+        self._age_touched = True
 
     def _dob_mode(self, known: bool) -> None:
         self.birth_date.setEnabled(known)
@@ -232,20 +279,31 @@ class PatientDialog(QDialog):
         known = self.dob_known.isChecked()
         qd = self.birth_date.date()
         years = self.age_years.value()
-        return PatientForm(
+        common = dict(
             name=self.name.text(), sex=self.sex.currentData() or "",
-            birth_date=date(qd.year(), qd.month(), qd.day()) if known else None,
-            age_years=None if known or (years < 0 and not self.age_months.value()) else max(years, 0),
-            age_months=None if known else self.age_months.value(),
             relative_name=self.relative_name.text(), relative_relation=self.relation.currentData() or "",
             phone=self.phone.text(), village=self.village.text(), address=self.address.text(),
             abha_number=self.abha_number.text(), abha_address=self.abha_address.text(),
+            allergies=self.allergies.text(),
+        )
+        kept = self.editing
+        if kept is not None and kept.birth_date_approximate and not known and not self._age_touched:
+            # The estimate made at registration stays as it was (an age typed again would move it).
+            return PatientForm(birth_date=kept.birth_date, birth_date_approximate=True, **common)
+        return PatientForm(
+            birth_date=date(qd.year(), qd.month(), qd.day()) if known else None,
+            age_years=None if known or (years < 0 and not self.age_months.value()) else max(years, 0),
+            age_months=None if known else self.age_months.value(), **common,
         )
 
     def save(self, confirmed_new: bool) -> None:
         self.buttons.setEnabled(False)
-        form = self.form()
-        self.runner.run(lambda: self.patients.register(self.user, form, confirmed_new=confirmed_new),
+        form, patients, user, editing = self.form(), self.patients, self.user, self.editing
+        if editing is not None:
+            self.runner.run(lambda: patients.update(user, editing.id, form, editing.version), self._saved,
+                            self._failed)
+            return
+        self.runner.run(lambda: patients.register(user, form, confirmed_new=confirmed_new),
                         self._saved, self._failed)
 
     def _saved(self, patient: Patient) -> None:

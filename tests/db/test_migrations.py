@@ -92,6 +92,14 @@ def test_the_golden_database_holds_the_states_the_upgrade_must_keep(golden):
     if int(revision_of(golden)) >= 4:
         assert s.paired_devices
         assert _query(golden, "SELECT count(*) FROM vitals WHERE device_status != '[]' AND measured_at IS NOT NULL")[0][0]
+    if int(revision_of(golden)) >= 6:
+        # The hub doctor's console: an allergy, a speciality, assessed vitals, a question answered, a prescription
+        # cancelled and its correction, both with their signatures checked.
+        assert _query(golden, "SELECT count(*) FROM patient WHERE allergies != '[]'")[0][0]
+        assert _query(golden, "SELECT count(*) FROM clinical_case WHERE speciality != ''")[0][0]
+        assert _query(golden, "SELECT count(*) FROM vitals WHERE assessment IS NOT NULL")[0][0]
+        assert _query(golden, "SELECT count(*) FROM case_answer JOIN case_question q ON q.id = question_id")[0][0]
+        assert sorted(_query(golden, "SELECT status, signature_ok FROM prescription")) == [("cancelled", 1), ("issued", 1)]
     tables = [t for (t,) in _query(golden, "SELECT name FROM sqlite_master WHERE type = 'table' "
                                            f"AND name NOT LIKE '{FTS_TABLES}%' AND name NOT LIKE 'sqlite_%'")]
     assert [t for t in tables if not _query(golden, f"SELECT count(*) FROM {t}")[0][0]] == []
@@ -130,6 +138,13 @@ def test_sync_state_and_attachments_survive_the_upgrade(tmp_path, golden):
         for attachment_id, case_id, _kind, sha256 in was.attachments:
             listed = {a.id: a.sha256 for a in services.attachments.list(case_id, include_withdrawn=True)}
             assert listed[attachment_id] == sha256
+        # Every case and its patient read back through the services, whatever schema they were written by.
+        for (case_id,) in _query(golden, "SELECT id FROM clinical_case"):
+            case = services.cases.get(case_id)
+            services.cases.patient_of(case)
+            services.consultation.questions(case_id)
+            assert all(p.signature_ok for p in services.consultation.prescriptions(case_id))
+        assert len(services.consultation.received()) == (2 if int(revision_of(golden)) >= 6 else 0)
         assert now.paired_devices == was.paired_devices
         if was.paired_devices:
             assert sorted(d.address for d in services.devices.paired()) == sorted(a for _id, a, _n in was.paired_devices)

@@ -4,8 +4,10 @@ from dataclasses import fields
 
 import pytest
 
-from spoke_client.db.models import AttachmentRow, CaseRow, ConsentRow, PatientRow, VitalsRow
-from spoke_client.domain import model, vitals
+import typing
+
+from spoke_client.db.models import AnswerRow, AttachmentRow, CaseRow, ConsentRow, PatientRow, QuestionRow, VitalsRow
+from spoke_client.domain import consultation, model, vitals
 from sync import payloads
 from sync.payloads import PayloadInvalid, validate
 from tests.sync import records
@@ -22,6 +24,23 @@ def test_the_domains_words_are_the_wires_words(enum, vocabulary):
     assert tuple(e.value for e in enum) == vocabulary
 
 
+@pytest.mark.parametrize("enum, payload_model", [
+    (consultation.QuestionStatus, payloads.QuestionPayload), (consultation.PrescriptionStatus, payloads.PrescriptionPayload),
+])
+def test_the_hubs_words_for_its_records_are_the_domains(enum, payload_model):
+    assert tuple(e.value for e in enum) == typing.get_args(payload_model.model_fields["status"].annotation)
+
+
+@pytest.mark.parametrize("domain, payload_model, not_kept", [
+    (consultation.Prescription, payloads.PrescriptionPayload, {"key_id", "signature"}),   # kept in the payload
+    (consultation.Medicine, payloads.Medicine, set()),
+    (consultation.Prescriber, payloads.Prescriber, set()),
+    (consultation.Referral, payloads.Referral, set()),
+])
+def test_a_received_prescription_reads_every_field_the_hub_sends(domain, payload_model, not_kept):
+    assert set(payload_model.model_fields) - not_kept <= {f.name for f in fields(domain)}
+
+
 def test_the_plausible_ranges_are_the_same_at_the_form_and_on_the_wire():
     assert vitals.PLAUSIBLE == payloads.VITALS_RANGES
 
@@ -32,6 +51,8 @@ def test_the_plausible_ranges_are_the_same_at_the_form_and_on_the_wire():
     (payloads.ConsentPayload, ConsentRow, set()),
     (payloads.AttachmentPayload, AttachmentRow, set()),
     (payloads.VitalsPayload, VitalsRow, {"vitals"}),            # flattened into the measurement columns
+    (payloads.QuestionPayload, QuestionRow, set()),
+    (payloads.AnswerPayload, AnswerRow, set()),
 ])
 def test_every_field_of_a_payload_has_its_column(payload_model, row, not_stored):
     columns = set(row.__table__.columns.keys())
