@@ -9,6 +9,39 @@ case "${1:-compile}" in
   extract)
     find spoke_client sync -name '*.py' | sort | xargs xgettext --language=Python --keyword=_ --keyword=ngettext:1,2 \
       --from-code=UTF-8 --package-name=spoke --add-comments=TRANSLATORS --sort-by-file -o "$LOCALES/spoke.pot"
+    # The hub console's Jinja templates: Jinja's own parser finds their _() and ngettext() calls (xgettext's Python
+    # reader would trip on HTML), written as a small .pot that xgettext joins to the catalog's template.
+    PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+    TEMPLATES_POT=$(mktemp --suffix=.pot)
+    trap 'rm -f "$TEMPLATES_POT"' EXIT
+    "$PY" - "$TEMPLATES_POT" sync/hub/templates/*.html <<'PYTHON'
+import sys
+from jinja2 import Environment
+from jinja2.ext import extract_from_ast
+
+def po(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+found = {}   # msgid (or (singular, plural)) -> references, in the order first seen
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        ast = Environment().parse(f.read())
+    for line, _function, message in extract_from_ast(ast, ("_", "ngettext")):
+        key = message if isinstance(message, str) else tuple(message[:2])
+        if key and all(isinstance(m, str) for m in ([key] if isinstance(key, str) else key)):
+            found.setdefault(key, []).append(f"{path}:{line}")
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    out.write('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n')
+    for key, refs in found.items():
+        out.write(f"#: {' '.join(refs)}\n")
+        if "%(" in "".join([key] if isinstance(key, str) else key):
+            out.write("#, python-format\n")
+        if isinstance(key, str):
+            out.write(f"msgid {po(key)}\nmsgstr \"\"\n\n")
+        else:
+            out.write(f"msgid {po(key[0])}\nmsgid_plural {po(key[1])}\nmsgstr[0] \"\"\nmsgstr[1] \"\"\n\n")
+PYTHON
+    xgettext --join-existing --from-code=UTF-8 --package-name=spoke --sort-by-file -o "$LOCALES/spoke.pot" "$TEMPLATES_POT"
     for po in "$LOCALES"/*/LC_MESSAGES/spoke.po; do
       if [ -e "$po" ]; then msgmerge --quiet --update --backup=none "$po" "$LOCALES/spoke.pot"; fi
     done

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.hub.auth import Device, signed_headers
+from sync.hub.console import router as console_router
 from sync.hub.errors import HubError
 from sync.hub.clinic import PrescriptionRefused
 from sync.hub.service import Hub
@@ -301,6 +302,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         return await run_in_threadpool(hub.update_patient, patient_id, fields)
 
     app.include_router(staff_router(hub))
+    app.include_router(console_router(hub))
     _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate])
     return app
 

@@ -4,8 +4,10 @@ SQLite and PostgreSQL, from tests/sync/conftest.py), and a small formulary of re
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
+import requests
 
 from sync.hub import formulary
 from tests.sync.conftest import ADMIN_TOKEN, PG, ServerThread, ensure_postgres, free_port, hub, hub_db_url  # noqa: F401
@@ -51,3 +53,47 @@ def clinic(hub, facilities, small_formulary):
                         registration_number="UPMC 51234", specialities=("Paediatrics",))
     hub.assign_facility(admin, facilities[0], org)
     return hub, org, admin, mehta, rao
+
+
+# --- the doctors' console over HTTP -----------------------------------------------------------------------------
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a console page's forms (every form of a page carries the same one)."""
+    found = CSRF_FIELD.search(html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def set_cookies(response) -> dict[str, str]:
+    """Each Set-Cookie header of a response, by cookie name (requests joins them into one string otherwise)."""
+    return {h.split("=", 1)[0]: h for h in response.raw.headers.getlist("set-cookie")}
+
+
+class Console:
+    """A browser-less user of the console: a requests session signed in through the sign-in form."""
+
+    def __init__(self, url: str, username: str, password: str, **headers: str) -> None:
+        self.url, self.http = url, requests.Session()
+        self.http.headers.update(headers)
+        page = self.http.get(f"{url}/console/login", timeout=10)
+        self.signed = self.http.post(f"{url}/console/login", data={"csrf": csrf_of(page.text), "username": username,
+                                                                    "password": password}, allow_redirects=False,
+                                     timeout=10)
+        assert self.signed.status_code == 303, self.signed.text
+        self.csrf = csrf_of(self.get("/console/").text)
+
+    def get(self, path: str, **kw):
+        return self.http.get(f"{self.url}{path}", timeout=10, allow_redirects=False, **kw)
+
+    def post(self, path: str, data: dict | list | None = None, *, csrf: bool = True, **kw):
+        fields = list(data.items()) if isinstance(data, dict) else list(data or [])
+        return self.http.post(f"{self.url}{path}", data=fields + ([("csrf", self.csrf)] if csrf else []), timeout=10,
+                              allow_redirects=False, **kw)
+
+
+@pytest.fixture
+def console(hub_server):
+    """console("dr.mehta", "mehta-pass-12") -> a Console signed in at the test hub."""
+    return lambda username, password, **headers: Console(hub_server.url, username, password, **headers)
