@@ -38,17 +38,24 @@ start_demo_hub() {
   local dir=${SPOKE_DEMO_HUB_DIR:-$HOME/.local/share/SpokeDemoHub} port=${DEMO_HUB_PORT:-8470}
   mkdir -p "$dir"
   local db="sqlite:///$dir/hub.sqlite"
-  export SPOKE_HUB_ADMIN_TOKEN=${SPOKE_HUB_ADMIN_TOKEN:-demo-hub-staff}
   "$VENV/bin/spoke-hub" --db "$db" serve --port "$port" >"$dir/hub.log" 2>&1 &
   local hub_pid=$!
   trap "kill $hub_pid 2>/dev/null" EXIT   # expanded now: the local is gone when the trap runs
-  local facility code
-  facility=$("$VENV/bin/spoke-hub" --db "$db" create-facility --name "HWC Rampur (demo)" --hwc-id HWC-DEMO-001)
-  code=$("$VENV/bin/spoke-hub" --db "$db" enroll-code --facility "$facility")
+  local facility code org hubcli=("$VENV/bin/spoke-hub" --db "$db")
+  facility=$("${hubcli[@]}" create-facility --name "HWC Rampur (demo)" --hwc-id HWC-DEMO-001)
+  # The demo's hub organisation, its administrator and one doctor (each made once; the same on every start).
+  org=$("${hubcli[@]}" create-hub --name "District Hospital (demo)" --kind "district hospital")
+  echo "demo-hub-admin" | "${hubcli[@]}" create-admin --hub "$org" --username admin --name "Demo Administrator" \
+    --if-missing >/dev/null
+  echo "demo-doctor-1" | "${hubcli[@]}" add-doctor --hub "$org" --username doctor --name "Dr Demo Sharma" \
+    --qualification "MBBS, MD (Medicine)" --registration-number "DEMO-12345" --council "Demo Medical Council" \
+    --speciality "General medicine" --if-missing >/dev/null
+  "${hubcli[@]}" assign --facility "$facility" --hub "$org" >/dev/null
+  code=$("${hubcli[@]}" enroll-code --facility "$facility")
   echo "Demo hub: http://127.0.0.1:$port  (log: $dir/hub.log)"
   echo "  To connect Spoke to it: 'Connect to hub...' in the status bar (as an administrator), address"
   echo "  http://127.0.0.1:$port and the one-time code $code"
-  echo "  Hub staff API (to play the doctor): Authorization: Bearer $SPOKE_HUB_ADMIN_TOKEN"
+  echo "  Doctors' console: http://127.0.0.1:$port/console/  (doctor / demo-doctor-1; admin / demo-hub-admin)"
 }
 
 case "${1:-}" in

@@ -43,6 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--hub", required=True, help="the hub's id (create-hub prints it)")
     s.add_argument("--username", required=True)
     s.add_argument("--name", required=True, help="the person's full name")
+    s.add_argument("--if-missing", action="store_true", help="do nothing when the user name already exists")
+    s = sub.add_parser("add-doctor", help="a doctor of a hub (reads the password from stdin; administrators also "
+                                          "add doctors in the console)")
+    s.add_argument("--hub", required=True, help="the hub's id (create-hub prints it)")
+    s.add_argument("--username", required=True)
+    s.add_argument("--name", required=True, help="the doctor's full name as it is printed on a prescription")
+    s.add_argument("--qualification", required=True, help="e.g. 'MBBS, MD (Medicine)'")
+    s.add_argument("--registration-number", required=True, help="the medical registration number")
+    s.add_argument("--council", default="", help="the council that registered the doctor")
+    s.add_argument("--speciality", action="append", default=[], help="one of the hub's specialities (repeatable)")
+    s.add_argument("--if-missing", action="store_true", help="do nothing when the user name already exists")
     s = sub.add_parser("assign", help="the hub that serves a facility (its cases go to that hub's queue)")
     s.add_argument("--facility", required=True)
     s.add_argument("--hub", required=True)
@@ -86,8 +97,26 @@ def main(argv: list[str] | None = None) -> int:
             print(hub.create_hub(args.name, args.kind))
         elif args.command == "create-admin":
             password = sys.stdin.readline().rstrip("\n")
-            staff = hub.add_staff(None, args.hub, args.username, args.name, password, "admin")
-            print(staff.id)
+            try:
+                staff = hub.add_staff(None, args.hub, args.username, args.name, password, "admin")
+            except HubError as exc:
+                if not (args.if_missing and exc.code == "taken"):
+                    raise
+                print(f"{args.username} is already a user of this hub")
+            else:
+                print(staff.id)
+        elif args.command == "add-doctor":
+            password = sys.stdin.readline().rstrip("\n")
+            try:
+                staff = hub.add_staff(None, args.hub, args.username, args.name, password, "doctor",
+                                      qualification=args.qualification, registration_number=args.registration_number,
+                                      council=args.council, specialities=tuple(args.speciality))
+            except HubError as exc:
+                if not (args.if_missing and exc.code == "taken"):
+                    raise
+                print(f"{args.username} is already a user of this hub")
+            else:
+                print(staff.id)
         elif args.command == "assign":
             hub.assign_facility(None, args.facility, args.hub)
             print(f"{args.facility} is served by {args.hub}")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sync.hub import formulary
 from sync.hub.auth import Device, signed_headers
 from sync.hub.console import router as console_router
 from sync.hub.errors import HubError
@@ -126,6 +127,7 @@ def _with_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
 
 
 def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
+    formulary.items()   # a hub without its formulary refuses to start, not to check the first prescription
     app = FastAPI(title="Spoke reference hub", version="1", description=__doc__)
     app.state.hub = hub
     token = admin_token.encode("utf-8") if admin_token else None

@@ -3,6 +3,7 @@ prescription refused and issued; and the command line that makes the first admin
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,47 @@ def test_the_first_administrator_comes_from_the_command_line(tmp_path):
     assert out.returncode == 0, out.stderr
     short = run("create-admin", "--hub", hub_id, "--username", "ravi", "--name", "Ravi K", input="short\n")
     assert short.returncode == 1 and "password" in short.stderr and "Traceback" not in short.stderr
+
+
+def test_a_doctor_from_the_command_line_signs_in_and_the_demo_setup_can_run_again(tmp_path):
+    """What `./dev.sh run` does for its demo hub, twice: the same hub, administrator and doctor, nothing doubled."""
+    from sync.hub.service import Hub, make_hub_engine
+
+    db = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    run = lambda *a, **kw: subprocess.run([sys.executable, "-m", "sync.hub", "--log-dir", str(tmp_path / "logs"),  # noqa: E731
+                                           "--db", db, *a], capture_output=True, text=True, timeout=60, **kw)
+    doctor = ("add-doctor", "--username", "dr.mehta", "--name", "Dr Rajesh Mehta", "--qualification", "MBBS, MD",
+              "--registration-number", "UPMC 45678", "--speciality", "Cardiology", "--if-missing")
+    for _ in range(2):
+        facility = run("create-facility", "--name", "HWC Rampur", "--hwc-id", "HWC-UP-0042").stdout.strip()
+        hub_id = run("create-hub", "--name", "District Hospital Sitapur").stdout.strip()
+        assert run("create-admin", "--hub", hub_id, "--username", "anita", "--name", "Anita Sharma", "--if-missing",
+                   input="long-pass-word\n").returncode == 0
+        out = run(*doctor[:1], "--hub", hub_id, *doctor[1:], input="mehta-pass-12\n")
+        assert out.returncode == 0, out.stderr
+        assert run("assign", "--facility", facility, "--hub", hub_id).returncode == 0
+    taken = run(*doctor[:1], "--hub", hub_id, *doctor[1:-1], input="mehta-pass-12\n")
+    assert taken.returncode == 1 and "taken" in taken.stderr, "without --if-missing a second one is refused"
+    unknown = run("add-doctor", "--hub", hub_id, "--username", "dr.x", "--name", "Dr X Y", "--qualification", "MBBS",
+                  "--registration-number", "1", "--speciality", "Astrology", input="long-pass-word\n")
+    assert unknown.returncode == 1 and "specialities" in unknown.stderr and "Traceback" not in unknown.stderr
+    hub = Hub(make_hub_engine(db))
+    try:
+        [(only_hub, _name)] = hub.hubs()
+        people = {(p.username, p.role, p.registration_number, p.specialities) for p in hub.staff(only_hub)}
+        assert people == {("anita", "admin", "", ()), ("dr.mehta", "doctor", "UPMC 45678", ("Cardiology",))}
+        mehta = hub.sign_in("dr.mehta", "mehta-pass-12")
+        assert hub.queue(mehta.staff) == [], "a doctor of the hub that serves HWC Rampur, with nothing waiting yet"
+    finally:
+        hub.engine.dispose()
+
+
+def test_a_hub_without_its_formulary_refuses_to_start(tmp_path):
+    """Started without resources/formulary, the hub says so and exits, instead of letting every medicine through."""
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    env = dict(os.environ, SPOKE_RESOURCES=str(resources))
+    out = subprocess.run([sys.executable, "-m", "sync.hub", "--log-dir", str(tmp_path / "logs"), "--db",
+                          f"sqlite:///{tmp_path / 'hub.sqlite'}", "serve", "--port", "1"], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode != 0 and "the formulary is missing" in out.stderr, out.stderr[-2000:]
