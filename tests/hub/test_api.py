@@ -121,3 +121,46 @@ def test_a_hub_without_its_formulary_refuses_to_start(tmp_path):
                           f"sqlite:///{tmp_path / 'hub.sqlite'}", "serve", "--port", "1"], capture_output=True,
                          text=True, timeout=60, env=env)
     assert out.returncode != 0 and "the formulary is missing" in out.stderr, out.stderr[-2000:]
+
+
+def test_sessions_and_who_took_a_case_hold_across_two_workers(clinic, facilities, spoke_factory, hub_db_url, tmp_path):
+    """`spoke-hub serve --workers 2`: a doctor's session, the CSRF token, who took a case and a signed-out session
+    are in the database, so every request, on a new connection each and so on either worker, sees the same."""
+    import time
+
+    from tests.sync.conftest import free_port
+
+    hub, *_ = clinic
+    queued(spoke_factory(facilities[0]), "c-1", "p-1")
+    port = free_port()
+    env = dict(os.environ, SPOKE_HUB_LOG_DIR=str(tmp_path / "logs"))
+    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--db", hub_db_url, "serve", "--port", str(port),
+                             "--workers", "2", "--media-dir", str(tmp_path / "media")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url + "/v1/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.05)
+        signed = lambda who, pw: requests.post(f"{url}/v1/hub/session", json={"username": who, "password": pw},  # noqa: E731
+                                               timeout=10).json()
+        mehta, rao = signed("dr.mehta", "mehta-pass-12"), signed("dr.rao", "rao-pass-1234")
+        as_mehta = {"Authorization": f"Bearer {mehta['token']}"}
+        as_rao = {"Authorization": f"Bearer {rao['token']}"}
+        for _ in range(8):    # requests has no pool here: a new connection each time, spread over both workers
+            r = requests.get(f"{url}/v1/hub/queue", headers={**as_mehta, "Connection": "close"}, timeout=10)
+            assert r.status_code == 200 and [c["case_id"] for c in r.json()] == ["c-1"], r.text
+        assert requests.post(f"{url}/v1/hub/cases/c-1/take", headers=as_mehta, timeout=10).status_code == 200
+        for _ in range(4):
+            taken = requests.post(f"{url}/v1/hub/cases/c-1/take", headers={**as_rao, "Connection": "close"}, timeout=10)
+            assert taken.status_code == 409 and taken.json()["code"] == "taken", taken.text
+        assert requests.delete(f"{url}/v1/hub/session", headers=as_mehta, timeout=10).status_code == 200
+        for _ in range(4):
+            assert requests.get(f"{url}/v1/hub/queue", headers={**as_mehta, "Connection": "close"},
+                                timeout=10).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(20)
