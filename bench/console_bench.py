@@ -166,6 +166,11 @@ def main() -> None:
         proc.terminate()
         proc.wait(20)
         hub.engine.dispose()
+        if args.db is None:   # the bench's own database: dropped, so runs do not pile up
+            import psycopg
+
+            with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True) as con:
+                con.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -251,18 +251,19 @@ class HubClinic:
             return view
 
     def _earlier(self, s: Session, doctor: Staff, patient_id: str, case_id: str) -> list[dict]:
-        facilities = [f for (f,) in s.execute(select(HubFacilityHub.facility_id).where(HubFacilityHub.hub_id == doctor.hub_id))]
-        rows = s.scalars(select(HubRecord).where(HubRecord.entity == "prescription",
-                                                 HubRecord.facility_id.in_(facilities)))
-        out = [r.payload for r in rows if (r.payload or {}).get("patient_id") == patient_id
-               and r.payload.get("case_id") != case_id]
+        # By the patient's cases (indexed), never by reading every prescription of the hub.
+        cases = (select(HubCase.case_id).join(HubFacilityHub, HubFacilityHub.facility_id == HubCase.facility_id)
+                 .where(HubCase.patient_id == patient_id, HubFacilityHub.hub_id == doctor.hub_id,
+                        HubCase.case_id != case_id))
+        rows = s.scalars(select(HubRecord).where(HubRecord.parent_id.in_(cases), HubRecord.entity == "prescription"))
+        out = [r.payload for r in rows if (r.payload or {}).get("patient_id") == patient_id]
         return sorted(out, key=lambda p: p.get("issued_at") or "", reverse=True)
 
     def _mode(self, s: Session, case_id: str) -> str:
         """How the consultation was held: by video or audio if the case has a call record saying so (the calls
         of the hub), else store-and-forward."""
-        calls = [r.payload for r in s.scalars(select(HubRecord).where(HubRecord.entity == "call"))
-                 if (r.payload or {}).get("case_id") == case_id]
+        calls = [r.payload or {} for r in s.scalars(select(HubRecord).where(HubRecord.parent_id == case_id,
+                                                                              HubRecord.entity == "call"))]
         modes = {c.get("mode_used") for c in calls}
         return "video" if "video" in modes else "audio" if "audio" in modes else "store_and_forward"
 
@@ -429,6 +430,7 @@ class HubClinic:
             facilities = [f for (f,) in s.execute(select(HubFacilityHub.facility_id).where(HubFacilityHub.hub_id == staff.hub_id))]
             for record in s.scalars(select(HubRecord).where(HubRecord.entity == "attachment",
                                                             HubRecord.facility_id.in_(facilities),
+                                                            HubRecord.payload["sha256"].as_string() == sha256,
                                                             HubRecord.deleted.is_(False))):
                 p = record.payload or {}
                 if p.get("sha256") == sha256 and p.get("status") == "active" and self.blob_path(sha256).exists():
