@@ -10,10 +10,8 @@ Targets (issue "The hub doctor's console"): queue and case pages p95 under 200 m
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests  # noqa: E402
 
+from _sync_common import HubProcess  # noqa: E402
 from sync.hlc import HybridLogicalClock  # noqa: E402
 from sync.hub.auth import Device  # noqa: E402
 from sync.hub.clinic import MedicineDraft, PrescriptionDraft  # noqa: E402
@@ -121,18 +120,9 @@ def main() -> None:
     case_ids, _org = seed(hub, args.facilities, args.cases, rng)
     print(f"seeded {len(case_ids):,} queued cases from {args.facilities} facilities in {time.perf_counter() - t0:.1f} s "
           f"({db.split(':')[0]})", flush=True)
-    port = 18900 + os.getpid() % 500
-    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--log-dir", str(tmp / "logs"), "--db", db, "serve",
-                             "--port", str(port), "--media-dir", str(tmp / "media")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = HubProcess(db)
+    url = server.url
     try:
-        for _ in range(200):
-            try:
-                requests.get(url + "/v1/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
         s = requests.Session()
         token = s.post(f"{url}/v1/hub/session", json={"username": "dr.mehta", "password": "mehta-pass-12"},
                        timeout=10).json()["token"]
@@ -163,8 +153,7 @@ def main() -> None:
         print(f"{'issuing (server)':18s} median {statistics.median(issue_ms):6.1f} ms   p95 {percentile(issue_ms, 95):6.1f} ms"
               f"   (target < 100 ms; {len(issue_ms)} prescriptions)")
     finally:
-        proc.terminate()
-        proc.wait(20)
+        server.stop()
         hub.engine.dispose()
         if args.db is None:   # the bench's own database: dropped, so runs do not pile up
             import psycopg

@@ -96,27 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "create-hub":
             print(hub.create_hub(args.name, args.kind))
         elif args.command == "create-admin":
-            password = sys.stdin.readline().rstrip("\n")
-            try:
-                staff = hub.add_staff(None, args.hub, args.username, args.name, password, "admin")
-            except HubError as exc:
-                if not (args.if_missing and exc.code == "taken"):
-                    raise
-                print(f"{args.username} is already a user of this hub")
-            else:
-                print(staff.id)
+            _add_person(hub, args, "admin")
         elif args.command == "add-doctor":
-            password = sys.stdin.readline().rstrip("\n")
-            try:
-                staff = hub.add_staff(None, args.hub, args.username, args.name, password, "doctor",
-                                      qualification=args.qualification, registration_number=args.registration_number,
-                                      council=args.council, specialities=tuple(args.speciality))
-            except HubError as exc:
-                if not (args.if_missing and exc.code == "taken"):
-                    raise
-                print(f"{args.username} is already a user of this hub")
-            else:
-                print(staff.id)
+            _add_person(hub, args, "doctor", qualification=args.qualification,
+                        registration_number=args.registration_number, council=args.council,
+                        specialities=tuple(args.speciality))
         elif args.command == "assign":
             hub.assign_facility(None, args.facility, args.hub)
             print(f"{args.facility} is served by {args.hub}")
@@ -127,6 +111,22 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.message, file=sys.stderr)
         return 1
     return 0
+
+
+def _add_person(hub, args, role: str, **details) -> None:
+    """An administrator or a doctor, with the password read from stdin; prints the new id (with --if-missing, a
+    user name already there is said and left as it is)."""
+    from sync.hub.service import HubError
+
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        staff = hub.add_staff(None, args.hub, args.username, args.name, password, role, **details)
+    except HubError as exc:
+        if not (args.if_missing and exc.code == "taken"):
+            raise
+        print(f"{args.username} is already a user of this hub")
+    else:
+        print(staff.id)
 
 
 if __name__ == "__main__":

@@ -126,25 +126,10 @@ def test_a_hub_without_its_formulary_refuses_to_start(tmp_path):
 def test_sessions_and_who_took_a_case_hold_across_two_workers(clinic, facilities, spoke_factory, hub_db_url, tmp_path):
     """`spoke-hub serve --workers 2`: a doctor's session, the CSRF token, who took a case and a signed-out session
     are in the database, so every request, on a new connection each and so on either worker, sees the same."""
-    import time
+    from tests.sync.conftest import hub_process
 
-    from tests.sync.conftest import free_port
-
-    hub, *_ = clinic
     queued(spoke_factory(facilities[0]), "c-1", "p-1")
-    port = free_port()
-    env = dict(os.environ, SPOKE_HUB_LOG_DIR=str(tmp_path / "logs"))
-    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--db", hub_db_url, "serve", "--port", str(port),
-                             "--workers", "2", "--media-dir", str(tmp_path / "media")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/v1/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+    with hub_process(hub_db_url, tmp_path, "--workers", "2") as url:
         signed = lambda who, pw: requests.post(f"{url}/v1/hub/session", json={"username": who, "password": pw},  # noqa: E731
                                                timeout=10).json()
         mehta, rao = signed("dr.mehta", "mehta-pass-12"), signed("dr.rao", "rao-pass-1234")
@@ -161,6 +146,3 @@ def test_sessions_and_who_took_a_case_hold_across_two_workers(clinic, facilities
         for _ in range(4):
             assert requests.get(f"{url}/v1/hub/queue", headers={**as_mehta, "Connection": "close"},
                                 timeout=10).status_code == 401
-    finally:
-        proc.terminate()
-        proc.wait(20)

@@ -370,30 +370,14 @@ def test_a_spoke_of_protocol_1_gets_answers_it_can_read(hub, facilities, spoke_f
 def test_two_hub_workers_count_failures_together_and_stamp_in_one_order(hub_db_url, tmp_path):
     """`spoke-hub serve --workers 2`: state is in the database, so guessing limits and the clock hold across
     workers, whichever one a request lands on."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.sync.conftest import free_port
+    from tests.sync.conftest import hub_process
 
     from sync.hub.service import make_hub_engine
 
     hub = Hub(make_hub_engine(hub_db_url), media_dir=tmp_path / "m")
     hub.create_schema()
     facility = hub.create_facility("HWC Rampur", "HWC-UP-0042")
-    port = free_port()
-    env = dict(os.environ, SPOKE_HUB_ADMIN_TOKEN=ADMIN_TOKEN, SPOKE_HUB_LOG_DIR=str(tmp_path / "logs"))
-    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--db", hub_db_url, "serve", "--port", str(port),
-                             "--workers", "2", "--media-dir", str(tmp_path / "media")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/v1/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+    with hub_process(hub_db_url, tmp_path, "--workers", "2", env={"SPOKE_HUB_ADMIN_TOKEN": ADMIN_TOKEN}) as url:
         key = Ed25519PrivateKey.generate()
         device = HubClient(url).enroll(hub.enroll_code(facility), key, str(uuid.uuid4()), "PC-1").device_id
         pc = HubClient(url, device_id=device, key=key, next_counter=itertools.count(1).__next__)
@@ -415,8 +399,5 @@ def test_two_hub_workers_count_failures_together_and_stamp_in_one_order(hub_db_u
             except HubRefused as exc:
                 statuses.append(exc.status)
         assert statuses == [403] * 10 + [429] * 2
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        hub.engine.dispose()
+    hub.engine.dispose()
 
