@@ -126,10 +126,11 @@ def test_a_hub_without_its_formulary_refuses_to_start(tmp_path):
 def test_sessions_and_who_took_a_case_hold_across_two_workers(clinic, facilities, spoke_factory, hub_db_url, tmp_path):
     """`spoke-hub serve --workers 2`: a doctor's session, the CSRF token, who took a case and a signed-out session
     are in the database, so every request, on a new connection each and so on either worker, sees the same."""
-    from tests.sync.conftest import hub_process
+    from tests.sync.hub_process import HubProcess
 
     queued(spoke_factory(facilities[0]), "c-1", "p-1")
-    with hub_process(hub_db_url, tmp_path, "--workers", "2") as url:
+    with HubProcess(hub_db_url, tmp_path, workers=2).start() as process:
+        url = process.url
         signed = lambda who, pw: requests.post(f"{url}/v1/hub/session", json={"username": who, "password": pw},  # noqa: E731
                                                timeout=10).json()
         mehta, rao = signed("dr.mehta", "mehta-pass-12"), signed("dr.rao", "rao-pass-1234")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 
 import psycopg
 import pytest
-import requests
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -79,31 +75,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def hub_process(db_url: str, tmp_path, *serve_args: str, env: dict | None = None):
-    """`spoke-hub serve` as its own process (e.g. with --workers 2) on the test's database: yields its URL once it
-    answers, and stops it at the end."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--db", db_url, "serve", "--port", str(port),
-                             "--media-dir", str(tmp_path / "media"), *serve_args],
-                            env=dict(os.environ, SPOKE_HUB_LOG_DIR=str(tmp_path / "logs"), **(env or {})),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/v1/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
-        else:
-            raise AssertionError(f"the hub process did not answer at {url}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 class ServerThread:

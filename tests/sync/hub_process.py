@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class HubProcess:
-    def __init__(self, db_url: str, folder: Path, port: int | None = None) -> None:
+    """`with HubProcess(url, folder, workers=2).start() as hub:` stops it gracefully at the end (SIGTERM, so
+    uvicorn takes its worker processes down with it); kill() is the power cut."""
+
+    def __init__(self, db_url: str, folder: Path, port: int | None = None, *, workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
         self.db = db_url
+        self.workers, self.env = workers, dict(os.environ, SPOKE_HUB_LOG_DIR=str(folder / "hub-logs"), **(env or {}))
         self.port = port or free_port()
         self.media = folder / "hub-media"
         self.logs = folder / "hub-logs"
@@ -44,8 +49,9 @@ class HubProcess:
         assert not self.alive, "the hub is already running"
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.stderr, "ab") as err:
-            serve = self.command("serve", "--port", str(self.port), "--media-dir", str(self.media))
-            self.proc = subprocess.Popen(serve, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+            serve = self.command("serve", "--port", str(self.port), "--media-dir", str(self.media),
+                                 *(["--workers", str(self.workers)] if self.workers > 1 else []))
+            self.proc = subprocess.Popen(serve, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=self.env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,6 +78,18 @@ class HubProcess:
             self.proc.kill()
         if self.proc is not None:
             self.proc.wait(10)
+
+    def __enter__(self) -> "HubProcess":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def admin(self) -> Hub:
         """The same database from this process (as the hub's console, another worker, would use it)."""

@@ -370,14 +370,15 @@ def test_a_spoke_of_protocol_1_gets_answers_it_can_read(hub, facilities, spoke_f
 def test_two_hub_workers_count_failures_together_and_stamp_in_one_order(hub_db_url, tmp_path):
     """`spoke-hub serve --workers 2`: state is in the database, so guessing limits and the clock hold across
     workers, whichever one a request lands on."""
-    from tests.sync.conftest import hub_process
+    from tests.sync.hub_process import HubProcess
 
     from sync.hub.service import make_hub_engine
 
     hub = Hub(make_hub_engine(hub_db_url), media_dir=tmp_path / "m")
     hub.create_schema()
     facility = hub.create_facility("HWC Rampur", "HWC-UP-0042")
-    with hub_process(hub_db_url, tmp_path, "--workers", "2", env={"SPOKE_HUB_ADMIN_TOKEN": ADMIN_TOKEN}) as url:
+    with HubProcess(hub_db_url, tmp_path, workers=2, env={"SPOKE_HUB_ADMIN_TOKEN": ADMIN_TOKEN}).start() as process:
+        url = process.url
         key = Ed25519PrivateKey.generate()
         device = HubClient(url).enroll(hub.enroll_code(facility), key, str(uuid.uuid4()), "PC-1").device_id
         pc = HubClient(url, device_id=device, key=key, next_counter=itertools.count(1).__next__)
