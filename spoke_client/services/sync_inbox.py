@@ -112,8 +112,8 @@ class Inbox:
         """The page's changes this PC has not received before (a page fetched again after a cut)."""
         ids = [str(c.change_id) for c in page.changes]
         known = set(w.session.scalars(select(InboxRow.change_id).where(among(InboxRow.change_id, ids)))) if ids else set()
-        return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc,
-                       str(c.change_id)) for c in page.changes if str(c.change_id) not in known]
+        return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc, cid)
+                for c, cid in zip(page.changes, ids) if cid not in known]
 
     @staticmethod
     def _store(w: Writer, fresh: list[Pulled], outcome: Outcome) -> None:

@@ -80,6 +80,8 @@ def test_a_vitals_set_has_the_same_measurements_everywhere():
     ("consent", {"method": "telepathy"}, "method"),
     ("attachment", {"sha256": "A" * 64}, "sha256"),
     ("attachment", {"size_bytes": -1}, "size_bytes"),
+    ("patient", {"address": "House 12\x00"}, "address"),        # PostgreSQL's text cannot hold NUL
+    ("case", {"history": "Fever\x00 for 3 days"}, "history"),
 ])
 def test_a_bad_value_is_refused_with_its_field(entity, bad, field):
     make = {"patient": lambda: records.patient("p-1"), "case": lambda: records.case("c-1", "p-1"),
@@ -89,6 +91,14 @@ def test_a_bad_value_is_refused_with_its_field(entity, bad, field):
     with pytest.raises(PayloadInvalid) as refused:
         validate(entity, payload, strict_keys=True)
     assert refused.value.field == field and refused.value.reason
+
+
+def test_text_may_hold_any_character_but_nul():
+    kept = validate("case", records.case("c-1", "p-1", history="Fever\n3 days — बुखार\ttab"))
+    assert kept.history == "Fever\n3 days — बुखार\ttab"
+    with pytest.raises(PayloadInvalid) as refused:
+        validate("case", records.case("c-1", "p-1") | {"history": "a\x00b"})
+    assert (refused.value.field, refused.value.reason) == ("history", "must be text without a NUL character")
 
 
 def test_unknown_keys_are_refused_by_the_hub_and_ignored_by_a_spoke():
