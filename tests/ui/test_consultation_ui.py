@@ -10,20 +10,11 @@ from PySide6.QtWidgets import QLabel, QTableView
 from spoke_client.domain.model import CaseStatus
 from spoke_client.services.patients import PatientForm
 from spoke_client.ui.case_editor import CaseEditor
-from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.models import PrescriptionTableModel
 from spoke_client.ui.patients import PatientDialog
 from tests.services.test_consultation import pull, queued
 from tests.sync import records
-from tests.ui.test_flows import loaded, type_into
-
-
-@pytest.fixture
-def window(qtbot, runner, services, admin):
-    w = MainWindow(services, runner, admin, services.auth.facility())
-    qtbot.addWidget(w)
-    w.show()
-    return w
+from tests.ui.test_flows import loaded, type_into, window  # noqa: F401  (window: the main window fixture)
 
 
 @pytest.fixture
