@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--check", action="store_true",
                     help=_("also compare with the hub now, and resync in full if they disagree (done every 6 hours anyway)"))
 
+    s = sub.add_parser("print-rx", help=_("print a case's prescription (or write it as a PDF file)"))
+    s.add_argument("--case", dest="case_id", required=True)
+    s.add_argument("--prescription", default=None, help=_("which prescription of the case (default: its newest)"))
+    s.add_argument("--pdf", default=None, help=_("write the PDF to this file instead of printing it"))
+    s.add_argument("--lang", default=None, help=_("the patient's language for the paper: hi, en... (default: the setting)"))
+    s.add_argument("--size", default=None, choices=["A5", "A4"], help=_("paper size (default: the setting, A5)"))
+    s.add_argument("--printer", default=None, help=_("printer name (default: the one chosen in the settings)"))
+    s.add_argument("--wait", type=float, default=30,
+                   help=_("seconds to wait for the printer before reporting the job as waiting (default 30)"))
+
+    s = sub.add_parser("verify-rx", help=_("check a printed prescription's QR code, from its PDF or a photo of it"))
+    s.add_argument("file", help=_("a PDF, or a photo (JPEG, PNG) of the paper"))
+    s.add_argument("--key", action="append", default=[],
+                   help=_("a hub's public key (base64) to trust besides the one this computer knows"))
+
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))
     return p

@@ -229,3 +229,84 @@ def cmd_devices(paths: DataPaths, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(json.dumps(to_json_dict(measurement), ensure_ascii=False, indent=2))
     return EXIT_OK
+
+
+def cmd_print_rx(paths: DataPaths, args: argparse.Namespace) -> int:
+    import time
+
+    from spoke_client.services.printers import JobState
+
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        printing = services.printing
+        prescription = args.prescription or printing.prescription_of_case(args.case_id)
+        actor = _system_admin(services)
+        if args.pdf:
+            out = printing.save_pdf(actor, prescription, Path(args.pdf), args.lang, args.size)
+            print(_("Wrote {out}").format(out=out))
+            return EXIT_OK
+        job = printing.print(actor, prescription, args.lang, args.size, args.printer)
+        deadline = time.monotonic() + max(args.wait, 0)
+        while job.state in (JobState.WAITING, JobState.PRINTING) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = printing.refresh_job(job.id)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    except OSError as exc:
+        _err(_("Could not write {out}: {error}").format(out=args.pdf, error=exc.strerror or exc))
+        return EXIT_FAILED
+    finally:
+        services.close()
+    what = _("DUPLICATE copy {n}").format(n=job.copy) if job.duplicate else _("first copy")
+    print(_("Print job on {printer} ({what}): {state}, {detail}").format(
+        printer=job.printer, what=what, state=_(job.state.value), detail=job.detail))
+    return EXIT_OK if job.state in (JobState.PRINTED, JobState.PRINTING, JobState.WAITING) else EXIT_FAILED
+
+
+EXIT_UNREADABLE = 4
+
+
+def cmd_verify_rx(paths: DataPaths, args: argparse.Namespace) -> int:
+    """Works on a PC with no Spoke database as well (a pharmacist's), with --key."""
+    from spoke_client.services.hub_link import HUB_PUBLIC_KEY
+    from spoke_client.services.rx_verify import Unreadable, verify_file
+
+    keys = list(args.key)
+    if paths.database.exists():
+        services = _open(paths)
+        if isinstance(services, int):
+            return services
+        try:
+            known = services.store.get_setting(HUB_PUBLIC_KEY)
+        finally:
+            services.close()
+        if known:
+            keys.append(known)
+    if not keys:
+        _err(_("No hub key is known on this computer: enrol it with the hub, or give the hub's key with --key."))
+        return EXIT_USAGE
+    try:
+        results = verify_file(Path(args.file), keys)
+    except Unreadable as exc:
+        _err(exc.message)
+        return EXIT_UNREADABLE
+    except OSError as exc:
+        _err(_("Could not read {file}: {error}").format(file=args.file, error=exc.strerror or exc))
+        return EXIT_UNREADABLE
+    ok = True
+    for r in results:
+        s = r.summary
+        print(_("Prescription {id} of {day}").format(id=s.prescription_id, day=s.issued_on))
+        print(_("  Patient: {name} ({age_sex})").format(name=s.patient, age_sex=s.age_sex))
+        print(_("  Doctor's registration number: {reg}").format(reg=s.registration_number))
+        for line in s.medicines:
+            print("  - " + "; ".join(x for x in line.split("|") if x))
+        if r.signature_ok:
+            print(_("  Signature: VALID, signed by the hub (key {key}).").format(key=s.key_id))
+        else:
+            ok = False
+            print(_("  Signature: NOT VALID: {reason}. Do not dispense from this paper.").format(reason=r.reason))
+    return EXIT_OK if ok else EXIT_FAILED

@@ -391,6 +391,9 @@ class PrescriptionPayload(Payload):
     cancelled_at: IsoDateTime | None = None
     key_id: _text(64, 1)
     signature: _text(200, 1)               # base64 Ed25519 over the canonical JSON of the issued prescription
+    # The printed QR code's text: a compact summary signed on its own by the same key (sync.rx_code), so the paper
+    # can be checked offline; "" on prescriptions issued before codes were made.
+    qr: _text(2000) = ""
 
 
 # What a spoke may push; the hub makes other entities itself (prescriptions, questions), and refuses them

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -387,3 +388,27 @@ class PrescriptionRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_prescription_case", "case_id"), Index("ix_prescription_issued", "issued_at"))
+
+
+class PrintJobRow(Base):
+    """A prescription sent to a printer (the app's print queue): waiting, printing, printed or failed. `copy` is 1
+    for the first paper of a prescription, 2 and more for duplicates (stamped DUPLICATE). `document` is the PDF as
+    sent, kept until it is printed so "Try again" sends the same paper; None once printed."""
+
+    __tablename__ = "print_job"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    prescription_id: Mapped[str] = mapped_column(ForeignKey("prescription.id"))
+    case_id: Mapped[str] = mapped_column(Id)
+    copy: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(10))
+    paper: Mapped[str] = mapped_column(String(4))            # A5 | A4
+    printer: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10))           # waiting | printing | printed | failed
+    detail: Mapped[str] = mapped_column(Text, default="")    # the state in words ("the printer is stopped")
+    system_job: Mapped[str] = mapped_column(String(100), default="")   # the operating system's job id
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(Id)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_print_job_prescription", "prescription_id"), Index("ix_print_job_state", "state"))

@@ -109,6 +109,7 @@ class Prescription:
     replaces_id: str | None = None
     cancelled_reason: str = ""
     cancelled_at: datetime | None = None
+    qr: str = ""                 # the hub's signed code for the paper (sync.rx_code); "" if it sent none
 
 
 @dataclass(frozen=True)

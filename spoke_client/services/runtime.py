@@ -19,6 +19,7 @@ from spoke_client.services.auth import AuthService
 from spoke_client.services.cases import CaseService
 from spoke_client.services.conflicts import ConflictService
 from spoke_client.services.consultation import ConsultationService
+from spoke_client.services.printing import PrintService
 from spoke_client.services.devices import DeviceService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.media import AttachmentService, MediaFiles
@@ -59,6 +60,7 @@ class Services:
     migration: migrate.MigrationReport
     settings: SettingsService
     consultation: ConsultationService
+    printing: PrintService
 
     def close(self) -> None:
         self.engine.dispose()
@@ -77,7 +79,7 @@ def open_services(paths: DataPaths, *, keep_good_copy: bool = False) -> Services
         cases=CaseService(store), drafts=DraftService(store), audit=AuditService(store),
         attachments=AttachmentService(store, MediaFiles(paths.media)), conflicts=ConflictService(store),
         devices=DeviceService(store), migration=report, settings=SettingsService(store),
-        consultation=ConsultationService(store),
+        consultation=ConsultationService(store), printing=PrintService(store),
     )
     if keep_good_copy:
         take_good_copy(paths)

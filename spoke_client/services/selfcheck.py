@@ -64,6 +64,7 @@ def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
     r.check(RESOURCES.is_dir(), _("resources folder {d}").format(d=RESOURCES))
     catalogs = sorted(p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/spoke.mo"))
     r.info(_("translations: {langs}").format(langs=", ".join(["en"] + catalogs)))
+    _print_fonts(r)
     try:
         import sqlite3
 
@@ -75,6 +76,44 @@ def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
         r.check(False, _("SQLite FTS5 trigram search is missing: {e}").format(e=exc))
     _devices(r)
     return r
+
+
+def _print_fonts(r: SelfcheckReport) -> None:
+    """Each language a prescription can be printed in has the Noto fonts of its scripts in resources/fonts."""
+    from spoke_client.services import fonts, rx_pdf
+
+    for language in rx_pdf.languages():
+        tr = rx_pdf.translation(language)
+        sample = " ".join(tr.gettext(m) for m in ("Medicines", "Patient", "This prescription is generated on a "
+                                                                        "teleconsultation", "twice a day"))
+        needed = sorted(fonts.scripts_in(sample) | {fonts.LATIN})
+        missing = [fonts.font_file(script).name for script in needed if not fonts.font_file(script).exists()]
+        r.check(not missing, _("printing in {lang}: fonts {fonts}").format(
+            lang=language, fonts=", ".join(missing) + _(" missing") if missing else ", ".join(needed)))
+    try:   # the whole chain of a paper: reportlab, HarfBuzz shaping, the fonts, the QR code, and reading it back
+        import io
+        import time
+
+        from reportlab.platypus import SimpleDocTemplate
+
+        from spoke_client.services.rx_verify import codes_in_image, images_of
+
+        started = time.perf_counter()
+        out = io.BytesIO()
+        SimpleDocTemplate(out).build([rx_pdf._p("दवाइयाँ / Medicines", rx_pdf._Styles("A5").body),
+                                      rx_pdf._QR("selfcheck", 40 * 2.835)])
+        made = (time.perf_counter() - started) * 1000
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf = Path(tmp) / "selfcheck.pdf"
+            pdf.write_bytes(out.getvalue())
+            read = codes_in_image(images_of(pdf)[0])
+        r.check(read == ["selfcheck"], _("a test paper made in {ms:.0f} ms (Hindi shaped, QR code read back)").format(
+            ms=made))
+    except Exception as exc:  # noqa: BLE001 - any failure here means prescriptions cannot be printed
+        r.check(False, _("a test paper could not be made: {e}").format(e=exc))
 
 
 def _devices(r: SelfcheckReport) -> None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sync import prescriptions
+from sync import prescriptions, rx_code
 from sync.hub import casebook, formulary
 from sync.hub.errors import HubError
 from sync.hub.models import HubCase, HubFacility, HubFacilityHub, HubOrg, HubRecord, HubSigningKey, HubStaff
@@ -342,6 +342,9 @@ class HubClinic:
                 body = payload_of("prescription", body)          # its final form, checked, before it is signed
             except PayloadInvalid as exc:
                 raise PrescriptionRefused([(exc.field, exc.reason)]) from None
+            sex = {"female": "F", "male": "M", "other": "O"}.get(str(patient.get("sex", "")), "")
+            age = age_text(str(patient.get("birth_date", "")), now.date()) if patient.get("birth_date") else "?"
+            body["qr"] = rx_code.make(body, str(patient.get("name", "")), f"{age} {sex}".strip(), key)
             body["signature"] = prescriptions.sign(body, key)
             casebook.hub_create(s, row.facility_id, "prescription", body, self.stamp_after(s, record))
             casebook.hub_write(s, record, self.stamp_after(s, record), {**record.payload, "status": "prescribed"})

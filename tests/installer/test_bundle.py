@@ -46,7 +46,8 @@ def test_the_bundle_checks_itself_on_a_fresh_folder(bundle, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "[FAIL]" not in p.stdout
     for line in ("schema at revision", "resources folder", "translations: en, hi", "FTS5 trigram",
-                 "Qt 6", "a font for Devanagari"):
+                 "Qt 6", "a font for Devanagari", "printing in hi: fonts Devanagari, Latin",
+                 "a test paper made in"):
         assert line in p.stdout, (line, p.stdout)
     assert str(bundle.parent) in p.stdout, "the resources come from inside the bundle"
 
