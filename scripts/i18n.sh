@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 LOCALES=resources/locale
 case "${1:-compile}" in
   extract)
-    find spoke_client sync -name '*.py' | sort | xargs xgettext --language=Python --keyword=_ --keyword=ngettext:1,2 \
+    find spoke_client sync -name '*.py' | sort | xargs xgettext --language=Python --keyword=_ --keyword=N_ --keyword=ngettext:1,2 \
       --from-code=UTF-8 --package-name=spoke --add-comments=TRANSLATORS --sort-by-file -o "$LOCALES/spoke.pot"
     # The hub console's Jinja templates: Jinja's own parser finds their _() and ngettext() calls (xgettext's Python
     # reader would trip on HTML), written as a small .pot that xgettext joins to the catalog's template.
@@ -49,6 +49,43 @@ PYTHON
   compile)
     for po in "$LOCALES"/*/LC_MESSAGES/spoke.po; do
       if [ -e "$po" ]; then msgfmt --check-format -o "${po%.po}.mo" "$po"; fi
+    done
+    # Qt's own words on Spoke's screens (standard buttons, the text fields' menu: QT_WORDS in spoke_client/i18n.py),
+    # from the same catalog, as the Qt translation file each language's screens load (qt.qm, built like the .mo).
+    PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+    LRELEASE=${LRELEASE:-$([ -x .venv/bin/pyside6-lrelease ] && echo .venv/bin/pyside6-lrelease || command -v pyside6-lrelease || true)}
+    if [ -z "$LRELEASE" ]; then
+      echo "scripts/i18n.sh: pyside6-lrelease not found: Qt's own buttons stay in English" >&2
+      exit 0
+    fi
+    for mo in "$LOCALES"/*/LC_MESSAGES/spoke.mo; do
+      [ -e "$mo" ] || continue
+      TS=$(mktemp --suffix=.ts)
+      "$PY" - "$mo" "$TS" <<'PYTHON'
+import gettext
+import sys
+from xml.sax.saxutils import escape
+
+sys.path.insert(0, ".")
+from spoke_client.i18n import QT_WORDS  # noqa: E402
+
+with open(sys.argv[1], "rb") as f:
+    catalog = gettext.GNUTranslations(f)
+language = catalog.info().get("language", "")
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    out.write(f'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE TS>\n<TS version="2.1" language="{escape(language)}">\n')
+    for context, words in QT_WORDS.items():
+        out.write(f"<context><name>{escape(context)}</name>\n")
+        for word in words:
+            translated = catalog.gettext(word)
+            if translated != word:
+                out.write(f"<message><source>{escape(word)}</source><translation>{escape(translated)}</translation>"
+                          "</message>\n")
+        out.write("</context>\n")
+    out.write("</TS>\n")
+PYTHON
+      "$LRELEASE" -silent "$TS" -qm "$(dirname "$mo")/qt.qm"
+      rm -f "$TS"
     done
     ;;
   *) echo "usage: scripts/i18n.sh extract|compile"; exit 2 ;;

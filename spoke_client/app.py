@@ -1,4 +1,5 @@
-"""Composition root: open the store, set up or sign in, show the main window, lock when idle."""
+"""Composition root: open the store, set up or sign in, show the main window, lock when idle, and switch the
+language while running (the main window is built again in it, with the same services and the same user)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,46 @@ import os
 import sys
 import time
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, QTranslator, Signal
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from spoke_client.domain.errors import SpokeError
-from spoke_client.domain.model import User
-from spoke_client.i18n import _
+from spoke_client.domain.model import Facility, User
+from spoke_client.i18n import (
+    LOCALE_DIR,
+    SOURCE_LANGUAGE,
+    _,
+    available_languages,
+    current_language,
+    language_chosen,
+    set_language,
+)
 from spoke_client.paths import DataPaths
 from spoke_client.services.runtime import DamagedDatabase, Services, open_services, restore_good_copy
+from spoke_client.services.settings import LANGUAGE
 from spoke_client.ui.crash import CrashReporter, install_excepthook
 from spoke_client.ui.login import LockDialog, LoginDialog, SetupDialog
 from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
+
+
+def install_qt_words(app: QCoreApplication, previous: QTranslator | None = None) -> QTranslator | None:
+    """Qt's own words (standard buttons, the text fields' menu: i18n.QT_WORDS) in the language of now, from its
+    qt.qm (built by scripts/i18n.sh compile); `previous`, the one for the language before, is removed first."""
+    if previous is not None:
+        app.removeTranslator(previous)
+        previous.deleteLater()
+    qm = LOCALE_DIR / current_language() / "LC_MESSAGES" / "qt.qm"
+    if current_language() == SOURCE_LANGUAGE or not qm.is_file():
+        return None
+    translator = QTranslator(app)
+    if not translator.load(str(qm)):
+        log.warning("Qt's words for %s could not be loaded from %s", current_language(), qm.name)
+        return None
+    app.installTranslator(translator)
+    return translator
 
 
 class IdleWatcher(QObject):
@@ -65,7 +92,9 @@ class AppController(QObject):
         self._restore_excepthook = None
         self.window: MainWindow | None = None
         self.user: User | None = None
+        self.facility: Facility | None = None
         self.watcher: IdleWatcher | None = None
+        self.qt_words: QTranslator | None = None
 
     def open_store(self) -> bool:
         try:
@@ -96,8 +125,10 @@ class AppController(QObject):
         if not self.open_store():
             return False
         assert self.services is not None
+        self.apply_remembered_language()
         if self.services.auth.needs_setup():
             dialog = SetupDialog(self.runner, self.services.auth)
+            dialog.language_chosen.connect(self.remember_language)
             _startup_probe(dialog)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return False
@@ -107,17 +138,72 @@ class AppController(QObject):
         assert self.services is not None
         facility = self.services.auth.facility()
         dialog = LoginDialog(self.runner, self.services.auth, f"{facility.name} ({facility.hwc_id})")
+        dialog.language_chosen.connect(self.remember_language)
         _startup_probe(dialog)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False
-        self.user = dialog.result_value
-        self.window = MainWindow(self.services, self.runner, self.user, facility)
-        self.window.sign_out.connect(self.signed_out)
+        self.show_main(dialog.result_value, facility)
+        return True
+
+    def show_main(self, user: User, facility: Facility) -> MainWindow:
+        """The main window for the user just signed in, and the idle lock."""
+        assert self.services is not None
+        self.user, self.facility = user, facility
+        self.window = self._new_window()
         self.window.showMaximized()  # HWC screens are often 1366x768
         self.watcher = IdleWatcher(self.services.auth.idle_lock_minutes() * 60, self)
         QApplication.instance().installEventFilter(self.watcher)
         self.watcher.idle.connect(self.lock)
-        return True
+        return self.window
+
+    def _new_window(self) -> MainWindow:
+        assert self.services is not None and self.user is not None and self.facility is not None
+        window = MainWindow(self.services, self.runner, self.user, self.facility)
+        window.sign_out.connect(self.signed_out)
+        window.language_chosen.connect(self.switch_language)
+        return window
+
+    # --- the language -------------------------------------------------------------------------------
+    def apply_remembered_language(self) -> None:
+        """The language last chosen on this PC, unless this run was started in one (--language, SPOKE_LANGUAGE)."""
+        assert self.services is not None
+        remembered = self.services.settings.get(LANGUAGE)
+        if not language_chosen() and remembered in {code for code, _name in available_languages()}:
+            set_language(remembered)
+        self.qt_words = install_qt_words(QCoreApplication.instance(), self.qt_words)
+
+    def remember_language(self, language: str) -> None:
+        """Kept for the next start, on the write lane; a failure to keep it only costs the choice at the next start.
+        Qt's own words follow at once (the sign-in screen switched itself)."""
+        assert self.services is not None
+        self.qt_words = install_qt_words(QCoreApplication.instance(), self.qt_words)
+        settings, actor = self.services.settings, self.user
+        self.runner.run(lambda: settings.remember_language(actor, language), None, _language_not_kept)
+
+    def switch_language(self, language: str) -> None:
+        """Everything on screen in `language`, at once: the main window is built again with the same services and
+        user (nobody signs out), the same tab, search and case tabs, and every draft. The old window first saves what
+        waits for its autosave; the new case editors read their drafts after that on the same write lane."""
+        if language == current_language():
+            return
+        set_language(language)
+        self.remember_language(language)
+        old = self.window
+        if old is None:
+            return
+        log.info("language switched to %s: rebuilding the main window", current_language())
+        state = old.view_state()
+        old.save_pending_drafts()
+        maximized, geometry = old.isMaximized(), old.geometry()
+        self.window = self._new_window()
+        if maximized:
+            self.window.showMaximized()
+        else:
+            self.window.setGeometry(geometry)
+            self.window.show()
+        self.window.restore_view_state(state)
+        old.close()          # after the new one is shown: closing the last window would quit
+        old.deleteLater()
 
     def lock(self) -> None:
         assert self.services is not None and self.user is not None and self.window is not None
@@ -139,12 +225,17 @@ class AppController(QObject):
             self.window.close()
             self.window.deleteLater()
             self.window = None
+        self.user = None
         if not self.sign_in():
             QApplication.instance().quit()
 
     def shutdown(self) -> None:
         if self.window is not None:
             self.window.save_pending_drafts()   # quitting within the autosave wait keeps what was typed
+        if self.watcher is not None:
+            QApplication.instance().removeEventFilter(self.watcher)
+            self.watcher.timer.stop()
+            self.watcher = None
         if not self.runner.wait():
             log.error("background jobs were still running at shutdown")
         if self._restore_excepthook is not None:
@@ -153,6 +244,13 @@ class AppController(QObject):
         if self.services is not None:
             self.services.close()
             self.services = None
+        if self.qt_words is not None:
+            QCoreApplication.instance().removeTranslator(self.qt_words)
+            self.qt_words = None
+
+
+def _language_not_kept(exc: Exception) -> None:
+    log.warning("the language chosen could not be kept for the next start: %s", type(exc).__name__)
 
 
 def _startup_probe(dialog: QDialog) -> None:

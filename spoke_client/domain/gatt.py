@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from spoke_client.i18n import N_
+
 BLOOD_PRESSURE, TEMPERATURE, PLX_SPOT, PLX_CONTINUOUS, GLUCOSE, WEIGHT, RACP = (
     0x2A35, 0x2A1C, 0x2A5E, 0x2A5F, 0x2A18, 0x2A9D, 0x2A52)
 SERVICES = {0x1810: "blood pressure monitor", 0x1809: "thermometer", 0x1822: "pulse oximeter",
@@ -143,7 +145,9 @@ def _convert(value: float | Special, factor: float, digits: int) -> float | Spec
 
 
 # --- Blood pressure 0x2A35 -------------------------------------------------------------------------
-_BP_STATUS = {0: "body movement", 1: "cuff too loose", 2: "irregular pulse", 5: "improper measurement position"}
+# What a device reports, in plain words: stored and synced as written here, shown through _() in the UI's language.
+_BP_STATUS = {0: N_("body movement"), 1: N_("cuff too loose"), 2: N_("irregular pulse"),
+              5: N_("improper measurement position")}
 
 
 def parse_blood_pressure(data: bytes) -> Measurement:
@@ -210,13 +214,14 @@ def parse_temperature(data: bytes) -> Measurement:
 
 
 # --- Pulse oximeter 0x2A5E, 0x2A5F ------------------------------------------------------------------
-_PLX_MEASUREMENT = {5: "measurement ongoing", 6: "early estimate", 9: "from the device's memory",
-                    10: "demonstration data", 11: "test data", 12: "calibration ongoing",
-                    13: "measurement unavailable", 14: "signal questionable", 15: "invalid measurement"}
-_PLX_DEVICE = {1: "equipment malfunction", 2: "signal processing irregularity", 3: "inadequate signal",
-               4: "poor signal", 5: "low perfusion", 6: "erratic signal", 7: "non-pulsatile signal",
-               8: "questionable pulse", 10: "sensor interference", 11: "sensor not on the patient",
-               12: "unknown sensor", 13: "sensor displaced", 14: "sensor malfunctioning", 15: "sensor disconnected"}
+_PLX_MEASUREMENT = {5: N_("measurement ongoing"), 6: N_("early estimate"), 9: N_("from the device's memory"),
+                    10: N_("demonstration data"), 11: N_("test data"), 12: N_("calibration ongoing"),
+                    13: N_("measurement unavailable"), 14: N_("signal questionable"), 15: N_("invalid measurement")}
+_PLX_DEVICE = {1: N_("equipment malfunction"), 2: N_("signal processing irregularity"), 3: N_("inadequate signal"),
+               4: N_("poor signal"), 5: N_("low perfusion"), 6: N_("erratic signal"), 7: N_("non-pulsatile signal"),
+               8: N_("questionable pulse"), 10: N_("sensor interference"), 11: N_("sensor not on the patient"),
+               12: N_("unknown sensor"), 13: N_("sensor displaced"), 14: N_("sensor malfunctioning"),
+               15: N_("sensor disconnected")}
 
 
 def _plx_status(r: _Reader, measurement: bool, device: bool) -> tuple[tuple[str, ...], dict[str, object]]:
@@ -277,10 +282,10 @@ GLUCOSE_SAMPLES = {1: "capillary whole blood", 2: "capillary plasma", 3: "venous
                    5: "arterial whole blood", 6: "arterial plasma", 7: "whole blood", 8: "plasma",
                    9: "interstitial fluid", 10: "control solution"}
 GLUCOSE_SITES = {1: "finger", 2: "alternate site", 3: "earlobe", 4: "control solution", 15: "not available"}
-_GLUCOSE_STATUS = {0: "device battery low", 1: "sensor malfunction", 2: "sample too small",
-                   3: "strip insertion error", 4: "wrong strip type", 5: "result above the device's range",
-                   6: "result below the device's range", 7: "sensor too hot", 8: "sensor too cold",
-                   9: "strip pulled out too soon", 10: "device fault", 11: "device time fault"}
+_GLUCOSE_STATUS = {0: N_("device battery low"), 1: N_("sensor malfunction"), 2: N_("sample too small"),
+                   3: N_("strip insertion error"), 4: N_("wrong strip type"), 5: N_("result above the device's range"),
+                   6: N_("result below the device's range"), 7: N_("sensor too hot"), 8: N_("sensor too cold"),
+                   9: N_("strip pulled out too soon"), 10: N_("device fault"), 11: N_("device time fault")}
 
 
 def parse_glucose(data: bytes) -> Measurement:
@@ -339,7 +344,7 @@ def parse_weight(data: bytes) -> Measurement:
     status: tuple[str, ...] = ()
     if raw == 0xFFFF:
         weight = Quantity(NAN, "kg")
-        status = ("measurement unsuccessful",)
+        status = (N_("measurement unsuccessful"),)
     elif imperial:
         lb = round(raw * 0.01, 2)
         weight = Quantity(round(lb * LB_TO_KG, 2), "kg", lb, "lb")

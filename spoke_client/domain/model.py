@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 
 from spoke_client.domain.vitals import Vitals
+from spoke_client.i18n import N_, _
 
 
 class Sex(enum.StrEnum):
@@ -97,19 +99,24 @@ class Patient:
     def age_years(self, on: date | None = None) -> int:
         return age_in_years(self.birth_date, on or date.today())
 
-    def age_text(self, on: date | None = None) -> str:
-        """'58 y', '~60 y', '11 m', '3 w' — the way a register shows age."""
+    def age_text(self, on: date | None = None, gettext: Callable[[str], str] | None = None) -> str:
+        """'58 y', '~60 y', '11 m', '3 w' — the way a register shows age, in the language of the screens, or through
+        `gettext` (a printed paper's own language)."""
+        tr = gettext or _
         on = on or date.today()
         days = (on - self.birth_date).days
         prefix = "~" if self.birth_date_approximate else ""
         if days < 0:
             return "?"
         if days < 31:
-            return f"{prefix}{days // 7} w"
+            # TRANSLATORS: an age in weeks, as short as a register writes it
+            return prefix + tr(N_("{n} w")).format(n=days // 7)
         months = age_in_months(self.birth_date, on)
         if months < 24:
-            return f"{prefix}{months} m"
-        return f"{prefix}{age_in_years(self.birth_date, on)} y"
+            # TRANSLATORS: an age in months, as short as a register writes it
+            return prefix + tr(N_("{n} m")).format(n=months)
+        # TRANSLATORS: an age in years, as short as a register writes it
+        return prefix + tr(N_("{n} y")).format(n=age_in_years(self.birth_date, on))
 
 
 @dataclass(frozen=True)

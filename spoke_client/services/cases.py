@@ -25,7 +25,7 @@ from spoke_client.domain.model import (
 )
 from spoke_client.domain.redflags import Assessment, PatientContext, Severity, assess, assessed
 from spoke_client.domain.vitals import Vitals, is_empty, validate_vitals
-from spoke_client.i18n import _, current_language
+from spoke_client.i18n import N_, _, current_language
 from spoke_client.services.consultation import prescription_summaries, waiting_questions
 from spoke_client.services.patients import to_patient
 from spoke_client.services.store import Store, Writer, new_id
@@ -70,11 +70,13 @@ def specialities() -> dict[str, str]:
 
 SPECIALITIES = tuple(specialities())
 
+# The pick-list's words as stored (in English, so a case reads the same at the hub); the UI shows each through _().
 COMMON_COMPLAINTS = (
-    "Fever", "Cough", "Cold", "Breathlessness", "Chest pain", "Headache", "Body ache", "Abdominal pain",
-    "Loose motions", "Vomiting", "Burning urination", "Skin rash", "Itching", "Wound", "Joint pain",
-    "Back pain", "Dizziness", "Weakness", "High blood pressure follow-up", "Diabetes follow-up",
-    "Eye problem", "Ear pain", "Toothache", "Pregnancy check-up", "White discharge",
+    N_("Fever"), N_("Cough"), N_("Cold"), N_("Breathlessness"), N_("Chest pain"), N_("Headache"), N_("Body ache"),
+    N_("Abdominal pain"), N_("Loose motions"), N_("Vomiting"), N_("Burning urination"), N_("Skin rash"),
+    N_("Itching"), N_("Wound"), N_("Joint pain"), N_("Back pain"), N_("Dizziness"), N_("Weakness"),
+    N_("High blood pressure follow-up"), N_("Diabetes follow-up"), N_("Eye problem"), N_("Ear pain"), N_("Toothache"),
+    N_("Pregnancy check-up"), N_("White discharge"),
 )
 
 
@@ -140,7 +142,7 @@ def _consent(r: ConsentRow) -> Consent:
 
 
 def _summary(row: CaseRow, patient: PatientRow) -> CaseSummary:
-    complaints = ", ".join(list(row.complaints) + ([row.complaint_text] if row.complaint_text else []))
+    complaints = ", ".join([_(c) for c in row.complaints] + ([row.complaint_text] if row.complaint_text else []))
     return CaseSummary(row.id, to_patient(patient), CaseStatus(row.status), row.priority, complaints, row.created_at)
 
 

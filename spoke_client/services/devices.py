@@ -21,7 +21,7 @@ from spoke_client.db.models import PairedDeviceRow
 from spoke_client.domain import gatt
 from spoke_client.domain.errors import FieldProblem, NotFound, SpokeError, ValidationFailed
 from spoke_client.domain.model import User
-from spoke_client.i18n import _
+from spoke_client.i18n import N_, _
 from spoke_client.services.store import Store, new_id
 
 READING_TIMEOUT_S = 120      # the user presses the device's own start button; a BP cuff takes about a minute
@@ -108,17 +108,17 @@ class SigAdapter:
             values[target] = convert(q.value)
         if not values:
             raise DeviceUnavailable(_("'{device}' sent no value ({status}). Measure again.").format(
-                device=device_name, status=", ".join(m.status) or m.kind))
+                device=device_name, status=", ".join(_(s) for s in m.status) or m.kind))
         when = m.time.astimezone(timezone.utc) if m.time else None   # a device clock keeps local time
         return Reading(device_name, self.kind, values, m.status, when, {"sequence": m.extra.get("sequence")})
 
 
 ADAPTERS: dict[str, Adapter] = {a.key: a for a in (
-    SigAdapter("sig-bp", "blood pressure monitor", 0x1810, gatt.BLOOD_PRESSURE),
-    SigAdapter("sig-thermometer", "thermometer", 0x1809, gatt.TEMPERATURE),
-    SigAdapter("sig-oximeter", "pulse oximeter", 0x1822, gatt.PLX_SPOT, alternates=(gatt.PLX_CONTINUOUS,)),
-    SigAdapter("sig-glucometer", "glucometer", 0x1808, gatt.GLUCOSE, stored_records=True),
-    SigAdapter("sig-scale", "weighing scale", 0x181D, gatt.WEIGHT),
+    SigAdapter("sig-bp", N_("blood pressure monitor"), 0x1810, gatt.BLOOD_PRESSURE),
+    SigAdapter("sig-thermometer", N_("thermometer"), 0x1809, gatt.TEMPERATURE),
+    SigAdapter("sig-oximeter", N_("pulse oximeter"), 0x1822, gatt.PLX_SPOT, alternates=(gatt.PLX_CONTINUOUS,)),
+    SigAdapter("sig-glucometer", N_("glucometer"), 0x1808, gatt.GLUCOSE, stored_records=True),
+    SigAdapter("sig-scale", N_("weighing scale"), 0x181D, gatt.WEIGHT),
 )}
 
 

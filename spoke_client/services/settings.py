@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from spoke_client.domain.errors import FieldProblem, NotAllowed, ValidationFailed
 from spoke_client.domain.model import Role, User
-from spoke_client.i18n import _
+from spoke_client.i18n import _, available_languages
 from spoke_client.services.store import Store
 
 T = TypeVar("T", int, str)
@@ -46,7 +46,10 @@ PHOTO_LONG_SIDE = Setting("photo_long_side", int, 1600, 640, 4000)          # px
 AUDIO_MAX_SECONDS = Setting("audio_max_seconds", int, 120, 10, 600)
 IDLE_LOCK_MINUTES = Setting("idle_lock_minutes", int, 10, 1, 120)
 CAMERA_SOURCE = Setting("camera_source", str, "", admin_only=False)          # the camera last used on this PC
-SETTINGS = {s.key: s for s in (PHOTO_LONG_SIDE, AUDIO_MAX_SECONDS, IDLE_LOCK_MINUTES, CAMERA_SOURCE)}
+# The language Spoke starts in on this PC ("hi"; "" for the system's), as last chosen on the sign-in screen or in the
+# main window: one per PC, as the sign-in screen is shown before anyone is known.
+LANGUAGE = Setting("language", str, "", admin_only=False)
+SETTINGS = {s.key: s for s in (PHOTO_LONG_SIDE, AUDIO_MAX_SECONDS, IDLE_LOCK_MINUTES, CAMERA_SOURCE, LANGUAGE)}
 
 
 def _range_message(setting: Setting) -> str:
@@ -66,6 +69,15 @@ class SettingsService:
 
     def set(self, actor: User, setting: Setting[T], value: T) -> None:
         self.set_many(actor, {setting: value})
+
+    def remember_language(self, actor: User | None, language: str) -> None:
+        """The language this PC starts in from now on. Anyone may choose it, on the sign-in screen before anyone has
+        signed in too (then the audit entry has no user)."""
+        if language not in {code for code, _name in available_languages()}:
+            raise ValidationFailed([FieldProblem(LANGUAGE.key, _("Spoke has no translation in this language."))])
+        with self.store.write(actor.id if actor is not None else None) as w:
+            w.set_setting(LANGUAGE.key, language)
+            w.audit("setting", "setting", LANGUAGE.key, language)
 
     def set_many(self, actor: User, values: dict[Setting, object]) -> None:
         """Checks who may change each and that its value is of its type and range, then writes them all in one

@@ -16,7 +16,7 @@ from spoke_client.domain.errors import SpokeError, ValidationFailed
 from spoke_client.domain.model import Case, CaseStatus, ConsentGiver, ConsentMethod, Patient, User, VitalsStatus
 from spoke_client.domain.redflags import Assessment
 from spoke_client.domain.vitals import Vitals
-from spoke_client.i18n import _
+from spoke_client.i18n import N_, _, when_text
 from spoke_client.services.cases import EDITABLE, VITALS_OPEN, CaseForm, CaseService, specialities, status_label
 from spoke_client.services.consultation import ConsultationService
 from spoke_client.services.drafts import DraftService
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 700
 LOAD_WAIT_S = 60   # how long a caller acting before the case is on screen waits for it (twice the busy timeout)
-VITALS_WRONG = _("Some vital signs are not right (shown in red). Correct them, or clear them, and save again.")
+VITALS_WRONG = N_("Some vital signs are not right (shown in red). Correct them, or clear them, and save again.")
 ALLERGY_STYLE = "color: #ffffff; background: #c62828; font-size: 15px; font-weight: bold; padding: 4px;"
 NKDA_STYLE = "color: #1b5e20; font-weight: bold;"
 NOT_ASKED_STYLE = "color: #6b6b6b;"
@@ -55,13 +55,15 @@ class CaseEditor(QWidget):
     loaded = Signal()             # the case is on screen and can be edited
     answer_sent = Signal(object)  # Case, after the doctor's question was answered
     hub_refreshed = Signal()      # what a sync brought is on screen
+    printed = Signal(object)      # PrintJob, after Print on one of the case's prescriptions
 
     def __init__(self, runner: TaskRunner, cases: CaseService, drafts: DraftService, user: User, case_id: str,
                  parent: QWidget | None = None, attachments=None, devices=None,
-                 consultation: ConsultationService | None = None) -> None:
+                 consultation: ConsultationService | None = None, printing=None) -> None:
         super().__init__(parent)
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
         self.consultation = consultation or ConsultationService(cases.store)
+        self.printing = printing         # PrintService, or None where the editor is shown without printing
         self.attachments = attachments   # AttachmentService, or None where the editor is shown without files
         self.devices = devices           # DeviceService, or None where no Bluetooth devices are used
         self.case_id = case_id
@@ -111,6 +113,8 @@ class CaseEditor(QWidget):
         # What the hub's doctor sent back comes first: a question waits for the paramedic.
         self.questions = QuestionsBox()
         self.prescriptions = PrescriptionsBox()
+        self.prescriptions.print_requested.connect(self.print_prescription)
+        self.prescriptions.save_requested.connect(self.save_prescription_pdf)
         left.addWidget(self.questions)
         left.addWidget(self.prescriptions)
         self.complaints = ComplaintsBox()
@@ -279,6 +283,39 @@ class CaseEditor(QWidget):
         consultation, case_id = self.consultation, self.case_id
         return lambda: (consultation.questions(case_id), consultation.prescriptions(case_id))
 
+    def print_prescription(self, prescription_id: str) -> None:
+        from spoke_client.ui.printing import job_sentence, print_prescription
+
+        if self.printing is None:
+            return
+        box = self.prescriptions
+        box.show_print_status(prescription_id, _("Preparing the paper…"))
+        print_prescription(self.runner, self.printing, self.user, prescription_id,
+                           lambda job: (box.show_print_status(prescription_id, job_sentence(job),
+                                                              error=job.state.value == "failed"),
+                                        self.printed.emit(job)),
+                           lambda exc: box.show_print_status(
+                               prescription_id, exc.message if isinstance(exc, SpokeError) else str(exc), error=True))
+
+    def save_prescription_pdf(self, prescription_id: str, path: str | None = None) -> None:
+        """The paper as a PDF file (to print on another PC, or where this one has no printer)."""
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+
+        if self.printing is None:
+            return
+        if path is None:
+            path, _filter = QFileDialog.getSaveFileName(self, _("Save the prescription as PDF"),
+                                                        f"prescription-{prescription_id[:8]}.pdf", "PDF (*.pdf)")
+            if not path:
+                return
+        box, printing, user = self.prescriptions, self.printing, self.user
+        self.runner.run(lambda: printing.save_pdf(user, prescription_id, Path(path)),
+                        lambda out: box.show_print_status(prescription_id, _("Saved as {file}").format(file=out.name)),
+                        lambda exc: box.show_print_status(
+                            prescription_id, exc.message if isinstance(exc, SpokeError) else str(exc), error=True))
+
     def _show_hub(self, hub: tuple) -> None:
         questions, prescriptions = hub
         self.questions.set_questions(questions, self.case.status)
@@ -383,7 +420,7 @@ class CaseEditor(QWidget):
 
     def _assessed(self, a: Assessment | None) -> None:
         self.banner.show_assessment(a, self.vitals.has_values())
-        if self.vitals.error is None and self.message.text() == VITALS_WRONG:
+        if self.vitals.error is None and self.message.text() == _(VITALS_WRONG):
             self.message.show_message(None)
 
     def start_correction(self) -> None:
@@ -402,7 +439,7 @@ class CaseEditor(QWidget):
         self._autosave.start()
         self.notice.setText(_("Correcting the vitals of {when}: change the values and save. The old set stays in "
                               "the history, marked 'entered in error'.").format(
-                                  when=rec.recorded_at.astimezone().strftime("%d %b %H:%M")))
+                                  when=when_text(rec.recorded_at)))
         self.notice.show()
 
     # --- saving ---------------------------------------------------------------------------------
@@ -427,7 +464,7 @@ class CaseEditor(QWidget):
         vitals, error = self.vitals.parse()
         record = self._vitals_dirty and self.vitals.has_values()
         if record and error is not None:
-            self.message.show_message(VITALS_WRONG)
+            self.message.show_message(_(VITALS_WRONG))
             return
         # While the doctor waits for an answer, only new vitals are saved; the details stay as sent.
         form = self.case_form() if self.case.status in EDITABLE else None

@@ -4,12 +4,15 @@ plain text, never as markup."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QGroupBox, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from types import SimpleNamespace
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from spoke_client.domain import dosage
 from spoke_client.domain.consultation import Prescription, PrescriptionStatus, Question, QuestionStatus
 from spoke_client.domain.model import CaseStatus
-from spoke_client.i18n import _
+from spoke_client.i18n import _, ngettext
 from spoke_client.ui.widgets import ErrorLabel
 
 WAITING_STYLE = "QFrame#waiting_question { background: #fff3cd; border: 2px solid #b36b00; border-radius: 6px; }"
@@ -123,7 +126,11 @@ class QuestionsBox(QGroupBox):
 
 
 class PrescriptionView(QFrame):
-    """One prescription as the hub issued it, with whether its signature was checked."""
+    """One prescription as the hub issued it, with whether its signature was checked, and Print (a prescription
+    whose signature failed is not printed)."""
+
+    print_requested = Signal(str)   # prescription id
+    save_requested = Signal(str)    # prescription id: the paper as a PDF file
 
     def __init__(self, p: Prescription, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,6 +156,22 @@ class PrescriptionView(QFrame):
                 "way, or this computer does not know the hub's key. Do not give medicines from it before you have "
                 "confirmed it with the hub."), "signature", WARNING_STYLE)
         lay.addWidget(self.signature)
+        row = QHBoxLayout()
+        self.print_button = QPushButton(_("Print (with CANCELLED mark)") if cancelled else _("Print"))
+        self.print_button.setObjectName("print_prescription")
+        self.print_button.setEnabled(p.signature_ok)
+        if not p.signature_ok:
+            self.print_button.setToolTip(_("A prescription whose signature could not be checked is not printed."))
+        self.print_button.clicked.connect(lambda: self.print_requested.emit(p.id))
+        self.save_button = QPushButton(_("Save as PDF…"))
+        self.save_button.setObjectName("save_prescription_pdf")
+        self.save_button.setEnabled(p.signature_ok)
+        self.save_button.clicked.connect(lambda: self.save_requested.emit(p.id))
+        self.print_status = _label(name="print_status")
+        row.addWidget(self.print_button)
+        row.addWidget(self.save_button)
+        row.addWidget(self.print_status, 1)
+        lay.addLayout(row)
         doctor = p.prescriber
         self.doctor = _label(_("Doctor: {name}, {qualification}; registration no. {number}").format(
             name=doctor.name, qualification=doctor.qualification, number=doctor.registration_number)
@@ -183,12 +206,12 @@ class PrescriptionView(QFrame):
 
 
 def medicine_line(number: int, m) -> str:
-    """'1. PARACETAMOL 500 mg tablet: 1 tablet, TDS, 3 days (oral), after food; 9 tablets'."""
+    """'1. PARACETAMOL 500 mg tablet: 1 tablet twice a day after food, for 3 days (oral); 6 tablets', in the
+    language of the screen."""
     what = " ".join(x for x in (m.name, m.strength, m.form) if x)
-    how = ", ".join(x for x in (m.dose, m.frequency, _("{n} days").format(n=m.duration_days)) if x)
-    line = f"{number}. {what}: {how}" + (f" ({m.route})" if m.route else "")
-    if m.instructions:
-        line += f", {m.instructions}"
+    how = dosage.sentence(m.dose, m.frequency, m.duration_days, m.instructions,
+                          SimpleNamespace(gettext=_, ngettext=ngettext))
+    line = f"{number}. {what}: {how} ({m.frequency})" + (f" ({m.route})" if m.route and m.route != "oral" else "")
     if m.quantity:
         line += f"; {m.quantity}"
     return line
@@ -197,6 +220,9 @@ def medicine_line(number: int, m) -> str:
 class PrescriptionsBox(QGroupBox):
     """The case's prescriptions, newest first; hidden while there are none."""
 
+    print_requested = Signal(str)   # prescription id
+    save_requested = Signal(str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(_("Prescriptions from the hub"), parent)
         self.setObjectName("prescriptions")
@@ -204,9 +230,17 @@ class PrescriptionsBox(QGroupBox):
         self.lay = QVBoxLayout(self)
         self.hide()
 
+    def show_print_status(self, prescription_id: str, text: str, error: bool = False) -> None:
+        for v in self.views:
+            if v.prescription.id == prescription_id:
+                v.print_status.setStyleSheet(CANCELLED_STYLE if error else "")
+                v.print_status.setText(text)
+
     def set_prescriptions(self, prescriptions: list[Prescription]) -> None:
         _clear(self.lay)
         self.views = [PrescriptionView(p) for p in prescriptions]
         for v in self.views:
+            v.print_requested.connect(self.print_requested)
+            v.save_requested.connect(self.save_requested)
             self.lay.addWidget(v)
         self.setVisible(bool(self.views))

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from spoke_client.domain.model import Consent, ConsentGiver, ConsentMethod, Patient
-from spoke_client.i18n import _
+from spoke_client.i18n import _, when_text
 from spoke_client.services.cases import COMMON_COMPLAINTS
 from spoke_client.ui.widgets import ErrorLabel
 
@@ -244,7 +244,7 @@ class ConsentBox(QGroupBox):
             return
         self.status.setText(_("Consent given by {who} ({how}) on {when}.").format(
             who=consent.giver_name + (f" ({consent.giver_relation})" if consent.giver_relation else ""),
-            how=_(consent.method.value), when=consent.given_at.astimezone().strftime("%d %b %Y %H:%M")))
+            how=_(consent.method.value), when=when_text(consent.given_at, year=True)))
 
     def show_error(self, message: str | None) -> None:
         self.error.show_message(message)

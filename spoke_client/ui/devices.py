@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import User
-from spoke_client.i18n import _
+from spoke_client.i18n import _, when_text
 from spoke_client.services.devices import DeviceService, FoundDevice, PairedDevice, Reading
 from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel
@@ -34,8 +34,9 @@ def _message(exc: Exception) -> str:
 
 
 def reading_text(r: Reading) -> str:
-    values = ", ".join(f"{_(VITAL_LABELS[k][0])} {v:g} {VITAL_LABELS[k][1]}" for k, v in r.vitals.items() if k in VITAL_LABELS)
-    return values + (" · " + "; ".join(r.status) if r.status else "")
+    values = ", ".join(f"{_(VITAL_LABELS[k][0])} {v:g} {_(VITAL_LABELS[k][1])}" for k, v in r.vitals.items()
+                       if k in VITAL_LABELS)
+    return values + (" · " + "; ".join(_(s) for s in r.status) if r.status else "")
 
 
 class DevicesPage(QWidget):
@@ -250,7 +251,7 @@ class TakeReadingDialog(QDialog):
         self.candidates = readings
         self.readings.clear()
         for r in readings:
-            when = r.measured_at.astimezone().strftime("%d %b %H:%M") if r.measured_at else _("now")
+            when = when_text(r.measured_at) if r.measured_at else _("now")
             item = QTreeWidgetItem([when, reading_text(r)])
             item.setToolTip(1, reading_text(r))
             self.readings.addTopLevelItem(item)
@@ -258,7 +259,7 @@ class TakeReadingDialog(QDialog):
             self.readings.setCurrentItem(self.readings.topLevelItem(0))
             text = _("Check the reading, then use it or discard it.")
             if len(readings) == 1 and readings[0].status:
-                text += "\n" + _("The device reported: {status}.").format(status="; ".join(readings[0].status))
+                text += "\n" + _("The device reported: {status}.").format(status="; ".join(_(s) for s in readings[0].status))
             self.status.setText(text)
         else:
             self.status.setText(_("The device has no stored readings."))

@@ -1,11 +1,13 @@
-"""First-run set-up, sign-in, and the idle lock screen."""
+"""First-run set-up, sign-in, the idle lock screen, and the language chooser they and the main window show."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
@@ -14,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.errors import SpokeError, ValidationFailed
 from spoke_client.domain.model import Facility, User
-from spoke_client.i18n import _
+from spoke_client.i18n import _, available_languages, current_language, set_language
 from spoke_client.services.auth import AuthService, FacilityForm
 from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel, FieldForm
@@ -26,8 +28,34 @@ def _password() -> QLineEdit:
     return w
 
 
+class LanguageBox(QComboBox):
+    """The languages Spoke has catalogs for, each named in its own language ("English", "हिन्दी"), so a reader of
+    either finds theirs whatever the screen is in now. `chosen` is emitted when the user picks another one."""
+
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("language")
+        for code, name in available_languages():
+            self.addItem(name, code)
+        self.show_current()
+        self.activated.connect(self._activated)
+
+    def show_current(self) -> None:
+        self.setCurrentIndex(max(self.findData(current_language()), 0))
+        self.setToolTip(_("The language of Spoke's screens"))
+
+    def _activated(self, index: int) -> None:
+        code = self.itemData(index)
+        if code and code != current_language():
+            self.chosen.emit(code)
+
+
 class _ServiceDialog(QDialog):
     """A dialog whose OK runs a service call on the write lane and shows the error in place."""
+
+    language_chosen = Signal(str)   # the user picked another language here (dialogs with a language chooser)
 
     def __init__(self, runner: TaskRunner, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -40,12 +68,55 @@ class _ServiceDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
+        self.intro: QLabel | None = None
+        self.languages: LanguageBox | None = None
+        self.language_label: QLabel | None = None
+        self._button_texts()
+
+    def _button_texts(self) -> None:
+        # Qt's own words for these come from Qt's catalogs, which Spoke does not ship: Spoke's catalog says them.
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(_("OK"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(_("Cancel"))
+
+    def _relabel(self, name: str, text: str) -> None:
+        """A field's label, in the language of now."""
+        label = self.fields.form.labelForField(self.fields.widgets[name].parentWidget())
+        if isinstance(label, QLabel):
+            label.setText(text)
+
+    def _add_language_box(self) -> LanguageBox:
+        """The language chooser at the top right; picking one switches the dialog at once (what was typed stays) and
+        emits `language_chosen` for the app to remember it."""
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.language_label = QLabel()
+        self.languages = LanguageBox(self)
+        self.language_label.setBuddy(self.languages)
+        row.addWidget(self.language_label)
+        row.addWidget(self.languages)
+        self.layout_.addLayout(row)
+        self.languages.chosen.connect(self.switch_language)
+        return self.languages
+
+    def switch_language(self, language: str) -> None:
+        set_language(language)
+        self.fields.clear_errors()        # said in the other language; the next try says it again in this one
+        self.message.show_message(None)
+        self.retranslate()
+        self.language_chosen.emit(language)
+
+    def retranslate(self) -> None:
+        """Sets every text of the dialog in the language of now (the dialogs with a language chooser override it)."""
+        self._button_texts()
+        if self.languages is not None and self.language_label is not None:
+            self.language_label.setText(_("Language"))
+            self.languages.show_current()
 
     def finish_layout(self, intro: str) -> None:
         if intro:
-            label = QLabel(intro)
-            label.setWordWrap(True)
-            self.layout_.addWidget(label)
+            self.intro = QLabel(intro)
+            self.intro.setWordWrap(True)
+            self.layout_.addWidget(self.intro)
         self.layout_.addWidget(self.fields)
         self.layout_.addWidget(self.message)
         self.layout_.addWidget(self.buttons)
@@ -76,19 +147,39 @@ class _ServiceDialog(QDialog):
 
 class SetupDialog(_ServiceDialog):
     def __init__(self, runner: TaskRunner, auth: AuthService, parent: QWidget | None = None) -> None:
-        super().__init__(runner, _("Set up Spoke on this computer"), parent)
+        super().__init__(runner, "", parent)
         self.auth = auth
-        f = self.fields
-        self.name = f.add("name", _("Facility name"), QLineEdit())
-        self.hwc_id = f.add("hwc_id", _("HWC identifier"), QLineEdit())
-        self.district = f.add("district", _("District"), QLineEdit())
-        self.state = f.add("state", _("State"), QLineEdit())
-        self.username = f.add("username", _("Administrator's user name"), QLineEdit())
-        self.full_name = f.add("full_name", _("Administrator's full name"), QLineEdit())
-        self.password = f.add("password", _("Password"), _password())
-        self.confirm = f.add("confirm", _("Password again"), _password())
-        self.finish_layout(_("This computer is new. Describe the health-and-wellness centre and create its first "
-                             "administrator, who can then add the other users."))
+        self._add_language_box()
+        f, label = self.fields, self.labels()
+        self.name = f.add("name", label["name"], QLineEdit())
+        self.hwc_id = f.add("hwc_id", label["hwc_id"], QLineEdit())
+        self.district = f.add("district", label["district"], QLineEdit())
+        self.state = f.add("state", label["state"], QLineEdit())
+        self.username = f.add("username", label["username"], QLineEdit())
+        self.full_name = f.add("full_name", label["full_name"], QLineEdit())
+        self.password = f.add("password", label["password"], _password())
+        self.confirm = f.add("confirm", label["confirm"], _password())
+        self.finish_layout(self.intro_text())
+        self.retranslate()
+
+    @staticmethod
+    def labels() -> dict[str, str]:
+        return {"name": _("Facility name"), "hwc_id": _("HWC identifier"), "district": _("District"),
+                "state": _("State"), "username": _("Administrator's user name"),
+                "full_name": _("Administrator's full name"), "password": _("Password"), "confirm": _("Password again")}
+
+    @staticmethod
+    def intro_text() -> str:
+        return _("This computer is new. Describe the health-and-wellness centre and create its first administrator, "
+                 "who can then add the other users.")
+
+    def retranslate(self) -> None:
+        super().retranslate()
+        self.setWindowTitle(_("Set up Spoke on this computer"))
+        for name, text in self.labels().items():
+            self._relabel(name, text)
+        if self.intro is not None:
+            self.intro.setText(self.intro_text())
 
     def submit(self) -> None:
         if self.password.text() != self.confirm.text():
@@ -104,12 +195,25 @@ class SetupDialog(_ServiceDialog):
 
 class LoginDialog(_ServiceDialog):
     def __init__(self, runner: TaskRunner, auth: AuthService, facility_name: str, parent: QWidget | None = None) -> None:
-        super().__init__(runner, _("Sign in to Spoke"), parent)
+        super().__init__(runner, "", parent)
         self.auth = auth
-        self.username = self.fields.add("username", _("User name"), QLineEdit())
-        self.password = self.fields.add("password", _("Password"), _password())
+        self._add_language_box()
+        label = self.labels()
+        self.username = self.fields.add("username", label["username"], QLineEdit())
+        self.password = self.fields.add("password", label["password"], _password())
         self.finish_layout(facility_name)
+        self.retranslate()
         self.username.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @staticmethod
+    def labels() -> dict[str, str]:
+        return {"username": _("User name"), "password": _("Password")}
+
+    def retranslate(self) -> None:
+        super().retranslate()
+        self.setWindowTitle(_("Sign in to Spoke"))
+        for name, text in self.labels().items():
+            self._relabel(name, text)
 
     def call(self) -> User:
         return self.auth.login(self.username.text(), self.password.text())

@@ -3,7 +3,9 @@ prescriptions received), patients, users, case tabs."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,11 +27,11 @@ from PySide6.QtWidgets import (
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import Facility, Role, User
 from spoke_client.i18n import _, ngettext
-from spoke_client.services.cases import HomeSummary
+from spoke_client.services.cases import EDITABLE, HomeSummary
 from spoke_client.services.runtime import Services
 from spoke_client.services.settings import AUDIO_MAX_SECONDS, IDLE_LOCK_MINUTES, PHOTO_LONG_SIDE
 from spoke_client.ui.case_editor import CaseEditor
-from spoke_client.ui.login import _ServiceDialog, _password
+from spoke_client.ui.login import LanguageBox, _ServiceDialog, _password
 from spoke_client.ui.models import CaseTableModel, PrescriptionTableModel, UserTableModel, role_label
 from spoke_client.ui.patients import PatientsPage
 from spoke_client.ui.sync_bar import SyncBar, SyncController
@@ -80,12 +82,51 @@ class HomePage(QWidget):
             table.setObjectName(key)
             table.doubleClicked.connect(lambda idx, m=model: self.open_case.emit(m.item(idx.row()).case_id))
             bl.addWidget(table)
+            if key == "prescriptions":
+                self.prescriptions_table = table
+                bl.addLayout(self._print_row())
             lay.addWidget(box, 2 if key == "today" else 1)
             self.models[key] = model
             self.boxes[key] = box
         self.boxes["info_requested"].setStyleSheet("QGroupBox { font-weight: bold; color: #8a5a00; }")
         self.boxes["info_requested"].hide()   # until the hub asks
         self.refresh()
+
+    def _print_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.print_button = QPushButton(_("Print"))
+        self.print_button.setObjectName("print_received")
+        self.print_button.setEnabled(False)
+        self.print_button.clicked.connect(self.print_selected)
+        self.print_status = QLabel()
+        self.print_status.setObjectName("print_received_status")
+        self.print_status.setWordWrap(True)
+        row.addWidget(self.print_button)
+        row.addWidget(self.print_status, 1)
+        self.prescriptions_table.selectionModel().selectionChanged.connect(self._prescription_selected)
+        return row
+
+    def _selected_prescription(self):
+        rows = self.prescriptions_table.selectionModel().selectedRows()
+        model = self.models["prescriptions"]
+        return model.item(rows[0].row()) if rows and rows[0].row() < model.rowCount() else None
+
+    def _prescription_selected(self, *_a) -> None:
+        chosen = self._selected_prescription()
+        self.print_button.setEnabled(chosen is not None and chosen.signature_ok and self.user is not None)
+
+    def print_selected(self) -> None:
+        """Print on "Prescriptions received": the selected prescription to the printer chosen for this PC."""
+        from spoke_client.ui.printing import job_sentence, print_prescription
+
+        chosen = self._selected_prescription()
+        if chosen is None or self.user is None:
+            return
+        self.print_status.setText(_("Preparing the paper…"))
+        print_prescription(self.runner, self.services.printing, self.user, chosen.prescription_id,
+                           lambda job: self.print_status.setText(job_sentence(job)),
+                           lambda exc: self.print_status.setText(exc.message if isinstance(exc, SpokeError)
+                                                                 else str(exc)))
 
     def refresh(self) -> None:
         self.runner.run(self.services.cases.home, self._show, self._failed, lane="read")
@@ -240,8 +281,24 @@ class UsersPage(QWidget):
         self.message.setText(exc.message if isinstance(exc, SpokeError) else str(exc))
 
 
+@dataclass
+class ViewState:
+    """What the user has open in the main window, carried to the window rebuilt in another language: the tab shown,
+    the patient search, the open cases and, of each, what was typed that a draft does not bring back."""
+
+    current: int = 0
+    search: str = ""
+    cases: list[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)      # case id -> the answer being written to the doctor
+    unsaved: dict[str, dict] = field(default_factory=dict)     # case id -> the form, where the draft is not restored
+
+
+PRINT_POLL_MS = 5000
+
+
 class MainWindow(QMainWindow):
     sign_out = Signal()
+    language_chosen = Signal(str)   # the user picked another language: the app rebuilds the window in it
 
     def __init__(self, services: Services, runner: TaskRunner, user: User, facility: Facility) -> None:
         super().__init__()
@@ -281,6 +338,20 @@ class MainWindow(QMainWindow):
         # page and in the open cases at once.
         self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self._pulled())
         self.sync.start()
+        # The print queue: a button that says what waits ("Printing: 1 waiting"), opening the queue and the
+        # printer settings; asked about every few seconds while a job is open.
+        self.printing_button = QPushButton(_("Printing…"))
+        self.printing_button.setObjectName("printing")
+        self.printing_button.clicked.connect(self.show_print_queue)
+        self.statusBar().addPermanentWidget(self.printing_button)
+        self.print_timer = QTimer(self)
+        self.print_timer.setInterval(PRINT_POLL_MS)
+        self.print_timer.timeout.connect(self.refresh_printing)
+        self.print_timer.start()
+        self.refresh_printing()
+        self.languages = LanguageBox()
+        self.languages.chosen.connect(self.language_chosen)
+        self.statusBar().addPermanentWidget(self.languages)
         out = QPushButton(_("Sign out"))
         out.setObjectName("sign_out")
         out.clicked.connect(self.sign_out.emit)
@@ -296,6 +367,30 @@ class MainWindow(QMainWindow):
         self.open_case(case.id)
         self.home.refresh()
 
+    def show_print_queue(self) -> None:
+        from spoke_client.ui.printing import PrintQueueDialog
+
+        PrintQueueDialog(self.runner, self.services.printing, self.user, self).exec()
+        self.refresh_printing()
+
+    def refresh_printing(self) -> None:
+        self.runner.run(self.services.printing.open_jobs, self._show_printing, lambda _e: None, lane="read")
+
+    def _show_printing(self, open_jobs) -> None:
+        from spoke_client.services.printers import JobState
+
+        waiting = sum(1 for j in open_jobs if j.state == JobState.WAITING)
+        printing = len(open_jobs) - waiting
+        if not open_jobs:
+            self.printing_button.setText(_("Printing…"))
+            self.printing_button.setStyleSheet("")
+            self.printing_button.setToolTip(_("The print queue and the printer for prescriptions"))
+            return
+        text = _("Printing: {w} waiting, {p} printing").format(w=waiting, p=printing)
+        self.printing_button.setText(text)
+        self.printing_button.setStyleSheet("color: #8a5a00; font-weight: bold;" if waiting else "")
+        self.printing_button.setToolTip("\n".join(j.detail for j in open_jobs))
+
     def open_case(self, case_id: str) -> CaseEditor:
         for i in range(self.fixed_tabs, self.tabs.count()):
             w = self.tabs.widget(i)
@@ -304,7 +399,7 @@ class MainWindow(QMainWindow):
                 return w
         editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
                             attachments=self.services.attachments, devices=self.services.devices,
-                            consultation=self.services.consultation)
+                            consultation=self.services.consultation, printing=self.services.printing)
         editor.changed.connect(self.home.refresh)
         editor.loaded.connect(lambda: self._name_tab(editor))
         self.tabs.addTab(editor, _("Opening…"))   # the patient's name once the case has loaded
@@ -338,10 +433,42 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.save_pending_drafts()
+        self.print_timer.stop()
         self.sync.stop()  # the running round sees the flag between batches and stops cleanly
         super().closeEvent(event)
 
     def open_case_editors(self) -> list[CaseEditor]:
         return [w for i in range(self.tabs.count()) if isinstance(w := self.tabs.widget(i), CaseEditor)]
+
+    # --- rebuilt in another language -----------------------------------------------------------------
+    def view_state(self) -> ViewState:
+        """What is open and typed now. With `save_pending_drafts` (the drafts the editors bring back themselves), all
+        a window in another language needs to look and go on as this one."""
+        state = ViewState(current=self.tabs.currentIndex(), search=self.patients.search.text())
+        for editor in self.open_case_editors():
+            state.cases.append(editor.case_id)
+            if editor.questions.answer.toPlainText():
+                state.answers[editor.case_id] = editor.questions.answer.toPlainText()
+            # A case the doctor asked about keeps new vitals only in the form: its draft is not restored on opening.
+            if editor.case is not None and editor.case.status not in EDITABLE and editor.form_state()["vitals_dirty"]:
+                state.unsaved[editor.case_id] = editor.form_state()
+        return state
+
+    def restore_view_state(self, state: ViewState) -> None:
+        for case_id in state.cases:
+            editor = self.open_case(case_id)
+            answer, unsaved = state.answers.get(case_id), state.unsaved.get(case_id)
+            if answer or unsaved:
+                editor.loaded.connect(lambda e=editor, a=answer, u=unsaved: self._give_back(e, a, u))
+        if state.search:
+            self.patients.search.setText(state.search)   # searched again, in a moment, as if typed
+        self.tabs.setCurrentIndex(min(state.current, self.tabs.count() - 1))
+
+    @staticmethod
+    def _give_back(editor: CaseEditor, answer: str | None, unsaved: dict | None) -> None:
+        if unsaved and editor.case is not None and editor.case.status not in EDITABLE:
+            editor._restore_draft(unsaved)   # noqa: SLF001 - the editor's own way of putting a form back
+        if answer and editor.questions.answer.isEnabled() and not editor.questions.answer.toPlainText():
+            editor.questions.answer.setPlainText(answer)
 
 

@@ -10,9 +10,9 @@ from PySide6.QtGui import QBrush, QColor
 
 from spoke_client.domain.abha import format_abha_number
 from spoke_client.domain.consultation import PrescriptionStatus, PrescriptionSummary
-from spoke_client.domain.model import Patient, User
+from spoke_client.domain.model import Patient, Relation, Sex, User
 from spoke_client.domain.redflags import Severity
-from spoke_client.i18n import _
+from spoke_client.i18n import _, when_text
 from spoke_client.services.cases import CaseSummary, status_label
 from spoke_client.services.search import PatientHit
 from spoke_client.ui.widgets import SEVERITY_COLOURS
@@ -67,11 +67,11 @@ class CaseTableModel(ListTableModel[CaseSummary]):
         super().__init__([
             (_("Priority"), lambda c: priority_text(c.priority)),
             (_("Patient"), lambda c: c.patient.name),
-            (_("Age/Sex"), lambda c: f"{c.patient.age_text()} {c.patient.sex.value[0].upper()}"),
+            (_("Age/Sex"), lambda c: age_sex(c.patient)),
             (_("Village"), lambda c: c.patient.village),
             (_("Complaints"), lambda c: c.complaints),
             (_("Status"), lambda c: status_label(c.status)),
-            (_("Opened"), lambda c: c.created_at.astimezone().strftime("%d %b %H:%M")),
+            (_("Opened"), lambda c: when_text(c.created_at)),
         ], parent)
 
     def extra(self, item: CaseSummary, role: int) -> Any:
@@ -90,8 +90,8 @@ class PrescriptionTableModel(ListTableModel[PrescriptionSummary]):
     def __init__(self, parent=None) -> None:
         super().__init__([
             (_("Patient"), lambda p: p.patient.name),
-            (_("Age/Sex"), lambda p: f"{p.patient.age_text()} {p.patient.sex.value[0].upper()}"),
-            (_("Issued"), lambda p: p.issued_at.astimezone().strftime("%d %b %H:%M")),
+            (_("Age/Sex"), lambda p: age_sex(p.patient)),
+            (_("Issued"), lambda p: when_text(p.issued_at)),
             (_("Doctor"), lambda p: p.doctor),
             (_("Medicines"), lambda p: str(p.medicines)),
             (_("Status"), prescription_state),
@@ -114,15 +114,31 @@ def priority_text(priority: int) -> str:
     return {3: _("EMERGENCY"), 2: _("Urgent"), 1: _("Watch")}.get(priority, "")
 
 
+def relation_label(relation: Relation) -> str:
+    """S/o, D/o, W/o, H/o, C/o as the registers of the UI's language write them."""
+    # TRANSLATORS: how a register names a relative before the relative's name: son of, daughter of, wife of,
+    # husband of, care of
+    return {Relation.SON_OF: _("S/o"), Relation.DAUGHTER_OF: _("D/o"), Relation.WIFE_OF: _("W/o"),
+            Relation.HUSBAND_OF: _("H/o"), Relation.CARE_OF: _("C/o")}.get(relation, relation.value)
+
+
 def relative_text(p: Patient) -> str:
-    return f"{p.relative_relation.value} {p.relative_name}" if p.relative_relation and p.relative_name else p.relative_name
+    return f"{relation_label(p.relative_relation)} {p.relative_name}" if p.relative_relation and p.relative_name \
+        else p.relative_name
+
+
+def age_sex(p: Patient) -> str:
+    """'~60 y F', as a register's column writes it."""
+    # TRANSLATORS: one letter for the sex in a table's Age/Sex column: female, male, other
+    letter = {Sex.FEMALE: _("F"), Sex.MALE: _("M"), Sex.OTHER: _("O")}.get(p.sex, "")
+    return f"{p.age_text()} {letter}"
 
 
 class PatientTableModel(ListTableModel[PatientHit]):
     def __init__(self, parent=None) -> None:
         super().__init__([
             (_("Name"), lambda h: h.patient.name),
-            (_("Age/Sex"), lambda h: f"{h.patient.age_text()} {h.patient.sex.value[0].upper()}"),
+            (_("Age/Sex"), lambda h: age_sex(h.patient)),
             (_("Relative"), lambda h: relative_text(h.patient)),
             (_("Village"), lambda h: h.patient.village),
             (_("Phone"), lambda h: h.patient.phone),

@@ -30,7 +30,7 @@ from spoke_client.domain.errors import SpokeError, ValidationFailed
 from spoke_client.domain.model import Patient, Relation, Sex, User, age_in_months
 from spoke_client.i18n import _
 from spoke_client.services.patients import LikelyDuplicate, PatientForm, PatientService, allergies_text
-from spoke_client.ui.models import PatientTableModel, relative_text
+from spoke_client.ui.models import PatientTableModel, relation_label, relative_text
 from spoke_client.ui.tasks import TaskRunner
 from spoke_client.ui.widgets import ErrorLabel, FieldForm
 
@@ -200,7 +200,7 @@ class PatientDialog(QDialog):
         self.relation.setObjectName("relative_relation_combo")
         self.relation.addItem("", "")
         for r in Relation:
-            self.relation.addItem(r.value, r.value)
+            self.relation.addItem(relation_label(r), r.value)
         self.relative_name = QLineEdit()
         self.relative_name.setObjectName("relative_name_edit")
         self.relative_name.setPlaceholderText(_("father's or husband's name"))

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from spoke_client.domain.errors import SpokeError
-from spoke_client.i18n import _, ngettext
+from spoke_client.i18n import _, ngettext, when_text
 from spoke_client.services.runtime import Services
 from spoke_client.services.sync_local import LocalSync, SyncStatus, enroll, sync_once, sync_status
 from spoke_client.ui.login import _ServiceDialog
@@ -138,7 +138,7 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
     if status.pending_files:
         parts.append(ngettext("{f} file waiting", "{f} files waiting", status.pending_files).format(f=status.pending_files))
     waiting = ", ".join(parts) if parts else _("nothing waiting")
-    last = _("last sync {when}").format(when=status.last_sync.astimezone().strftime("%d %b %H:%M")) \
+    last = _("last sync {when}").format(when=when_text(status.last_sync)) \
         if status.last_sync else _("not synced yet")
     if running:
         return _("Hub: syncing… · {waiting}").format(waiting=waiting), "", "#1a4d8f"
@@ -323,7 +323,7 @@ class RefusedDialog(QDialog):
         self.items = items
         self.table.clear()
         for item in self.items:
-            when = item.when.astimezone().strftime("%d %b %H:%M") if item.when else ""
+            when = when_text(item.when) if item.when else ""
             row = QTreeWidgetItem([item.what, when, item.reason])
             row.setToolTip(2, item.reason)
             self.table.addTopLevelItem(row)

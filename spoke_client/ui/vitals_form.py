@@ -26,21 +26,21 @@ from spoke_client.domain.errors import ValidationFailed
 from spoke_client.domain.model import Patient, VitalsRecord, VitalsStatus
 from spoke_client.domain.redflags import Assessment, Severity, assess
 from spoke_client.domain.vitals import Consciousness, GlucoseKind, Vitals, bmi, vitals_from_form
-from spoke_client.i18n import _
+from spoke_client.i18n import N_, _, when_text
 from spoke_client.services.cases import DeviceMark, patient_context
 from spoke_client.ui.widgets import ErrorLabel, severity_style
 
-# (field, label, unit) for the numeric vitals inputs, in tab order.
+# (field, label, unit) for the numeric vitals inputs, in tab order; label and unit are translated where shown.
 VITAL_FIELDS = [
-    ("systolic_mmhg", _("BP systolic"), "mmHg"),
-    ("diastolic_mmhg", _("BP diastolic"), "mmHg"),
-    ("pulse_per_min", _("Pulse"), "/min"),
-    ("respiratory_rate_per_min", _("Respiratory rate"), "/min"),
-    ("temperature_c", _("Temperature"), ""),
-    ("spo2_pct", _("SpO2"), "%"),
-    ("weight_kg", _("Weight"), "kg"),
-    ("height_cm", _("Height"), "cm"),
-    ("glucose_mg_dl", _("Blood glucose"), "mg/dL"),
+    ("systolic_mmhg", N_("BP systolic"), "mmHg"),
+    ("diastolic_mmhg", N_("BP diastolic"), "mmHg"),
+    ("pulse_per_min", N_("Pulse"), N_("/min")),
+    ("respiratory_rate_per_min", N_("Respiratory rate"), N_("/min")),
+    ("temperature_c", N_("Temperature"), ""),
+    ("spo2_pct", N_("SpO2"), "%"),
+    ("weight_kg", N_("Weight"), "kg"),
+    ("height_cm", N_("Height"), "cm"),
+    ("glucose_mg_dl", N_("Blood glucose"), "mg/dL"),
 ]
 
 
@@ -55,7 +55,7 @@ def fmt(value) -> str:
 def vitals_summary(v: Vitals) -> str:
     parts = []
     if v.systolic_mmhg is not None and v.diastolic_mmhg is not None:
-        parts.append(f"BP {v.systolic_mmhg}/{v.diastolic_mmhg}")
+        parts.append(_("BP {s}/{d}").format(s=v.systolic_mmhg, d=v.diastolic_mmhg))
     for value, label in ((v.pulse_per_min, _("pulse")), (v.respiratory_rate_per_min, _("RR")), (v.spo2_pct, "SpO2")):
         if value is not None:
             parts.append(f"{label} {value}" + ("%" if label == "SpO2" else ""))
@@ -119,7 +119,7 @@ class VitalsBox(QGroupBox):
             err = ErrorLabel()
             err.setObjectName(f"error_{name}")
             self.errors[name] = err
-            grid.addWidget(QLabel(label), row * 2, 0)
+            grid.addWidget(QLabel(_(label)), row * 2, 0)
             grid.addWidget(edit, row * 2, 1)
             if name == "temperature_c":
                 self.temp_unit = QComboBox()
@@ -137,7 +137,7 @@ class VitalsBox(QGroupBox):
                 unit_box.addWidget(self.glucose_kind)
                 grid.addLayout(unit_box, row * 2, 2)
             else:
-                grid.addWidget(QLabel(unit), row * 2, 2)
+                grid.addWidget(QLabel(_(unit)), row * 2, 2)
             grid.addWidget(err, row * 2 + 1, 0, 1, 3)
         base = len(VITAL_FIELDS) * 2
         self.bmi_label = QLabel()
@@ -233,8 +233,8 @@ class VitalsBox(QGroupBox):
                 self.inputs[name].setText(text)
                 self.device_texts[name] = text
         self.device_reading = reading
-        status = "; ".join(reading.status)
-        when = reading.measured_at.astimezone().strftime("%d %b %H:%M") if reading.measured_at else ""
+        status = "; ".join(_(s) for s in reading.status)
+        when = when_text(reading.measured_at) if reading.measured_at else ""
         self.device_label.setText(_("Measured by {device}{when}{status}").format(
             device=reading.device_name, when=f" ({when})" if when else "",
             status=(": " + status) if status else ""))
@@ -344,7 +344,7 @@ class VitalsHistoryBox(QGroupBox):
     def set_records(self, records: tuple[VitalsRecord, ...] | list[VitalsRecord]) -> None:
         self.list.clear()
         for rec in records:
-            when = rec.recorded_at.astimezone().strftime("%d %b %H:%M")
+            when = when_text(rec.recorded_at)
             text = f"{when}  {vitals_summary(rec.vitals)}"
             if rec.source != "manual":
                 text += "  " + _("(from {device})").format(device=rec.source)

@@ -37,4 +37,5 @@ def test_a_damaged_stored_value_reads_as_the_default(services, admin):
     services.store.set_setting(PHOTO_LONG_SIDE.key, "huge")
     services.store.set_setting(AUDIO_MAX_SECONDS.key, "99999")
     assert services.settings.get(PHOTO_LONG_SIDE) == 1600 and services.settings.get(AUDIO_MAX_SECONDS) == 120
-    assert set(SETTINGS) == {"photo_long_side", "audio_max_seconds", "idle_lock_minutes", "camera_source"}
+    assert set(SETTINGS) == {"photo_long_side", "audio_max_seconds", "idle_lock_minutes", "camera_source",
+                            "language"}

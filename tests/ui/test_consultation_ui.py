@@ -158,7 +158,7 @@ def test_prescriptions_show_their_signature_check_and_a_cancellation(qtbot, runn
     qtbot.waitUntil(lambda: "Diagnosis" in _texts(checked), timeout=5_000)
     text = _texts(checked)
     for expected in ("Dr Anil Mehta, MBBS, MD (Medicine); registration no. UPMC-48213", "Diagnosis: Hypertensive urgency",
-                     "1. AMLODIPINE 5 mg tablet: 1 tablet, OD, 30 days (oral), after food; 30 tablets",
+                     "1. AMLODIPINE 5 mg tablet: 1 tablet once a day after food, for 30 days (OD); 30 tablets",
                      "Advice: Low-salt diet", "Follow-up on 08 Dec 2026", "Referred to CHC Sidhauli (Cardiology), urgent"):
         assert expected in text, expected
     screenshot(editor, "22-case-prescriptions")
