@@ -4,7 +4,10 @@ synced to a real hub on loopback, prescribed by the hub's doctor through the sta
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import TypeVar
 
 import pytest
 import requests
@@ -19,6 +22,19 @@ from tests.printing.cups import cups_server_fixture
 from tests.sync.conftest import facilities, hub, hub_server, spoke  # noqa: F401 - fixtures
 
 cups_server = cups_server_fixture()
+T = TypeVar("T")
+
+
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0) -> T:
+    """Polls `probe` until `done` holds for its answer; fails with the last answer after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(0.05)
 
 
 def need(tool: str) -> str:
@@ -80,3 +96,14 @@ def prescribed(hub, hub_server, facilities, spoke, small_formulary):  # noqa: F8
     return services, admin, paths, case.id, issued.json(), me
 
 
+
+
+@pytest.fixture
+def printing(prescribed, cups_server, monkeypatch):
+    """(services, admin, case id): the prescribed case's PC set to print on the private CUPS server's cups-pdf
+    printer, in Hindi on A5."""
+    for key, value in cups_server.env.items():
+        monkeypatch.setenv(key, value)
+    services, admin, _paths, case_id, _issued, _me = prescribed
+    services.printing.choose(admin, printer=cups_server.printer, language="hi", paper="A5")
+    return services, admin, case_id

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -17,28 +15,11 @@ from spoke_client.db.models import AuditRow, PrintJobRow
 from spoke_client.domain.errors import SpokeError
 from spoke_client.services.printers import JobState
 from spoke_client.services.printing import PrintJob
-from tests.printing.conftest import need
-
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        time.sleep(0.1)
-
+from tests.printing.conftest import need, wait_until
 
 @pytest.fixture
-def printing(prescribed, cups_server, monkeypatch):
-    for key, value in cups_server.env.items():
-        monkeypatch.setenv(key, value)
-    services, admin, _paths, case_id, _issued, _me = prescribed
-    services.printing.choose(admin, printer=cups_server.printer, language="hi", paper="A5")
+def printing(printing):
+    services, admin, case_id = printing
     return services, admin, services.printing.prescription_of_case(case_id)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 
 from spoke_client import i18n
@@ -17,15 +16,6 @@ from spoke_client.ui.printing import PrintQueueDialog
 from tests.ui.conftest import runner, screenshot  # noqa: F401 - fixtures
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-
-@pytest.fixture
-def printing(prescribed, cups_server, monkeypatch):
-    for key, value in cups_server.env.items():
-        monkeypatch.setenv(key, value)
-    services, admin, _paths, case_id, _issued, _me = prescribed
-    services.printing.choose(admin, printer=cups_server.printer, language="hi", paper="A5")
-    return services, admin, case_id
 
 
 def editor_for(qtbot, runner, services, user, case_id: str) -> CaseEditor:  # noqa: F811

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from reportlab.pdfgen import canvas
 
+from tests.printing.conftest import wait_until
 from spoke_client.services.printers import (
     NOT_INSTALLED,
     NOT_RUNNING,
@@ -20,21 +18,6 @@ from spoke_client.services.printers import (
     PrintError,
     system_print_system,
 )
-
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Polls `probe` until `done` holds for its answer; fails with the last answer after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        time.sleep(0.05)
-
 
 @pytest.fixture(scope="session")
 def prescription_pdf(tmp_path_factory) -> Path:
