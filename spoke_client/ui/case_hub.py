@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPlainText
 from spoke_client.domain import dosage
 from spoke_client.domain.consultation import Prescription, PrescriptionStatus, Question, QuestionStatus
 from spoke_client.domain.model import CaseStatus
-from spoke_client.i18n import _, ngettext
+from spoke_client.i18n import MONTHS, _, ngettext, when_text
 from spoke_client.ui.widgets import ErrorLabel
 
 WAITING_STYLE = "QFrame#waiting_question { background: #fff3cd; border: 2px solid #b36b00; border-radius: 6px; }"
@@ -34,7 +34,7 @@ def _label(text: str = "", name: str = "", style: str = "") -> QLabel:
 
 
 def _when(moment) -> str:
-    return moment.astimezone().strftime("%d %b %Y %H:%M")
+    return when_text(moment, year=True)
 
 
 def _clear(layout) -> None:
@@ -194,7 +194,8 @@ class PrescriptionView(QFrame):
         if p.advice:
             lay.addWidget(_label(_("Advice: {text}").format(text=p.advice), "advice"))
         if p.follow_up:
-            lay.addWidget(_label(_("Follow-up on {day}").format(day=p.follow_up.strftime("%d %b %Y")), "follow_up"))
+            lay.addWidget(_label(_("Follow-up on {day}").format(
+                day=f"{p.follow_up.day:02d} {_(MONTHS[p.follow_up.month - 1])} {p.follow_up.year}"), "follow_up"))
         if p.referral is not None:
             r = p.referral
             text = _("Referred to {to}").format(to=r.to) + (f" ({r.speciality})" if r.speciality else "")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.domain.model import User
-from spoke_client.i18n import _
+from spoke_client.i18n import _, when_text
 from spoke_client.services.printers import JobState, PrinterInfo
 from spoke_client.services.printing import PrintJob, PrintService
 from spoke_client.services.rx_pdf import languages
@@ -72,7 +72,7 @@ class PrintQueueModel(QAbstractTableModel):
             if job.duplicate:
                 paper = _("DUPLICATE (copy {n})").format(n=job.copy) + ", " + paper
             return [job.patient_name, paper, job.printer or _("PDF file"), state_text(job), job.detail,
-                    job.created_at.astimezone().strftime("%d %b %H:%M")][index.column()]
+                    when_text(job.created_at)][index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and job.state in STATE_COLOURS:
             return QBrush(QColor(STATE_COLOURS[job.state]))
         return None
