@@ -21,7 +21,8 @@ MAX_BYTES, BACKUPS = 2 * 1024 * 1024, 5     # 12 MB at most on a spoke PC's smal
 # and so are digits inside a word (a UUID's hex, a file's hash).
 _MASKS = (
     (re.compile(r"(?<![0-9A-Za-z])[0-9]{2}-?[0-9]{4}-?[0-9]{4}-?[0-9]{4}(?![0-9A-Za-z])"), "<abha-number>"),
-    (re.compile(r"(?<![0-9A-Za-z+])(?:\+?91[ -]?|0)?[6-9][0-9]{4}[ -]?[0-9]{5}(?![0-9A-Za-z])"), "<phone>"),
+    # Not after "-": the last group of a UUID can be twelve digits ("...-a54e-919876543210", seen in a CI log).
+    (re.compile(r"(?<![0-9A-Za-z+-])(?:\+?91[ -]?|0)?[6-9][0-9]{4}[ -]?[0-9]{5}(?![0-9A-Za-z])"), "<phone>"),
     (re.compile(r"[A-Za-z0-9._-]+@(?:abdm|sbx|ndhm)\b", re.IGNORECASE), "<abha-address>"),
 )
 

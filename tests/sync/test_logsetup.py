@@ -11,6 +11,7 @@ def test_phones_abha_numbers_and_addresses_are_masked():
 
 def test_ids_hashes_stamps_and_numbers_are_left_alone():
     for text in ("facility 0ba0d647-b8cc-4c34-9a7a-9876543210fd", "device 01a230ef-fb82-71b8-8d2f-9876543210c2",
+                 "facility 1fddfcf7-7f72-4bf9-a54e-919876543210", "case 1fddfcf7-7f72-4bf9-a54e-098765432109",
                  "file e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                  "hlc 001796114301159-00000-C1", "seq 1234567890 size 5242880", "counter 9223372036854775807"):
         assert mask(text) == text
