@@ -271,10 +271,20 @@ EXIT_UNREADABLE = 4
 
 def cmd_verify_rx(paths: DataPaths, args: argparse.Namespace) -> int:
     """Works on a PC with no Spoke database as well (a pharmacist's), with --key."""
+    import base64
+
     from spoke_client.services.hub_link import HUB_PUBLIC_KEY
     from spoke_client.services.rx_verify import Unreadable, verify_file
 
     keys = list(args.key)
+    for key in keys:
+        try:
+            if len(base64.b64decode(key, validate=True)) != 32:
+                raise ValueError
+        except ValueError:
+            _err(_("--key {key}: not a hub key (the base64 of 32 bytes, as the hub's /v1/hub/key gives it).").format(
+                key=key[:60]))
+            return EXIT_USAGE
     if paths.database.exists():
         services = _open(paths)
         if isinstance(services, int):

@@ -107,10 +107,13 @@ def check(text: str, public_keys: list[str | bytes | Ed25519PublicKey]) -> Check
     summary, content, signature = parse(text)
     keys = []
     for k in public_keys:
-        if isinstance(k, str):
-            k = base64.b64decode(k)
-        if isinstance(k, bytes):
-            k = Ed25519PublicKey.from_public_bytes(k)
+        try:
+            if isinstance(k, str):
+                k = base64.b64decode(k, validate=True)
+            if isinstance(k, bytes):
+                k = Ed25519PublicKey.from_public_bytes(k)
+        except ValueError:   # not a key (a damaged setting, a mistyped --key): it signs nothing
+            continue
         keys.append(k)
     key = next((k for k in keys if key_id(k) == summary.key_id), None)
     if key is None:

@@ -95,6 +95,7 @@ def test_the_prescription_prints_with_every_field_and_its_code_verifies(prescrib
     assert forged != code and not rx_code.check(forged, [key]).signature_ok
     other = base64.b64encode(bytes(32)).decode()
     assert not rx_code.check(code, [other]).signature_ok
+    assert rx_code.check(code, ["not a key", key]).signature_ok   # a damaged key is passed over, not a crash
 
 
 def test_hindi_a5_and_a4_and_a_second_script_print_with_their_fonts(prescribed, tmp_path):
@@ -148,6 +149,8 @@ def test_verify_rx_reads_the_pdf_and_a_photo_and_refuses_a_tampered_code(prescri
     cv2.imwrite(str(blank), np.full((300, 300), 255, np.uint8))
     unreadable = verify_rx(blank)
     assert unreadable.returncode == 4 and "No QR code" in unreadable.stderr
+    bad_key = verify_rx(pdf, "--key", "notakey")
+    assert bad_key.returncode == 2 and "not a hub key" in bad_key.stderr
     # A pharmacist's PC with no Spoke data: the hub's key given on the command line.
     elsewhere = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(tmp_path / "pharmacy"),
                                 "verify-rx", str(pdf), "--key", hub_key],
