@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", action="append", default=[],
                    help=_("a hub's public key (base64) to trust besides the one this computer knows"))
 
+    s = sub.add_parser("bundle", help=_("USB drive bundles: this computer's unsent work, sealed for the hub"))
+    bsub = s.add_subparsers(dest="bundle_command", required=True)
+    b = bsub.add_parser("export", help=_("write every change and file the hub has not acknowledged to a bundle"))
+    b.add_argument("--out", required=True, help=_("a folder on the drive, or the bundle's file name"))
+    b.add_argument("--max-size", default=None,
+                   help=_("split into parts of at most this size, e.g. 700M or 4G (parts may travel on different days)"))
+    b = bsub.add_parser("import", help=_("import a return bundle from the hub (give any one of its parts)"))
+    b.add_argument("file")
+
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))
     return p

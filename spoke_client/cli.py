@@ -216,6 +216,58 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok and not refused else EXIT_FAILED
 
 
+def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services import bundles
+
+    if args.bundle_command == "import":
+        services = _open(paths)
+        if isinstance(services, int):
+            return services
+        try:
+            report = bundles.import_return(services.store, paths, Path(args.file))
+        except bundles.BundleError as exc:
+            _err(exc.message)
+            return exc.exit_code
+        except SpokeError as exc:
+            _err(exc.message)
+            return EXIT_FAILED
+        finally:
+            services.close()
+        print(report.sentence())
+        return EXIT_OK
+    from sync.bundle import parse_size
+
+    try:
+        max_size = parse_size(args.max_size) if args.max_size else None
+    except ValueError as exc:
+        _err(_("'{text}' is not a size (say 700M or 4G).").format(text=args.max_size))
+        return EXIT_USAGE
+    services = _open(paths)
+    if isinstance(services, int):
+        return services
+    try:
+        report = bundles.export(services.store, paths, Path(args.out), max_size,
+                                progress=None)
+    except bundles.BundleError as exc:
+        _err(exc.message)
+        return exc.exit_code
+    except ValueError as exc:   # a part size too small to hold anything
+        _err(_("A part must be allowed at least a few hundred kilobytes ({reason}).").format(reason=exc))
+        return EXIT_USAGE
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        services.close()
+    for path in report.paths:
+        print(path)
+    print(_("Written and checked: {c} changes and {f} files in {n} part(s), {mb:.1f} MB. The drive is safe to "
+            "remove.").format(c=report.changes, f=report.files, n=len(report.paths), mb=report.size / 2**20))
+    if report.skipped_files:
+        _err(_("{n} file(s) on this computer are damaged or missing and were left out.").format(n=report.skipped_files))
+    return EXIT_OK
+
+
 def cmd_devices(paths: DataPaths, args: argparse.Namespace) -> int:
     """Needs no database: a technician decodes what a device sent, from a log or a sniffer."""
     import json

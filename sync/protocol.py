@@ -203,6 +203,20 @@ class EnrollResult(_Answer):
     hub_key: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
+class BoxKeyRequest(_Model):
+    """An enrolled device registers its X25519 key (for the USB bundles the hub seals for it), signed as any
+    request of that device; the answer is the hub's own, for the bundles the device seals for the hub."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    box_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")]   # raw X25519 key, base64
+
+
+class BoxKeyResult(_Answer):
+    protocol: Literal[1] = PROTOCOL_VERSION
+    hub_key_id: str
+    hub_box_key: str
+
+
 class MediaStatus(_Answer):
     """What the hub holds of one file for this facility: `received` bytes confirmed, of `size`."""
 

@@ -17,6 +17,7 @@ CLOCK_OFFSET = "hub_clock_offset_ms"   # the hub's clock minus this PC's, as las
 APP_VERSION = "inbox_app_version"      # the program version (and the records it applies) that last applied pulled changes
 HUB_WIRE = "hub_wire"                  # the compact encoding the hub said it reads (sync.wire), if any
 HUB_PUBLIC_KEY = "hub_public_key"      # the hub's Ed25519 key (base64, raw 32 bytes) its prescriptions are signed with
+HUB_BOX_KEY, HUB_BOX_KEY_ID = "hub_box_key", "hub_box_key_id"   # the hub's X25519 key for USB bundles, and its id
 
 # A PC's clock this far from the hub's is worth telling the user about: its records carry wrong times, and
 # from a week ahead the hub refuses them (sync.hlc.MAX_AHEAD_MS).

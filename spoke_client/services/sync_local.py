@@ -219,6 +219,11 @@ def enroll(store: Store, paths: DataPaths, hub_url: str, code: str, device_name:
             w.set_setting(HUB_PUBLIC_KEY, str(hub_key))
         w.audit("enroll", "hub", result.facility_id, client.base_url)
     log.info("enrolled with %s for facility %s", client.base_url, result.facility_id)
+    from spoke_client.services.bundles import ensure_box_key
+
+    signed = HubClient(client.base_url, device_id=store.device_id, key=key, next_counter=HubLink(store).next_counter,
+                       allow_plain_http=allow_http, ca_bundle=ca_bundle)
+    ensure_box_key(store, paths, signed)   # for USB bundles; else learnt at the next sync
     return result.facility_name
 
 
@@ -264,6 +269,10 @@ def sync_once(store: Store, paths: DataPaths, progress=None, cancel=None, verify
         last = store.get_setting(LAST_CHECK)
         verify = not last or datetime.fromisoformat(last) < store.clock() - CHECK_EVERY
     report = engine.run_once(progress, cancel, verify=verify)
+    if report.error is None:
+        from spoke_client.services.bundles import ensure_box_key
+
+        ensure_box_key(store, paths, engine.client)   # once: an enrolled PC learns the hub's key for USB bundles
     with store.write(None) as w:
         if report.checked and report.error is None:
             w.set_setting(LAST_CHECK, w.now.isoformat())

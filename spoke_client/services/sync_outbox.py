@@ -54,6 +54,16 @@ class Outbox:
                 w.session.execute(update(ChangeRow).where(ChangeRow.change_id.in_(change_ids[i:i + _CHUNK]))
                                   .values(pushed_at=w.now))
 
+    def acknowledge(self, change_ids: list[str]) -> int:
+        """Marks sent those of these changes still waiting (a return bundle's acknowledgements); how many."""
+        done = 0
+        with self.store.write(None) as w:
+            for i in range(0, len(change_ids), _CHUNK):
+                done += w.session.execute(update(ChangeRow).where(ChangeRow.change_id.in_(change_ids[i:i + _CHUNK]),
+                                                                  ChangeRow.pushed_at.is_(None))
+                                          .values(pushed_at=w.now, rejected_at=None, rejected_reason=None)).rowcount
+        return done
+
     def quarantine(self, rejections: list[Rejection]) -> None:
         """Holds refused changes aside with the hub's reason; those refused for this PC's clock stay queued."""
         held = [r for r in rejections if r.code != REJECT_CLOCK_AHEAD]

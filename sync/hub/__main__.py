@@ -60,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("revoke", help="revoke a device")
     s.add_argument("--device", required=True)
     s.add_argument("--reason", default="")
+    s = sub.add_parser("bundle", help="USB bundles: import a spoke's bundle")
+    bsub = s.add_subparsers(dest="bundle_command", required=True)
+    b = bsub.add_parser("import", help="verify and apply a spoke's bundle (give any one of its parts)")
+    b.add_argument("file")
+    b.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
+                   help="where the hub keeps files (as for serve)")
+    b = bsub.add_parser("export", help="a return bundle for one spoke PC: what it has not seen yet")
+    b.add_argument("--device", required=True, help="the PC's device id")
+    b.add_argument("--out", required=True, help="a folder on the drive, or the bundle's file name")
+    b.add_argument("--max-size", default=None, help="split into parts of at most this size, e.g. 700M or 4G")
+    b.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
+                   help="where the hub keeps files (as for serve)")
     args = p.parse_args(argv)
 
     from sync.hub.service import Hub, HubError, make_hub_engine
@@ -104,12 +116,39 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "assign":
             hub.assign_facility(None, args.facility, args.hub)
             print(f"{args.facility} is served by {args.hub}")
+        elif args.command == "bundle":
+            return _bundle(hub, args)
         elif args.command == "revoke":
             hub.revoke(args.device, args.reason)
             print(f"revoked {args.device}")
     except HubError as exc:
         print(exc.message, file=sys.stderr)
         return 1
+    return 0
+
+
+def _bundle(hub, args) -> int:
+    from sync.bundle import SUFFIX, BundleError, parse_size
+
+    try:
+        if args.bundle_command == "import":
+            report = hub.import_bundle(Path(args.file))
+        else:
+            try:
+                max_size = parse_size(args.max_size) if args.max_size else None
+            except ValueError as exc:
+                print(exc, file=sys.stderr)
+                return 2
+            out = Path(args.out)
+            if out.is_dir():
+                out = out / f"return-{args.device[:8]}{SUFFIX}"
+            report = hub.export_return_bundle(args.device, out, max_size)
+            for path in report.paths:
+                print(path)
+    except BundleError as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.exit_code
+    print(report.sentence())
     return 0
 
 

@@ -38,6 +38,8 @@ from sync.protocol import (
     MAX_BODY_BYTES,
     MAX_CHUNK_BYTES,
     MEDIA_CONTENT_TYPE,
+    BoxKeyRequest,
+    BoxKeyResult,
     Digest,
     EnrollRequest,
     EnrollResult,
@@ -223,6 +225,15 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
             result = result.model_copy(update={"rejected": [r.model_copy(update={"code": None}) for r in result.rejected]})
         return _gzip(result)
 
+    @app.post("/v1/box-key", response_model=BoxKeyResult, openapi_extra=_openapi_body(BoxKeyRequest),
+              responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
+    async def box_key(request: Request) -> Response:
+        """Registers the device's X25519 key for USB bundles (once, by an enrolled PC) and answers the hub's."""
+        device, body = await _device(request, SMALL_BODY)
+        req = decode(BoxKeyRequest, body, request.headers.get("content-encoding"))
+        key_id, hub_key = await run_in_threadpool(hub.register_box_key, device, req.box_key)
+        return _gzip(BoxKeyResult(hub_key_id=key_id, hub_box_key=hub_key))
+
     @app.get("/v1/pull", response_model=PullPage, responses={
         200: {"content": {CHANGES_TYPE: {}}, "description": "a PullPage; as columns when the spoke accepts them"},
         400: {"model": ErrorBody}, 401: {"model": ErrorBody}})
@@ -305,7 +316,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     app.include_router(staff_router(hub))
     app.include_router(console_router(hub))
-    _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate])
+    _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate, BoxKeyRequest])
     return app
 
 

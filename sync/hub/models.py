@@ -37,6 +37,10 @@ class HubDevice(HubBase):
     enrolled_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str] = mapped_column(Text, default="")
+    # Its X25519 key (base64), for the return bundles sealed for it (registered once, after enrolment).
+    box_key: Mapped[str | None] = mapped_column(String(64))
+    # Its pull cursor as its last USB bundle said: a return bundle carries what comes after.
+    bundle_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class HubEnrollCode(HubBase):
@@ -221,3 +225,30 @@ class HubCase(HubBase):
     __table_args__ = (Index("ix_hub_case_queue", "status", "priority", "queued_at"),
                       Index("ix_hub_case_facility", "facility_id", "status"),
                       Index("ix_hub_case_patient", "patient_id"))
+
+
+class HubBoxKey(HubBase):
+    """The hub's X25519 key: spokes seal their USB bundles for it (they learn the public half once online)."""
+
+    __tablename__ = "hub_box_key"
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_b64: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class HubBundle(HubBase):
+    """A USB bundle imported (every part of it): a second import changes nothing, and one older than the last
+    imported from the same device is a replay."""
+
+    __tablename__ = "hub_bundle"
+    bundle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("hub_device.id"), index=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    imported_at: Mapped[datetime]
+    changes: Mapped[int] = mapped_column(Integer)
+    files: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)

@@ -22,6 +22,7 @@ from sync import jsontext
 from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
 from sync.hub import casebook
 from sync.hub.auth import Device, HubAuth
+from sync.hub.bundles import HubBundles
 from sync.hub.clinic import HubClinic
 from sync.hub.staff import HubStaffing
 from sync.hub.errors import HubError
@@ -93,7 +94,7 @@ def default_media_dir(engine: Engine) -> Path:
     return Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "media"
 
 
-class Hub(HubAuth, HubMedia, HubStaffing, HubClinic):
+class Hub(HubAuth, HubMedia, HubStaffing, HubClinic, HubBundles):
     def __init__(self, engine: Engine, media_dir: Path | None = None) -> None:
         self.engine = engine
         self.media_dir = Path(media_dir) if media_dir else default_media_dir(engine)
@@ -182,52 +183,56 @@ class Hub(HubAuth, HubMedia, HubStaffing, HubClinic):
         """Applies each change exactly once: a change id seen before is acknowledged, never applied again. Each
         change is checked on its own (its form, its payload, its clock, its facility) and refused with a
         reason without stopping the rest. One transaction, bulk statements: applied whole or not at all."""
+        with self.session.begin() as s:
+            return self.push_in(s, device, batch)
+
+    def push_in(self, s: Session, device: Device, batch: PushEnvelope) -> PushResult:
+        """A push inside the caller's transaction (a USB bundle's batches are applied together, or not at all)."""
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         rejected: list[Rejection] = []
         changes, unreadable = parse_changes(batch.changes)
         rejected.extend(unreadable)
         now_ms = wall_ms()
-        with self.session.begin() as s:
-            self._lock_facility(s, device.facility_id)
-            ids = [str(c.change_id) for c in changes]
-            seen = set(s.scalars(select(HubChangeRow.change_id).where(self._among(HubChangeRow.change_id, ids)))) if ids else set()
-            keys = {(c.entity, c.entity_id) for c in changes}
-            records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
-            current = {key: (r.facility_id, r.hlc) for key, r in records.items()}
-            now = utcnow()
-            rows: list[dict] = []
-            latest: dict[tuple[str, str], Change] = {}
-            merged_fields: dict[tuple[str, str], list[Change]] = {}
-            for c in changes:
-                if str(c.change_id) in seen:
-                    duplicates.append(c.change_id)
-                    continue
-                refusal = self._refusal(device, c, current.get((c.entity, c.entity_id)), now_ms)
-                if isinstance(refusal, Rejection):
-                    rejected.append(refusal)
-                    continue
-                c = refusal   # the change, its payload in the checked form
-                seen.add(str(c.change_id))
-                rows.append(_change_row(device.facility_id, c, now))
-                key = (c.entity, c.entity_id)
-                if c.entity == "patient" and c.payload is not None:
-                    merged_fields.setdefault(key, []).append(c)
-                if key not in latest or c.hlc > latest[key].hlc:
-                    latest[key] = c
-                accepted.append(c.change_id)
-            if rows:
-                texts: dict[int, str | None] = {}
-                self._bulk_insert(s, HubChangeRow, rows, texts)
-                self._write_records(s, device.facility_id, latest, records, merged_fields, texts)
-                s.flush()
-                casebook.refresh_cases(s, {k[1] for k in latest if k[0] == "case"},
-                                       {k[1] for k in latest if k[0] == "patient"})
-                answers = [c for k, c in latest.items() if k[0] == "answer" and c.payload is not None]
-                if answers:
-                    self._answered(s, answers)
-                self.clock(s)
-                self._observe(max(r["hlc"] for r in rows), now_ms)
+        self._lock_facility(s, device.facility_id)
+        ids = [str(c.change_id) for c in changes]
+        seen = set(s.scalars(select(HubChangeRow.change_id).where(self._among(HubChangeRow.change_id, ids)))) if ids else set()
+        keys = {(c.entity, c.entity_id) for c in changes}
+        records = {(r.entity, r.entity_id): r for r in self._records(s, keys)}
+        current = {key: (r.facility_id, r.hlc) for key, r in records.items()}
+        now = utcnow()
+        rows: list[dict] = []
+        latest: dict[tuple[str, str], Change] = {}
+        merged_fields: dict[tuple[str, str], list[Change]] = {}
+        for c in changes:
+            if str(c.change_id) in seen:
+                duplicates.append(c.change_id)
+                continue
+            refusal = self._refusal(device, c, current.get((c.entity, c.entity_id)), now_ms)
+            if isinstance(refusal, Rejection):
+                rejected.append(refusal)
+                continue
+            c = refusal   # the change, its payload in the checked form
+            seen.add(str(c.change_id))
+            rows.append(_change_row(device.facility_id, c, now))
+            key = (c.entity, c.entity_id)
+            if c.entity == "patient" and c.payload is not None:
+                merged_fields.setdefault(key, []).append(c)
+            if key not in latest or c.hlc > latest[key].hlc:
+                latest[key] = c
+            accepted.append(c.change_id)
+        if rows:
+            texts: dict[int, str | None] = {}
+            self._bulk_insert(s, HubChangeRow, rows, texts)
+            self._write_records(s, device.facility_id, latest, records, merged_fields, texts)
+            s.flush()
+            casebook.refresh_cases(s, {k[1] for k in latest if k[0] == "case"},
+                                   {k[1] for k in latest if k[0] == "patient"})
+            answers = [c for k, c in latest.items() if k[0] == "answer" and c.payload is not None]
+            if answers:
+                self._answered(s, answers)
+            self.clock(s)
+            self._observe(max(r["hlc"] for r in rows), now_ms)
         if rejected:
             log.info("push from device %s: %d accepted, %d refused (first: %s)", device.id, len(accepted),
                      len(rejected), rejected[0].code)

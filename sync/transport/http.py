@@ -23,6 +23,8 @@ from sync.protocol import (
     H_SIGNATURE,
     PROTOCOL_REVISION,
     MEDIA_CONTENT_TYPE,
+    BoxKeyRequest,
+    BoxKeyResult,
     Digest,
     EnrollRequest,
     EnrollResult,
@@ -107,6 +109,10 @@ class HubClient:
         req = EnrollRequest(code=code.strip().upper(), public_key=public_key_b64(key), device_id=device_id,
                             device_name=device_name)
         return self._call("POST", "/v1/enroll", encode(req), EnrollResult, signed=False)
+
+    def register_box_key(self, public_b64: str) -> BoxKeyResult:
+        """Registers this PC's X25519 key (for USB bundles) and returns the hub's."""
+        return self._call("POST", "/v1/box-key", encode(BoxKeyRequest(box_key=public_b64)), BoxKeyResult)
 
     def encode_push(self, batch: PushBatch) -> tuple[bytes, str | None]:
         """The body of a push and its content type: columns for a hub that reads them, gzip JSON for any other."""

@@ -1,0 +1,388 @@
+"""USB bundles at the spoke: this PC's bundle key, and its unsent work written to a drive as a sealed bundle.
+
+What goes in: every change and every file the hub has not acknowledged (they stay queued: only the hub's
+acknowledgement, by network or by a return bundle, marks them sent), this PC's pull cursor (so the hub's return
+bundle carries what comes after it), and counts. Sealed for the hub's X25519 key, learnt once online.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+
+from spoke_client.domain.errors import SpokeError
+from spoke_client.i18n import _
+from spoke_client.paths import DataPaths
+from spoke_client.services.files import atomic_write_bytes
+from spoke_client.services.hub_link import HUB_BOX_KEY, HUB_BOX_KEY_ID, HUB_FACILITY, HUB_FACILITY_NAME, HUB_URL
+from spoke_client.services.media import MediaFiles
+from spoke_client.services.store import Store
+from spoke_client.services.sync_inbox import Inbox
+from spoke_client.services.sync_media import MediaBox
+from spoke_client.services.sync_outbox import Outbox
+from sync import bundle
+from sync.bundle import BundleError, BundleWriter
+from sync.engine import MediaItem
+from sync.files import sha256_file
+from sync.protocol import PushBatch, encode
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SEQUENCE = "bundle_sequence"                            # the last bundle number this PC wrote
+BATCH = 1000
+PIECE = 1024 * 1024          # a file travels in pieces of this size
+CHANGE_BYTES_GUESS = 400     # compressed bytes of an average change, for the size shown before writing
+
+__all__ = ["BundleError", "ExportReport", "ImportReport", "NoBundleKey", "box_key_path", "ensure_box_key", "estimate",
+           "export", "import_return"]
+
+
+class NoBundleKey(SpokeError):
+    """This PC has not learnt the hub's bundle key yet (it must sync once over a network)."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    paths: tuple[Path, ...]
+    size: int
+    changes: int
+    files: int
+    skipped_files: int        # damaged or missing on this PC: not in the bundle, told to the user
+
+
+@dataclass(frozen=True)
+class Estimate:
+    changes: int
+    files: int
+    bytes: int                # about this much on the drive
+
+
+def box_key_path(paths: DataPaths) -> Path:
+    return paths.root / "box-key.pem"
+
+
+def _box_key(paths: DataPaths, create: bool) -> X25519PrivateKey | None:
+    path = box_key_path(paths)
+    if path.exists():
+        return load_pem_private_key(path.read_bytes(), password=None)
+    if not create:
+        return None
+    key = X25519PrivateKey.generate()
+    atomic_write_bytes(path, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    os.chmod(path, 0o600)
+    return key
+
+
+def ensure_box_key(store: Store, paths: DataPaths, client) -> bool:
+    """Registers this PC's bundle key with the hub and learns the hub's, once (an enrolled PC does it at its next
+    sync; a hub of an older version that has no bundles is passed over). True when both keys are known."""
+    if store.get_setting(HUB_BOX_KEY):
+        return True
+    from sync.transport.http import HubGarbage, HubRefused, HubUnreachable
+
+    key = _box_key(paths, create=True)
+    public = base64.b64encode(bundle.raw(key.public_key())).decode()
+    try:
+        result = client.register_box_key(public)
+        hub_key = X25519PublicKey.from_public_bytes(base64.b64decode(result.hub_box_key, validate=True))
+    except (HubRefused, HubGarbage, HubUnreachable, ValueError) as exc:
+        log.warning("the hub's bundle key could not be learnt (%s); USB bundles wait for it", type(exc).__name__)
+        return False
+    if bundle.key_id(hub_key) != result.hub_key_id:
+        log.warning("the hub's bundle key does not match its id; not kept")
+        return False
+    with store.write(None) as w:
+        w.set_setting(HUB_BOX_KEY, result.hub_box_key)
+        w.set_setting(HUB_BOX_KEY_ID, result.hub_key_id)
+        w.audit("bundle_key", "hub", result.hub_key_id, "")
+    log.info("bundle keys exchanged with the hub (%s)", result.hub_key_id)
+    return True
+
+
+def estimate(store: Store, paths: DataPaths) -> Estimate:
+    """What a bundle written now would hold, and about how many bytes it takes on the drive."""
+    outbox = Outbox(store)
+    items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
+    changes = outbox.pending()
+    plain = sum(i.size for i in items) + changes * CHANGE_BYTES_GUESS + 4096
+    return Estimate(changes, len(items), bundle.sealed_size(plain))
+
+
+def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> ExportReport:
+    """Writes every unacknowledged change and file to `out` (and out.part2... when split at max_size bytes a
+    part); each part is read back and verified before this returns."""
+    from spoke_client.services.sync_local import key_path
+
+    hub_box = store.get_setting(HUB_BOX_KEY)
+    facility_id = store.get_setting(HUB_FACILITY)
+    if not store.get_setting(HUB_URL) or not key_path(paths).exists():
+        raise NoBundleKey(_("This computer is not enrolled with a hub yet: enrol it first (USB bundles go to the "
+                            "hub it is enrolled with)."))
+    if not hub_box:
+        raise NoBundleKey(_("This computer has not yet learnt the hub's key for USB bundles: sync once over a "
+                            "network (any day), then bundles can be made."))
+    out = Path(out)
+    if out.is_dir():
+        out = out / default_name(store)
+    elif not out.name.endswith(bundle.SUFFIX):
+        out = out.with_name(out.name + bundle.SUFFIX)
+    signing = load_pem_private_key(key_path(paths).read_bytes(), password=None)
+    recipient = X25519PublicKey.from_public_bytes(base64.b64decode(hub_box))
+    hub_id = store.get_setting(HUB_BOX_KEY_ID) or bundle.key_id(recipient)
+    sequence = int(store.get_setting(BUNDLE_SEQUENCE) or "0") + 1
+    store.set_setting(BUNDLE_SEQUENCE, str(sequence))   # a number used once, even if this export fails
+    outbox, inbox = Outbox(store), Inbox(store)
+    items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
+    planned = estimate(store, paths)
+    _check_room(out.parent, planned.bytes, max_size)
+    header = bundle.new_header(kind="spoke", sender=store.device_id, facility_id=facility_id or "",
+                               facility_name=store.get_setting(HUB_FACILITY_NAME, "") or "", hub=hub_id,
+                               recipient=hub_id, sequence=sequence, changes=0, files=0)
+    total = sum(i.size for i in items) + planned.changes
+    done = 0
+    try:
+        with BundleWriter(out, header, signing, recipient, max_size) as writer:
+            writer.frame(b"M", _dumps({"bundle_id": header.bundle_id, "sender": header.sender,
+                                       "facility_id": header.facility_id, "cursor": inbox.cursor()}))
+            files = skipped = 0
+            for item in items:
+                if _sha256(item.path) != item.sha256:
+                    skipped += 1   # damaged or missing here: told, and sync says which file
+                    continue
+                writer.frame(b"F", _dumps({"sha256": item.sha256, "size": item.size}))
+                with open(item.path, "rb") as f:
+                    while piece := f.read(PIECE):
+                        writer.frame(b"D", piece)
+                        done += len(piece)
+                        if progress:
+                            progress(done, total)
+                files += 1
+            changes, after = 0, None
+            while True:
+                batch, after = outbox.unsent_page(BATCH, after)
+                if not batch:
+                    break
+                writer.frame(b"C", encode(PushBatch(batch_id=uuid.uuid4(), changes=batch)))
+                changes += len(batch)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+            writer.frame(b"E", _dumps({"changes": changes, "files": files}))
+            writer.header = dataclasses.replace(header, changes=changes, files=files)
+            written = writer.finish()
+    except OSError as exc:
+        raise bundle.write_error(exc) from None
+    size = sum(p.stat().st_size for p in written)
+    with store.write(None) as w:
+        w.audit("bundle_export", "bundle", header.bundle_id, f"{changes} changes, {files} files, {len(written)} parts")
+    log.info("bundle %s written: %d changes, %d files, %d parts, %d bytes", header.bundle_id, changes, files,
+             len(written), size)
+    return ExportReport(tuple(written), size, changes, files, skipped)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    bundle_id: str
+    acknowledged: int         # of this PC's changes, now no longer offered
+    received: int             # changes from the hub and the facility's other PCs
+    prescriptions: int
+    files: int
+    already: datetime | None = None
+
+    def sentence(self) -> str:
+        if self.already is not None:
+            return _("Already imported on {when}: nothing was changed.").format(when=self.already.strftime("%d %b %Y %H:%M"))
+        return _("Imported: {r} changes from the hub ({p} prescriptions), {f} files; {a} of this computer's changes "
+                 "are confirmed by the hub.").format(r=self.received, p=self.prescriptions, f=self.files,
+                                                    a=self.acknowledged)
+
+
+LAST_RETURN = "bundle_last_return"   # JSON: the last return bundle imported (id, sequence, when)
+
+
+def import_return(store: Store, paths: DataPaths, first: Path) -> ImportReport:
+    """Checks every part of a return bundle (the hub's signature, that it is for this PC, that it is not older
+    than the last one), decrypts it all once to check it, then applies it: acknowledgements, the hub's changes
+    (each page with its cursor, as a network pull), then files."""
+    from spoke_client.services.hub_link import HUB_PUBLIC_KEY
+
+    bundle_paths, headers = bundle.open_bundle(Path(first))
+    header = headers[0]
+    if header.kind != "hub":
+        raise BundleError("other_spoke", _("This bundle holds a spoke PC's work for the hub: take it to the hub (or "
+                                           "relay it from a PC with a network), it is not imported here."))
+    key = _box_key(paths, create=False)
+    mine = bundle.key_id(key.public_key()) if key else None
+    if any(h.recipient != mine for h in headers) or header.facility_id != store.get_setting(HUB_FACILITY):
+        raise BundleError("other_spoke", _("This return bundle was made for another PC; it cannot be imported "
+                                           "here. Ask the hub for this PC's own."))
+    if any(h.hub != store.get_setting(HUB_BOX_KEY_ID) for h in headers):
+        raise BundleError("other_hub", _("This return bundle comes from another hub than this PC's."))
+    hub_key = store.get_setting(HUB_PUBLIC_KEY)
+    if not hub_key:
+        raise BundleError("no_key", _("This computer does not know its hub's key yet (sync once over a network)."))
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(hub_key))
+    for path, h in zip(bundle_paths, headers):
+        bundle.verify(path, h, public)
+    last = json.loads(store.get_setting(LAST_RETURN) or "{}")
+    if last.get("bundle_id") == header.bundle_id:
+        return ImportReport(header.bundle_id, 0, 0, 0, 0, already=datetime.fromisoformat(last["at"]))
+    if header.sequence <= int(last.get("sequence", 0)):
+        raise BundleError("replayed", _("This return bundle is older than one already imported here (on {when}); "
+                                        "it was not imported.").format(when=last.get("at", "")[:10]))
+    _check_frames(bundle.frames(bundle_paths, headers, key), header, store.device_id)
+    report = _apply_return(store, paths, bundle.frames(bundle_paths, headers, key), header)
+    with store.write(None) as w:
+        w.set_setting(LAST_RETURN, json.dumps({"bundle_id": header.bundle_id, "sequence": header.sequence,
+                                               "at": w.now.isoformat()}))
+        w.audit("bundle_import", "bundle", header.bundle_id, f"{report.received} changes, {report.files} files, "
+                                                             f"{report.acknowledged} acknowledged")
+    log.info("return bundle %s imported: %d changes, %d files, %d acknowledged", header.bundle_id, report.received,
+             report.files, report.acknowledged)
+    return report
+
+
+_RETURN_ORDER = {b"M": 0, b"A": 1, b"K": 2, b"P": 3, b"F": 4, b"D": 4, b"E": 5}
+
+
+def _check_frames(stream, header, device_id: str) -> None:
+    """One pass over the decrypted bundle before anything is applied: every chunk's seal holds, every record
+    reads, in the order the hub writes them, and the counts match."""
+    from sync.protocol import PullPage, ProtocolError, decode
+
+    at, changes, files, pending_file = -1, 0, 0, 0
+    for kind, body in stream:
+        order = _RETURN_ORDER.get(kind)
+        if order is None or order < at or (at == 5):
+            raise BundleError("damaged", _("This bundle holds something Spoke does not write; nothing was imported."))
+        at = order
+        try:
+            if kind == b"M":
+                m = json.loads(body)
+                if not isinstance(m, dict) or m.get("bundle_id") != header.bundle_id or m.get("device") != device_id:
+                    raise ValueError
+            elif kind in (b"A", b"K"):
+                if not all(isinstance(x, str) for x in json.loads(gzip.decompress(body))):
+                    raise ValueError
+            elif kind == b"P":
+                changes += len(decode(PullPage, body).changes)
+            elif kind == b"F":
+                if pending_file:
+                    raise ValueError
+                f = json.loads(body)
+                size = f["size"]
+                if not (isinstance(f["sha256"], str) and len(f["sha256"]) == 64 and isinstance(size, int) and size >= 0):
+                    raise ValueError
+                pending_file, files = size, files + 1
+            elif kind == b"D":
+                if len(body) > pending_file:
+                    raise ValueError
+                pending_file -= len(body)
+            else:
+                e = json.loads(body)
+                if pending_file or e.get("changes") != changes or e.get("files") != files \
+                        or changes != header.changes or files != header.files:
+                    raise ValueError
+        except (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, ProtocolError):
+            raise BundleError("damaged", _("This return bundle's content does not read as the hub writes it; "
+                                           "nothing was imported.")) from None
+    if at != 5:
+        raise BundleError("damaged", _("This return bundle ends early; nothing was imported."))
+
+
+def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportReport:
+    from sqlalchemy import update
+
+    from spoke_client.db.models import MediaBlobRow
+    from sync.protocol import PullPage, decode
+
+    files_box = MediaFiles(paths.media)
+    outbox, inbox, media = Outbox(store), Inbox(store, files_box), MediaBox(store, files_box)
+    acknowledged = received = prescriptions = files = 0
+    current = None   # (sha256, size, open file, path)
+    for kind, body in stream:
+        if kind == b"A":
+            ids = json.loads(gzip.decompress(body))
+            acknowledged += outbox.acknowledge(ids)
+        elif kind == b"K":
+            hashes = json.loads(gzip.decompress(body))
+            with store.write(None) as w:
+                for at in range(0, len(hashes), 500):
+                    w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256.in_(hashes[at:at + 500]),
+                                                                 MediaBlobRow.uploaded_at.is_(None))
+                                      .values(uploaded_at=w.now))
+        elif kind == b"P":
+            page = decode(PullPage, body)
+            received += inbox.apply(page)
+            prescriptions += sum(1 for c in page.changes if c.entity == "prescription")
+        elif kind == b"F":
+            f = json.loads(body)
+            target = files_box.partial_path(f["sha256"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            current = [f["sha256"], f["size"], open(target, "wb"), target]
+            if f["size"] == 0:
+                current = _file_done(media, current)
+                files += 1
+        elif kind == b"D":
+            current[2].write(body)
+            current[1] -= len(body)
+            if current[1] == 0:
+                current = _file_done(media, current)
+                files += 1
+    return ImportReport(header.bundle_id, acknowledged, received, prescriptions, files)
+
+
+def _file_done(media: MediaBox, current) -> None:
+    sha256, _left, f, path = current
+    f.close()
+    if _sha256(path) != sha256:
+        path.unlink(missing_ok=True)
+        log.warning("a file of a return bundle did not match its hash; it is fetched by network instead")
+        return None
+    media.media_fetched(MediaItem(sha256, path.stat().st_size, path))
+    return None
+
+
+def default_name(store: Store) -> str:
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
+    return f"spoke-{store.device_id[:8]}-{stamp}{bundle.SUFFIX}"
+
+
+def _check_room(folder: Path, need: int, max_size: int | None) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise BundleError("write_failed", _("The drive cannot be written ({reason}).").format(
+            reason=exc.strerror or exc)) from None
+    first = need if max_size is None else min(need, max_size)
+    if free < first:
+        raise BundleError("no_space", _("The drive has {free} MB free and the bundle needs about {need} MB: use a "
+                                        "larger drive, or split it into parts of at most {free} MB to carry on "
+                                        "different days.").format(free=free // 2**20, need=-(-need // 2**20)))
+
+
+def _dumps(data: dict) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None

@@ -1,0 +1,346 @@
+"""USB bundles at the hub: the hub's encryption key, each device's, and a spoke's bundle imported.
+
+A bundle's changes go through the same code as a network push (Hub.push_in), all of its batches in one
+transaction: a change that came by network and again by USB is applied once, and a bundle that fails anywhere
+leaves the database as it was. Its files are stored as chunks of an upload are (content-addressed, checked by
+their SHA-256), before its changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from sync import bundle
+from sync.bundle import BundleError, Header
+from sync.hub.auth import Device, aware, utcnow
+from sync.hub.errors import HubError
+from sync.hub.models import HubBoxKey, HubBundle, HubChangeRow, HubDevice, HubFacility, HubMediaUpload
+from sync.protocol import MAX_CHUNK_BYTES, ProtocolError, PushEnvelope, decode, encode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    bundle_id: str
+    device_id: str
+    facility_id: str
+    changes: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    files: int
+    files_new: int
+    already: datetime | None = None   # imported before (this bundle, or everything in it), on that date
+    reasons: tuple[str, ...] = ()
+
+    def sentence(self) -> str:
+        if self.already is not None:
+            return f"Already imported on {aware(self.already):%d %b %Y %H:%M} UTC: nothing was changed."
+        text = (f"Imported: {self.accepted} changes applied, {self.duplicates} already here, {self.rejected} refused; "
+                f"{self.files_new} new files of {self.files}.")
+        if self.reasons:
+            text += " Refused: " + "; ".join(self.reasons[:3]) + ("..." if len(self.reasons) > 3 else "")
+        return text
+
+
+@dataclass(frozen=True)
+class ReturnReport:
+    paths: tuple[Path, ...]
+    changes: int
+    acknowledged: int
+    files: int
+
+    def sentence(self) -> str:
+        return (f"Written and checked: {self.changes} changes, {self.acknowledged} acknowledgements and {self.files} "
+                f"files in {len(self.paths)} part(s).")
+
+
+ACK_FRAME = 5000          # change ids per acknowledgement frame
+RETURN_PAGE = 2000        # changes per page frame
+FILE_PIECE = 1024 * 1024
+
+
+class HubBundles:
+    """Mixed into sync.hub.service.Hub (needs .session, .push_in, ._media_put)."""
+
+    # --- keys --------------------------------------------------------------------------------------------
+    def box_key(self) -> tuple[str, X25519PrivateKey]:
+        """The hub's X25519 key, made on first use (in the database: every worker uses the same)."""
+        with self.session.begin() as s:
+            row = s.scalars(select(HubBoxKey).order_by(HubBoxKey.created_at.desc())).first()
+            if row is None:
+                key = X25519PrivateKey.generate()
+                row = HubBoxKey(key_id=bundle.key_id(key.public_key()),
+                                private_pem=key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+                                public_b64=base64.b64encode(bundle.raw(key.public_key())).decode(), created_at=utcnow())
+                s.add(row)
+            return row.key_id, load_pem_private_key(row.private_pem.encode(), password=None)
+
+    def register_box_key(self, device: Device, public_b64: str) -> tuple[str, str]:
+        """Keeps a device's X25519 key (an enrolled PC registers one once, without enrolling again); returns the
+        hub's own (key id, base64) for the spoke to seal its bundles with."""
+        try:
+            X25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
+        except ValueError:
+            raise HubError(400, "bad_key", "This is not an X25519 public key.") from None
+        with self.session.begin() as s:
+            row = s.get(HubDevice, device.id, with_for_update=True)
+            row.box_key = public_b64
+        key_id, key = self.box_key()
+        log.info("device %s registered its bundle key", device.id)
+        return key_id, base64.b64encode(bundle.raw(key.public_key())).decode()
+
+    # --- return bundles ----------------------------------------------------------------------------------
+    def export_return_bundle(self, device_id: str, out: Path, max_size: int | None = None) -> ReturnReport:
+        """What this device has not seen yet, sealed for it: acknowledgements of its changes and files, then its
+        facility's changes after the cursor its last bundle gave (other PCs' work, case status, the doctors'
+        questions and notes, prescriptions), then the files those changes attach. Signed with the hub's key."""
+        with self.session() as s:
+            row = s.get(HubDevice, device_id) if bundle._ID.fullmatch(device_id or "") else None
+            if row is None:
+                raise BundleError("unknown_sender", "No PC with this id is enrolled with this hub.")
+            if row.revoked_at is not None:
+                raise BundleError("revoked", f"This PC was revoked on {aware(row.revoked_at):%d %b %Y}; no bundle is "
+                                             "made for it.")
+            if not row.box_key:
+                raise BundleError("no_key", "This PC has not registered its key for bundles yet: it does so at its "
+                                            "next sync over a network.")
+            device = Device(row.id, row.facility_id)
+            box_key = X25519PublicKey.from_public_bytes(base64.b64decode(row.box_key))
+            after = row.bundle_cursor or 0
+            facility = s.get(HubFacility, row.facility_id)
+            own_ids = s.scalars(select(HubChangeRow.change_id).where(HubChangeRow.device_id == device.id)
+                                .order_by(HubChangeRow.seq)).all()
+            have_files = s.scalars(select(HubMediaUpload.sha256).where(
+                HubMediaUpload.facility_id == device.facility_id, HubMediaUpload.completed_at.is_not(None))).all()
+        hub_id, _ = self.box_key()
+        _key_id, signing = self.signing_key()
+        header = bundle.new_header(kind="hub", sender="hub", facility_id=device.facility_id,
+                                   facility_name=facility.name if facility else "", hub=hub_id,
+                                   recipient=bundle.key_id(box_key), sequence=int(time.time() * 1000),
+                                   changes=0, files=0)
+        changes = files = 0
+        attached: dict[str, int] = {}
+        try:
+            with bundle.BundleWriter(out, header, signing, box_key, max_size) as writer:
+                writer.frame(b"M", _dumps({"bundle_id": header.bundle_id, "sender": "hub", "device": device.id,
+                                           "facility_id": device.facility_id, "after": after}))
+                for at in range(0, len(own_ids), ACK_FRAME):
+                    writer.frame(b"A", gzip.compress(_dumps(own_ids[at:at + ACK_FRAME]), mtime=0))
+                writer.frame(b"K", gzip.compress(_dumps(list(have_files)), mtime=0))
+                cursor = after
+                while True:
+                    page = self.pull(device, cursor, RETURN_PAGE, own=False, count=False)
+                    if page.changes:
+                        writer.frame(b"P", encode(page))
+                        changes += len(page.changes)
+                        for c in page.changes:
+                            if c.entity == "attachment" and c.payload and isinstance(c.payload.get("sha256"), str):
+                                attached[c.payload["sha256"]] = 1
+                    cursor = page.next_cursor
+                    if not page.more:
+                        break
+                for sha256 in attached:
+                    try:
+                        path, size = self.media_file(device, sha256)
+                    except HubError:
+                        continue   # not here yet (its PC has not sent it): it comes by network or a later bundle
+                    writer.frame(b"F", _dumps({"sha256": sha256, "size": size}))
+                    with open(path, "rb") as f:
+                        while piece := f.read(FILE_PIECE):
+                            writer.frame(b"D", piece)
+                    files += 1
+                writer.frame(b"E", _dumps({"changes": changes, "files": files, "acks": len(own_ids)}))
+                writer.header = dataclasses.replace(header, changes=changes, files=files)
+                written = writer.finish()
+        except OSError as exc:
+            raise bundle.write_error(exc) from None
+        log.info("return bundle %s for device %s: %d changes after %d, %d acknowledgements, %d files",
+                 header.bundle_id, device.id, changes, after, len(own_ids), files)
+        return ReturnReport(tuple(written), changes, len(own_ids), files)
+
+    # --- import ------------------------------------------------------------------------------------------
+    def import_bundle(self, first: Path) -> BundleReport:
+        """Verifies every part of the bundle, then applies it whole, or refuses it with a BundleError (nothing
+        applied). A bundle imported before, or whose every change and file is already here, changes nothing."""
+        paths, headers = bundle.open_bundle(Path(first))
+        header = headers[0]
+        if header.kind != "spoke":
+            raise BundleError("other_hub", "This is a return bundle for a spoke PC: import it there, not at the hub.")
+        hub_key_id, hub_key = self.box_key()
+        for h in headers:
+            if h.hub != hub_key_id or h.recipient != hub_key_id:
+                raise BundleError("other_hub", "This bundle was made for another hub; it cannot be imported here.")
+        with self.session() as s:
+            device = s.get(HubDevice, header.sender)
+            if device is None:
+                raise BundleError("unknown_sender", "This bundle comes from a PC this hub does not know (not enrolled "
+                                                    "here); it was not imported.")
+            public = Ed25519PublicKey.from_public_bytes(base64.b64decode(device.public_key))
+            facility_id, revoked_at, revoked_reason = device.facility_id, device.revoked_at, device.revoked_reason
+        for path, h in zip(paths, headers):
+            bundle.verify(path, h, public)
+        if revoked_at is not None:   # told only once the signature shows it is that device's
+            raise BundleError("revoked", f"This bundle comes from a PC the hub revoked on {aware(revoked_at):%d %b %Y}"
+                                         + (f" ({revoked_reason})" if revoked_reason else "") + "; it was not imported.")
+        if header.facility_id != facility_id:
+            raise BundleError("damaged", "This bundle names another facility than its PC's; it was not imported.")
+        with self.session() as s:
+            done = s.get(HubBundle, header.bundle_id)
+            if done is not None:
+                return self._report(header, facility_id, done.imported_at)
+            newest = s.execute(select(HubBundle.sequence, HubBundle.imported_at)
+                               .where(HubBundle.device_id == header.sender)
+                               .order_by(HubBundle.sequence.desc()).limit(1)).first()
+        if newest is not None and header.sequence < newest.sequence:
+            raise BundleError("replayed", f"This bundle is older than one already imported from the same PC (on "
+                                          f"{aware(newest.imported_at):%d %b %Y}); its work came with that one. "
+                                          "It was not imported.")
+        return self._apply(paths, headers, Device(header.sender, facility_id), hub_key)
+
+    def _apply(self, paths: list[Path], headers: list[Header], device: Device, hub_key: X25519PrivateKey) -> BundleReport:
+        header = headers[0]
+        stream = bundle.frames(paths, headers, hub_key)
+        manifest = _manifest(next(stream, (b"", b"")), header)
+        files = files_new = 0
+        accepted = duplicates = 0
+        reasons: list[str] = []
+        received: dict[str, int] = {}
+        current: tuple[str, int, int] | None = None   # the file being read: sha256, size, bytes so far
+        kind, body = next(stream, (b"", b""))
+        while kind in (b"F", b"D"):
+            if kind == b"F":
+                if current is not None:
+                    raise BundleError("damaged", "A file in this bundle is cut short.")
+                sha256, size = _file_start(body)
+                current, files = (sha256, size, 0), files + 1
+                if size == 0:
+                    files_new += self._bundle_file(device, sha256, 0, 0, b"")
+                    current = None
+            else:
+                if current is None:
+                    raise BundleError("damaged", "This bundle holds a piece of a file outside any file.")
+                sha256, size, offset = current
+                if offset + len(body) > size:
+                    raise BundleError("damaged", "A file in this bundle is longer than it says.")
+                for at in range(0, len(body), MAX_CHUNK_BYTES):
+                    piece = body[at:at + MAX_CHUNK_BYTES]
+                    files_new += self._bundle_file(device, sha256, offset + at, size, piece)
+                offset += len(body)
+                current = None if offset == size else (sha256, size, offset)
+            kind, body = next(stream, (b"", b""))
+        if current is not None:
+            raise BundleError("damaged", "A file in this bundle is cut short.")
+        changes = 0
+        first_seen: datetime | None = None
+        with self.session.begin() as s:
+            while kind == b"C":
+                try:
+                    batch = decode(PushEnvelope, body)
+                except ProtocolError:
+                    raise BundleError("damaged", "A batch of changes in this bundle cannot be read.") from None
+                result = self.push_in(s, device, batch)
+                changes += len(batch.changes)
+                accepted, duplicates = accepted + len(result.accepted), duplicates + len(result.duplicates)
+                reasons += [r.reason for r in result.rejected]
+                if result.duplicates and not result.accepted:
+                    seen = s.scalar(select(func.min(HubChangeRow.received_at))
+                                    .where(HubChangeRow.change_id.in_([str(i) for i in result.duplicates[:500]])))
+                    first_seen = seen if first_seen is None or (seen and seen < first_seen) else first_seen
+                kind, body = next(stream, (b"", b""))
+            if kind != b"E":
+                raise BundleError("damaged", "This bundle ends early or holds something Spoke does not write.")
+            end = _json(body)
+            if end.get("changes") != changes or end.get("files") != files or changes != header.changes \
+                    or files != header.files:
+                raise BundleError("damaged", "This bundle's counts do not match what it holds; it was not imported.")
+            if next(stream, None) is not None:
+                raise BundleError("damaged", "This bundle holds something after its end.")
+            cursor = manifest.get("cursor")
+            row = s.get(HubDevice, device.id, with_for_update=True)
+            if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor < 2**63 \
+                    and cursor > (row.bundle_cursor or 0):
+                row.bundle_cursor = cursor
+            now = utcnow()
+            s.add(HubBundle(bundle_id=header.bundle_id, device_id=device.id, sequence=header.sequence,
+                            created_at=header.created, imported_at=now, changes=changes, files=files,
+                            accepted=accepted, duplicates=duplicates, rejected=len(reasons)))
+        log.info("bundle %s of device %s imported: %d applied, %d already here, %d refused, %d new files",
+                 header.bundle_id, device.id, accepted, duplicates, len(reasons), files_new)
+        nothing_new = accepted == 0 and files_new == 0 and not reasons and (changes or files)
+        return BundleReport(header.bundle_id, device.id, device.facility_id, changes, accepted, duplicates,
+                            len(reasons), files, files_new, already=(first_seen or now) if nothing_new else None,
+                            reasons=tuple(reasons))
+
+    def _bundle_file(self, device: Device, sha256: str, offset: int, size: int, piece: bytes) -> int:
+        """Stores one piece of a bundle's file as an upload's chunk; 1 when the file became complete here."""
+        status = self.media_status(device, sha256, size)
+        if status.complete:
+            return 0
+        if status.received > offset:   # part of it came by network already: go on from there
+            piece, offset = piece[status.received - offset:], status.received
+            if not piece:
+                return 0
+        elif status.received < offset:
+            raise BundleError("damaged", "A file in this bundle does not continue where it left off.")
+        try:
+            status = self._media_put(device, sha256, offset, size, piece)
+        except HubError as exc:
+            raise BundleError("damaged", f"A file in this bundle was refused: {exc.message}") from None
+        return 1 if status.complete else 0
+
+    def _report(self, header: Header, facility_id: str, when: datetime) -> BundleReport:
+        return BundleReport(header.bundle_id, header.sender, facility_id, header.changes, 0, 0, 0, header.files, 0,
+                            already=when)
+
+
+def _dumps(data) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _json(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BundleError("damaged", "A record of this bundle cannot be read.") from None
+    if not isinstance(data, dict):
+        raise BundleError("damaged", "A record of this bundle cannot be read.")
+    return data
+
+
+def _manifest(frame: tuple[bytes, bytes], header: Header) -> dict:
+    kind, body = frame
+    if kind != b"M":
+        raise BundleError("damaged", "This bundle does not start with its list of contents.")
+    manifest = _json(body)
+    if (manifest.get("bundle_id"), manifest.get("sender"), manifest.get("facility_id")) != \
+            (header.bundle_id, header.sender, header.facility_id):
+        raise BundleError("damaged", "This bundle's sealed contents do not match its header; it was not imported.")
+    return manifest
+
+
+def _file_start(body: bytes) -> tuple[str, int]:
+    data = _json(body)
+    sha256, size = data.get("sha256"), data.get("size")
+    try:
+        from sync.protocol import MediaStatus
+
+        MediaStatus(sha256=sha256, size=size, received=0, complete=size == 0)
+    except (ValidationError, TypeError):
+        raise BundleError("damaged", "A file in this bundle is described wrongly.") from None
+    return sha256, size
