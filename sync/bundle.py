@@ -128,10 +128,10 @@ def read_header(path: Path) -> Header:
             size = os.fstat(f.fileno()).st_size
     except OSError as exc:
         raise BundleError("not_a_bundle", f"The file cannot be read ({exc.strerror or exc}).") from None
-    return _parse_header(prefix, size)
+    return parse_header(prefix, size)
 
 
-def _parse_header(prefix: bytes, size: int) -> Header:
+def parse_header(prefix: bytes, size: int) -> Header:
     if not prefix.startswith(MAGIC):
         raise BundleError("not_a_bundle", "This file is not a Spoke bundle.")
     if len(prefix) < len(MAGIC) + HEADER_BYTES + 32:

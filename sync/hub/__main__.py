@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("file")
     b.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
                    help="where the hub keeps files (as for serve)")
+    b = bsub.add_parser("upload", help="relay a spoke's bundle to its hub from any PC with a network (resumes a cut "
+                                       "link; this PC cannot read the bundle)")
+    b.add_argument("file", help="the bundle (its other parts beside it are sent too)")
+    b.add_argument("--hub", required=True, help="the hub's address, https://...")
+    b.add_argument("--allow-http", action="store_true", help="allow plain http to a hub that is not this computer")
+    b.add_argument("--ca-bundle", default=None, help="a PEM file of certificate authorities to trust for this hub")
     b = bsub.add_parser("export", help="a return bundle for one spoke PC: what it has not seen yet")
     b.add_argument("--device", required=True, help="the PC's device id")
     b.add_argument("--out", required=True, help="a folder on the drive, or the bundle's file name")
@@ -73,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
                    help="where the hub keeps files (as for serve)")
     args = p.parse_args(argv)
+
+    if args.command == "bundle" and args.bundle_command == "upload":
+        return _relay(args)   # a relay PC has no hub database: nothing of it is opened or made
 
     from sync.hub.service import Hub, HubError, make_hub_engine
     from sync.logsetup import configure
@@ -124,6 +133,34 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as exc:
         print(exc.message, file=sys.stderr)
         return 1
+    return 0
+
+
+def _relay(args) -> int:
+    from sync.bundle import BundleError
+    from sync.bundle_relay import RelayFailed, relay
+
+    def shown(done: int, total: int) -> None:
+        print(f"\r{done * 100 // max(total, 1):3d}% of {total / 2**20:.1f} MB", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = relay(Path(args.file), args.hub, allow_plain_http=args.allow_http, ca_bundle=args.ca_bundle,
+                       progress=shown if sys.stderr.isatty() else None)
+    except BundleError as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.exit_code
+    except RelayFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except ValueError as exc:   # an address that is not https
+        print(exc, file=sys.stderr)
+        return 2
+    parts = ", ".join(map(str, report.parts_sent))
+    print(f"Sent part(s) {parts} ({report.bytes_sent / 2**20:.1f} MB this time).")
+    if report.outcome:
+        print(f"The hub says: {report.outcome}")
+    elif report.waiting:
+        print("The hub now waits for part(s) " + ", ".join(map(str, report.waiting)) + " of this bundle.")
     return 0
 
 

@@ -234,6 +234,24 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         key_id, hub_key = await run_in_threadpool(hub.register_box_key, device, req.box_key)
         return _gzip(BoxKeyResult(hub_key_id=key_id, hub_box_key=hub_key))
 
+    @app.get("/v1/bundles/{bundle_id}/{part}", responses={404: {"model": ErrorBody}})
+    async def bundle_status(bundle_id: str, part: Annotated[int, PathParam(ge=1, le=9999)]) -> JSONResponse:
+        """How much of one part of a spoke's bundle the hub has (a relay PC resumes from there); no device
+        signature: the bundle is signed by its PC, and checked when its last byte is here."""
+        return JSONResponse((await run_in_threadpool(hub.bundle_upload_status, bundle_id, part)).to_json())
+
+    @app.put("/v1/bundles/{bundle_id}/{part}",
+             openapi_extra={"requestBody": {"content": {MEDIA_CONTENT_TYPE: {"schema": {"type": "string",
+                                                                                        "format": "binary"}}}}},
+             responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def bundle_put(bundle_id: str, part: Annotated[int, PathParam(ge=1, le=9999)], request: Request,
+                         offset: Count, size: Count) -> JSONResponse:
+        """One chunk of a part (raw bytes) at `offset`; the first must hold the part's header. When the last part
+        is complete the bundle is imported, and the answer says how it went."""
+        body = await _body(request, MAX_CHUNK_BYTES)
+        status = await run_in_threadpool(hub.bundle_upload_put, bundle_id, part, offset, size, body)
+        return JSONResponse(status.to_json())
+
     @app.get("/v1/pull", response_model=PullPage, responses={
         200: {"content": {CHANGES_TYPE: {}}, "description": "a PullPage; as columns when the spoke accepts them"},
         400: {"model": ErrorBody}, 401: {"model": ErrorBody}})

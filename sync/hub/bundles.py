@@ -13,7 +13,10 @@ import dataclasses
 import gzip
 import json
 import logging
+import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from sync import bundle
 from sync.bundle import BundleError, Header
 from sync.hub.auth import Device, aware, utcnow
 from sync.hub.errors import HubError
-from sync.hub.models import HubBoxKey, HubBundle, HubChangeRow, HubDevice, HubFacility, HubMediaUpload
+from sync.hub.media import _write_at
+from sync.hub.models import HubBoxKey, HubBundle, HubBundleUpload, HubChangeRow, HubDevice, HubFacility, HubMediaUpload
 from sync.protocol import MAX_CHUNK_BYTES, ProtocolError, PushEnvelope, decode, encode
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,22 @@ class ReturnReport:
                 f"files in {len(self.paths)} part(s).")
 
 
+@dataclass(frozen=True)
+class UploadStatus:
+    bundle_id: str
+    part: int
+    size: int
+    received: int
+    complete: bool
+    outcome: str                 # once the whole bundle was imported (or refused): the sentence
+    waiting: tuple[int, ...]     # parts not yet here
+
+    def to_json(self) -> dict:
+        return {"bundle_id": self.bundle_id, "part": self.part, "size": self.size, "received": self.received,
+                "complete": self.complete, "outcome": self.outcome, "waiting": list(self.waiting)}
+
+
+MAX_UPLOAD_PART = 8 * 2**30   # one part of a bundle by HTTP
 ACK_FRAME = 5000          # change ids per acknowledgement frame
 RETURN_PAGE = 2000        # changes per page frame
 FILE_PIECE = 1024 * 1024
@@ -173,6 +194,128 @@ class HubBundles:
         log.info("return bundle %s for device %s: %d changes after %d, %d acknowledgements, %d files",
                  header.bundle_id, device.id, changes, after, len(own_ids), files)
         return ReturnReport(tuple(written), changes, len(own_ids), files)
+
+    # --- the console's view -------------------------------------------------------------------------------
+    def bundle_devices(self, hub_id: str) -> list[dict]:
+        """The PCs of the facilities this hub serves, each with its last bundle imported, for hub staff."""
+        from sync.hub.models import HubFacilityHub
+
+        last = (select(HubBundle.device_id, func.max(HubBundle.imported_at).label("at"))
+                .group_by(HubBundle.device_id).subquery())
+        with self.session() as s:
+            rows = s.execute(select(HubDevice.id, HubDevice.name, HubDevice.enrolled_at, HubDevice.box_key,
+                                    HubFacility.name, last.c.at)
+                             .join(HubFacility, HubFacility.id == HubDevice.facility_id)
+                             .join(HubFacilityHub, HubFacilityHub.facility_id == HubDevice.facility_id)
+                             .outerjoin(last, last.c.device_id == HubDevice.id)
+                             .where(HubFacilityHub.hub_id == hub_id, HubDevice.revoked_at.is_(None))
+                             .order_by(HubFacility.name, HubDevice.name)).all()
+        return [{"id": i, "name": n, "enrolled_at": e, "ready": bool(k), "facility": f, "last_bundle": at}
+                for i, n, e, k, f, at in rows]
+
+    def staff_return_bundle(self, hub_id: str, device_id: str, out: Path) -> ReturnReport:
+        """A return bundle made from the console: only for a PC of a facility this hub serves."""
+        if not any(d["id"] == device_id for d in self.bundle_devices(hub_id)):
+            raise HubError(404, "no_device", "No such PC at the facilities this hub serves.")
+        return self.export_return_bundle(device_id, out)
+
+    # --- bundles arriving by HTTP (a relay PC, the console) ------------------------------------------------
+    def _upload_dir(self, bundle_id: str) -> Path:
+        return self.media_dir / "bundles" / bundle_id
+
+    def bundle_upload_status(self, bundle_id: str, part: int) -> UploadStatus:
+        _check_upload_name(bundle_id, part)
+        with self.session() as s:
+            row = s.get(HubBundleUpload, (bundle_id, part))
+            if row is None:
+                return UploadStatus(bundle_id, part, 0, 0, False, "", ())
+            return self._upload_status(s, row)
+
+    def _upload_status(self, s, row: HubBundleUpload) -> UploadStatus:
+        have = set(s.scalars(select(HubBundleUpload.part).where(HubBundleUpload.bundle_id == row.bundle_id,
+                                                                HubBundleUpload.completed_at.is_not(None))))
+        waiting = tuple(n for n in range(1, row.parts + 1) if n not in have)
+        return UploadStatus(row.bundle_id, row.part, row.size, row.received, row.completed_at is not None,
+                            row.outcome or "", waiting)
+
+    def bundle_upload_put(self, bundle_id: str, part: int, offset: int, size: int, data: bytes) -> UploadStatus:
+        """One chunk of one part at `offset` (the bytes already confirmed). The first chunk must hold the part's
+        readable header, which must name an enrolled PC and this hub; the last one is confirmed only once the
+        part's signature holds. When every part is here, the bundle is imported (the outcome is in the answer)."""
+        _check_upload_name(bundle_id, part)
+        if not 0 < size <= MAX_UPLOAD_PART or len(data) > MAX_CHUNK_BYTES or offset < 0 or offset + len(data) > size \
+                or not data:
+            raise HubError(400, "bad_range", f"A chunk is 1 byte to {MAX_CHUNK_BYTES} bytes inside a part of at most "
+                                             f"{MAX_UPLOAD_PART // 2**30} GB.")
+        folder = self._upload_dir(bundle_id)
+        hub_id, _ = self.box_key()   # before the write transaction (SQLite has one writer)
+        with self.busy_guard(), self.session.begin() as s:
+            row = s.get(HubBundleUpload, (bundle_id, part), with_for_update=True)
+            if row is None:
+                if offset != 0:
+                    raise HubError(409, "wrong_offset", "The hub has 0 bytes of this part; send from there.",
+                                   headers={"Spoke-Received": "0"})
+                header = _upload_header(s, data, size, bundle_id, part, hub_id)
+                row = HubBundleUpload(bundle_id=bundle_id, part=part, parts=header.parts, device_id=header.sender,
+                                      size=size, received=0, completed_at=None, updated_at=utcnow(), outcome="")
+                s.add(row)
+                s.flush()
+            if row.completed_at is not None or row.size != size:
+                if row.size != size:
+                    raise HubError(409, "size_mismatch", "The hub holds this part with another size.")
+                return self._upload_status(s, row)
+            partial = folder / f"{part}.partial"
+            row.received = min(row.received, _size_of(partial))
+            if offset != row.received:
+                raise HubError(409, "wrong_offset", f"The hub has {row.received} bytes of this part; send from there.",
+                               headers={"Spoke-Received": str(row.received)})
+            _write_at(partial, offset, data)
+            row.received, row.updated_at = offset + len(data), utcnow()
+            if row.received == size:
+                final = bundle.part_paths(folder / f"bundle{bundle.SUFFIX}", row.parts)[part - 1]
+                try:
+                    header = bundle.read_header(partial)
+                    device = s.get(HubDevice, header.sender)
+                    bundle.verify(partial, header, Ed25519PublicKey.from_public_bytes(base64.b64decode(device.public_key)))
+                except BundleError as exc:
+                    partial.unlink(missing_ok=True)
+                    s.delete(row)
+                    refusal = exc
+                else:
+                    refusal = None
+                    os.replace(partial, final)
+                    row.completed_at = utcnow()
+            else:
+                refusal = None
+            if refusal is None:
+                status = self._upload_status(s, row)
+        if refusal is not None:
+            log.warning("a relayed bundle part was refused: %s", refusal.code)
+            raise HubError(422, refusal.code, refusal.message)
+        if status.complete and not status.waiting and not status.outcome:
+            status = self._import_uploaded(bundle_id, part)
+        return status
+
+    def _import_uploaded(self, bundle_id: str, part: int) -> UploadStatus:
+        folder = self._upload_dir(bundle_id)
+        first = folder / f"bundle{bundle.SUFFIX}"
+        try:
+            outcome = self.import_bundle(first).sentence()
+        except BundleError as exc:
+            outcome = f"Refused: {exc.message}"
+            code = exc.code
+        except IntegrityError:   # another worker imported it at the same moment: its outcome stands
+            return self.bundle_upload_status(bundle_id, part)
+        else:
+            code = ""
+        with self.session.begin() as s:
+            for row in s.scalars(select(HubBundleUpload).where(HubBundleUpload.bundle_id == bundle_id)):
+                row.outcome = outcome
+        shutil.rmtree(folder, ignore_errors=True)   # imported (or refused for good): the bytes are not kept
+        status = self.bundle_upload_status(bundle_id, part)
+        if code:
+            raise HubError(422, code, outcome)
+        return status
 
     # --- import ------------------------------------------------------------------------------------------
     def import_bundle(self, first: Path) -> BundleReport:
@@ -307,6 +450,42 @@ class HubBundles:
     def _report(self, header: Header, facility_id: str, when: datetime) -> BundleReport:
         return BundleReport(header.bundle_id, header.sender, facility_id, header.changes, 0, 0, 0, header.files, 0,
                             already=when)
+
+
+def _upload_header(s, data: bytes, size: int, bundle_id: str, part: int, hub_id: str) -> Header:
+    if len(data) < min(size, bundle.PREFIX_BYTES):
+        raise HubError(400, "bad_range", "The first chunk of a part must hold its whole header.")
+    try:
+        header = bundle.parse_header(data[:bundle.PREFIX_BYTES], size)
+    except BundleError as exc:
+        raise HubError(422, exc.code, exc.message) from None
+    if header.size != size:
+        raise HubError(422, "damaged", "This part's size does not match its header.")
+    if (header.bundle_id, header.part) != (bundle_id, part):
+        raise HubError(422, "damaged", "This part's header names another bundle or part.")
+    if header.kind != "spoke":
+        raise HubError(422, "other_hub", "This is a return bundle for a spoke PC: it goes to that PC, not to the hub.")
+    if header.hub != hub_id or header.recipient != hub_id:
+        raise HubError(422, "other_hub", "This bundle was made for another hub; it cannot be taken here.")
+    if s.get(HubDevice, header.sender) is None:
+        raise HubError(422, "unknown_sender", "This bundle comes from a PC this hub does not know.")
+    return header
+
+
+def _check_upload_name(bundle_id: str, part: int) -> None:
+    try:
+        uuid.UUID(bundle_id)
+    except (ValueError, TypeError, AttributeError):
+        raise HubError(404, "no_bundle", "A bundle is named by its id (a UUID).") from None
+    if not 1 <= part <= 9999:
+        raise HubError(404, "no_bundle", "A part is numbered from 1.")
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _dumps(data) -> bytes:

@@ -706,6 +706,43 @@ def router(hub) -> APIRouter:
         await run_in_threadpool(hub.assign_facility, staff, facility_id, staff.hub_id)
         return _see("/console/admin?done=assigned")
 
+    # --- USB bundles -------------------------------------------------------------------------------------
+    @pages.get("/bundles")
+    async def bundles(request: Request) -> Response:
+        """Hub staff take a spoke's bundle from a drive (sent in chunks by the page's script to the same endpoint
+        a relay PC uses) and download a return bundle for a PC."""
+        staff, csrf = await signed_in(request)
+        devices = await run_in_threadpool(hub.bundle_devices, staff.hub_id)
+        return render(request, "bundles.html", staff=staff, csrf=csrf, devices=devices)
+
+    @pages.get("/bundles/return/{device_id}")
+    async def return_bundle(device_id: str, request: Request) -> Response:
+        import shutil
+        import uuid
+
+        from starlette.background import BackgroundTask
+
+        from sync.bundle import SUFFIX, BundleError
+
+        staff, _csrf = await signed_in(request)
+        if not _ID.fullmatch(device_id):
+            raise HubError(404, "no_device", "No such PC at the facilities this hub serves.")
+        folder = hub.media_dir / "bundles" / "out" / str(uuid.uuid4())
+        folder.mkdir(parents=True)
+        try:
+            report = await run_in_threadpool(hub.staff_return_bundle, staff.hub_id, device_id,
+                                             folder / f"return{SUFFIX}")
+        except BundleError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise HubError(409, exc.code, exc.message) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        name = f"return-{device_id[:8]}-{datetime.now(LOCAL_TIME):%Y-%m-%d-%H%M}{SUFFIX}"
+        return FileResponse(report.paths[0], media_type="application/octet-stream", filename=name,
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+                            background=BackgroundTask(shutil.rmtree, folder, True))
+
     # --- the stylesheet and the script --------------------------------------------------------------------
     shipped = {p.name for p in STATIC.iterdir() if p.is_file()}
     kinds = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}

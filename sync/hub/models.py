@@ -252,3 +252,19 @@ class HubBundle(HubBase):
     accepted: Mapped[int] = mapped_column(Integer)
     duplicates: Mapped[int] = mapped_column(Integer)
     rejected: Mapped[int] = mapped_column(Integer)
+
+
+class HubBundleUpload(HubBase):
+    """One part of a bundle arriving by HTTP from a relay PC (or the console), resumable at the last confirmed
+    byte; when every part is here and checked, the bundle is imported and the outcome kept for the relay to read."""
+
+    __tablename__ = "hub_bundle_upload"
+    bundle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parts: Mapped[int] = mapped_column(Integer)
+    device_id: Mapped[str] = mapped_column(String(36))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -40,4 +40,58 @@
       }, 250);
     });
   });
+  // A spoke's bundle, from a drive, sent part by part in chunks to the endpoint a relay PC uses: a cut link goes on
+  // from the last byte the hub confirmed when the file is chosen again.
+  var upload = document.getElementById("bundle-upload");
+  if (upload) {
+    var said = document.getElementById("bundle-outcome"), bar = upload.querySelector("progress");
+    var CHUNK = 1024 * 1024, MAGIC = 13, HEADER = 1024;
+    var status = function (url) {
+      return fetch(url, {credentials: "same-origin"}).then(function (r) { return r.json(); });
+    };
+    var sendPart = function (file, sent, total) {
+      return file.slice(0, MAGIC + HEADER).text().then(function (text) {
+        var header;
+        try { header = JSON.parse(text.slice(MAGIC)); } catch (e) { header = null; }
+        if (text.slice(0, MAGIC) !== "SPOKE-BUNDLE\n" || !header) { throw new Error(upload.getAttribute("data-notbundle")); }
+        var url = "/v1/bundles/" + encodeURIComponent(header.bundle_id) + "/" + header.part;
+        var step = function (st) {
+          if (st.complete) { return st; }
+          var offset = st.received;
+          return fetch(url + "?offset=" + offset + "&size=" + file.size, {method: "PUT", credentials: "same-origin",
+            headers: {"Content-Type": "application/octet-stream"}, body: file.slice(offset, offset + CHUNK)})
+            .then(function (r) {
+              if (r.status === 409) { return status(url).then(step); }
+              return r.json().then(function (body) {
+                if (!r.ok) { throw new Error(body.message || ("HTTP " + r.status)); }
+                bar.value = Math.floor(100 * (sent + body.received) / total);
+                return step(body);
+              });
+            });
+        };
+        return status(url).then(step);
+      });
+    };
+    upload.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var files = Array.prototype.slice.call(upload.querySelector("input[type=file]").files);
+      var total = files.reduce(function (n, f) { return n + f.size; }, 0), sent = 0, last = null;
+      bar.hidden = false;
+      bar.value = 0;
+      said.textContent = "";
+      said.className = "";
+      files.reduce(function (chain, file) {
+        return chain.then(function () { return sendPart(file, sent, total); })
+          .then(function (st) { sent += file.size; last = st; });
+      }, Promise.resolve()).then(function () {
+        bar.value = 100;
+        said.className = "notice";
+        said.textContent = last.outcome ? upload.getAttribute("data-done") + " " + last.outcome
+          : upload.getAttribute("data-waiting") + " " + last.waiting.join(", ");
+      }).catch(function (error) {
+        said.className = "problem";
+        said.textContent = error instanceof TypeError ? upload.getAttribute("data-failed") : error.message;
+      });
+    });
+  }
 }());

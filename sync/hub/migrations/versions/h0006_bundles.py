@@ -1,4 +1,5 @@
-"""USB bundles: the hub's X25519 key, each device's, and the bundles imported (for idempotence and replays).
+"""USB bundles: the hub's X25519 key, each device's, the bundles imported (for idempotence and replays), and
+bundles arriving part by part from relay PCs.
 
 Revision ID: h0006
 Revises: h0005
@@ -37,9 +38,21 @@ def upgrade() -> None:
                     sa.ForeignKeyConstraint(['device_id'], ['hub_device.id']),
                     sa.PrimaryKeyConstraint('bundle_id'))
     op.create_index(op.f('ix_hub_bundle_device_id'), 'hub_bundle', ['device_id'], unique=False)
+    op.create_table('hub_bundle_upload',
+                    sa.Column('bundle_id', sa.String(length=64), nullable=False),
+                    sa.Column('part', sa.Integer(), nullable=False),
+                    sa.Column('parts', sa.Integer(), nullable=False),
+                    sa.Column('device_id', sa.String(length=36), nullable=False),
+                    sa.Column('size', sa.BigInteger(), nullable=False),
+                    sa.Column('received', sa.BigInteger(), nullable=False),
+                    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+                    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+                    sa.Column('outcome', sa.Text(), server_default='', nullable=False),
+                    sa.PrimaryKeyConstraint('bundle_id', 'part'))
 
 
 def downgrade() -> None:
+    op.drop_table('hub_bundle_upload')
     op.drop_index(op.f('ix_hub_bundle_device_id'), table_name='hub_bundle')
     op.drop_table('hub_bundle')
     op.drop_table('hub_box_key')
