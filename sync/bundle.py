@@ -13,8 +13,8 @@ lost drive learn nothing but the readable header. One part, as written:
     payload            age's STREAM: 64 KiB chunks, each sealed with ChaCha20-Poly1305 under HKDF(file key,
                        nonce), the chunk nonce an 11-byte counter and a last-chunk flag (a cut or reordered
                        stream fails)
-    trailer            b"SIG1" and an Ed25519 signature over b"spoke-bundle-v1\\n" and the SHA-256 of every
-                       byte before it
+    trailer            b"SIG1" and an Ed25519 signature over b"spoke-bundle-v1\\n", the SHA-256 of the prefix
+                       (magic to stanza) and the SHA-256 of the sealed payload
 
 The decrypted payload of all parts, in order, is one stream of frames (a kind byte, a 4-byte length, the
 body); what the frames are is the business of the two ends (spoke_client.services.bundles, sync.hub.bundles).
@@ -192,27 +192,30 @@ def _header_from(data: dict) -> Header:
 
 def verify(path: Path, header: Header, sender: Ed25519PublicKey) -> None:
     """Checks the signature over the whole part, reading it once (nothing is decrypted)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        remaining = header.size - TRAILER_BYTES
-        while remaining:
+        prefix = f.read(PREFIX_BYTES)
+        body = hashlib.sha256()
+        remaining = header.size - TRAILER_BYTES - len(prefix)
+        while remaining > 0:
             block = f.read(min(remaining, 1 << 20))
             if not block:
                 raise BundleError("truncated", "This bundle is cut short; copy it again.")
-            digest.update(block)
+            body.update(block)
             remaining -= len(block)
         trailer = f.read(TRAILER_BYTES)
     if len(trailer) != TRAILER_BYTES or not trailer.startswith(SIG_MAGIC):
         raise BundleError("damaged", "This bundle's signature is missing or damaged; it cannot be trusted.")
     try:
-        sender.verify(trailer[len(SIG_MAGIC):], _signed(digest.digest()))
+        sender.verify(trailer[len(SIG_MAGIC):], _signed(hashlib.sha256(prefix).digest(), body.digest()))
     except InvalidSignature:
         raise BundleError("damaged", "This bundle's signature does not match its content: it was changed or "
                                      "damaged on the way, and nothing of it was applied.") from None
 
 
-def _signed(digest: bytes) -> bytes:
-    return b"spoke-bundle-v1\n" + digest
+def _signed(prefix_digest: bytes, body_digest: bytes) -> bytes:
+    """What is signed: the SHA-256 of the part's prefix (magic, header, header digest, stanza) and that of the sealed
+    payload (hashed as it is written, so the writer never reads the part back to sign it)."""
+    return b"spoke-bundle-v1\n" + prefix_digest + body_digest
 
 
 def frames(paths: list[Path], headers: list[Header], recipient: X25519PrivateKey) -> Iterator[tuple[bytes, bytes]]:
@@ -277,6 +280,8 @@ class _Part:
     path: Path          # the unfinished name
     file: BinaryIO
     aead: ChaCha20Poly1305
+    stanza: bytes
+    body: "hashlib._Hash"   # the sealed payload's SHA-256, as written
     counter: int = 0
     written: int = 0    # payload plaintext bytes in this part
     pending: bytearray | None = None
@@ -332,7 +337,9 @@ class BundleWriter:
                 del pending[:CHUNK]
 
     def _emit(self, part: _Part, plain: bytes, last: bool) -> None:
-        part.file.write(part.aead.encrypt(_nonce(part.counter, last), plain, None))
+        sealed = part.aead.encrypt(_nonce(part.counter, last), plain, None)
+        part.body.update(sealed)
+        part.file.write(sealed)
         part.counter += 1
 
     def _seal(self, part: _Part, last: bool) -> None:
@@ -350,13 +357,14 @@ class BundleWriter:
             shared = ephemeral.exchange(self.recipient)
             wrap_key = _hkdf(shared, ephemeral_raw + raw(self.recipient), b"spoke-bundle-v1 key wrap")
             file_key, nonce = os.urandom(32), os.urandom(16)
-            f.write(ephemeral_raw + ChaCha20Poly1305(wrap_key).encrypt(b"\0" * 12, file_key, None) + nonce)
+            stanza = ephemeral_raw + ChaCha20Poly1305(wrap_key).encrypt(b"\0" * 12, file_key, None) + nonce
+            f.write(stanza)
         except BaseException:
             f.close()
             path.unlink(missing_ok=True)
             raise
         self.parts.append(_Part(path, f, ChaCha20Poly1305(_hkdf(file_key, nonce, b"spoke-bundle-v1 payload")),
-                                pending=bytearray()))
+                                stanza, hashlib.sha256(), pending=bytearray()))
 
     def finish(self) -> list[Path]:
         """Seals, signs, fsyncs, renames and verifies every part; returns their final paths."""
@@ -393,15 +401,11 @@ class BundleWriter:
         if len(line) >= HEADER_BYTES:
             raise ValueError("the bundle header is too long")
         line = line + b" " * (HEADER_BYTES - 1 - len(line)) + b"\n"
-        f.seek(len(MAGIC))
-        f.write(line + hashlib.sha256(MAGIC + line).digest())
-        f.flush()
+        prefix = MAGIC + line + hashlib.sha256(MAGIC + line).digest() + part.stanza
         f.seek(0)
-        digest = hashlib.sha256()
-        while block := f.read(1 << 20):
-            digest.update(block)
+        f.write(prefix)
         f.seek(0, os.SEEK_END)
-        f.write(SIG_MAGIC + self.key.sign(_signed(digest.digest())))
+        f.write(SIG_MAGIC + self.key.sign(_signed(hashlib.sha256(prefix).digest(), part.body.digest())))
         f.flush()
         os.fsync(f.fileno())
         if hasattr(os, "posix_fadvise"):   # the read-back then comes from the drive, not from memory

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -25,15 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sync import bundle
 from sync.bundle import BundleError, Header
 from sync.hub.auth import Device, aware, utcnow
 from sync.hub.errors import HubError
+from sync.files import fsync_dir
 from sync.hub.media import _write_at
-from sync.hub.models import HubBoxKey, HubBundle, HubBundleUpload, HubChangeRow, HubDevice, HubFacility, HubMediaUpload
+from sync.hub.models import HubBlob, HubBoxKey, HubBundle, HubBundleUpload, HubChangeRow, HubDevice, HubFacility, HubMediaUpload
 from sync.protocol import MAX_CHUNK_BYTES, ProtocolError, PushEnvelope, decode, encode
 
 log = logging.getLogger(__name__)
@@ -360,35 +362,48 @@ class HubBundles:
         header = headers[0]
         stream = bundle.frames(paths, headers, hub_key)
         manifest = _manifest(next(stream, (b"", b"")), header)
-        files = files_new = 0
         accepted = duplicates = 0
         reasons: list[str] = []
-        received: dict[str, int] = {}
-        current: tuple[str, int, int] | None = None   # the file being read: sha256, size, bytes so far
+        with self.session() as s:   # the files this facility already has are not written again
+            have = set(s.scalars(select(HubMediaUpload.sha256).where(HubMediaUpload.facility_id == device.facility_id,
+                                                                     HubMediaUpload.completed_at.is_not(None))))
+        stored: list[tuple[str, int]] = []   # files written to the blob store, recorded with the changes below
+        files = 0
+        current = None   # the file being read: [sha256, size, bytes so far, hash, open file, temporary path]
         kind, body = next(stream, (b"", b""))
-        while kind in (b"F", b"D"):
-            if kind == b"F":
-                if current is not None:
-                    raise BundleError("damaged", "A file in this bundle is cut short.")
-                sha256, size = _file_start(body)
-                current, files = (sha256, size, 0), files + 1
-                if size == 0:
-                    files_new += self._bundle_file(device, sha256, 0, 0, b"")
+        try:
+            while kind in (b"F", b"D"):
+                if kind == b"F":
+                    if current is not None:
+                        raise BundleError("damaged", "A file in this bundle is cut short.")
+                    sha256, size = _file_start(body)
+                    files += 1
+                    current = [sha256, size, 0, hashlib.sha256(), None, None]
+                    if sha256 not in have and not self.blob_path(sha256).exists():
+                        temp = self.media_dir / "partial" / device.facility_id / f"{sha256}.bundle"
+                        temp.parent.mkdir(parents=True, exist_ok=True)
+                        current[4], current[5] = open(temp, "wb"), temp
+                else:
+                    if current is None:
+                        raise BundleError("damaged", "This bundle holds a piece of a file outside any file.")
+                    if current[2] + len(body) > current[1]:
+                        raise BundleError("damaged", "A file in this bundle is longer than it says.")
+                    current[2] += len(body)
+                    current[3].update(body)
+                    if current[4] is not None:
+                        current[4].write(body)
+                if current is not None and current[2] == current[1]:
+                    stored += self._bundle_file_done(current, have)
                     current = None
-            else:
-                if current is None:
-                    raise BundleError("damaged", "This bundle holds a piece of a file outside any file.")
-                sha256, size, offset = current
-                if offset + len(body) > size:
-                    raise BundleError("damaged", "A file in this bundle is longer than it says.")
-                for at in range(0, len(body), MAX_CHUNK_BYTES):
-                    piece = body[at:at + MAX_CHUNK_BYTES]
-                    files_new += self._bundle_file(device, sha256, offset + at, size, piece)
-                offset += len(body)
-                current = None if offset == size else (sha256, size, offset)
-            kind, body = next(stream, (b"", b""))
-        if current is not None:
-            raise BundleError("damaged", "A file in this bundle is cut short.")
+                kind, body = next(stream, (b"", b""))
+            if current is not None:
+                raise BundleError("damaged", "A file in this bundle is cut short.")
+        finally:
+            if current is not None and current[4] is not None:
+                current[4].close()
+                current[5].unlink(missing_ok=True)
+        files_new = len(stored)
+        self._sync_files(stored)
         changes = 0
         first_seen: datetime | None = None
         with self.session.begin() as s:
@@ -398,6 +413,8 @@ class HubBundles:
                 except ProtocolError:
                     raise BundleError("damaged", "A batch of changes in this bundle cannot be read.") from None
                 result = self.push_in(s, device, batch)
+                s.flush()
+                s.expunge_all()   # applied and flushed: a bundle of any size holds one batch's records in memory
                 changes += len(batch.changes)
                 accepted, duplicates = accepted + len(result.accepted), duplicates + len(result.duplicates)
                 reasons += [r.reason for r in result.rejected]
@@ -414,6 +431,7 @@ class HubBundles:
                 raise BundleError("damaged", "This bundle's counts do not match what it holds; it was not imported.")
             if next(stream, None) is not None:
                 raise BundleError("damaged", "This bundle holds something after its end.")
+            self._record_files(s, device.facility_id, stored)
             cursor = manifest.get("cursor")
             row = s.get(HubDevice, device.id, with_for_update=True)
             if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor < 2**63 \
@@ -430,22 +448,66 @@ class HubBundles:
                             len(reasons), files, files_new, already=(first_seen or now) if nothing_new else None,
                             reasons=tuple(reasons))
 
-    def _bundle_file(self, device: Device, sha256: str, offset: int, size: int, piece: bytes) -> int:
-        """Stores one piece of a bundle's file as an upload's chunk; 1 when the file became complete here."""
-        status = self.media_status(device, sha256, size)
-        if status.complete:
-            return 0
-        if status.received > offset:   # part of it came by network already: go on from there
-            piece, offset = piece[status.received - offset:], status.received
-            if not piece:
-                return 0
-        elif status.received < offset:
-            raise BundleError("damaged", "A file in this bundle does not continue where it left off.")
-        try:
-            status = self._media_put(device, sha256, offset, size, piece)
-        except HubError as exc:
-            raise BundleError("damaged", f"A file in this bundle was refused: {exc.message}") from None
-        return 1 if status.complete else 0
+    def _bundle_file_done(self, current: list, have: set[str]) -> list[tuple[str, int]]:
+        """A file of the bundle read whole: checked against its SHA-256, and moved into the blob store (content-
+        addressed, so a bundle refused later leaves at most a file no record names). Returns it when it is new to
+        this facility: it is recorded with the bundle's changes, in their transaction."""
+        sha256, size, _read, digest, f, temp = current
+        if digest.hexdigest() != sha256:
+            if f is not None:
+                f.close()
+                temp.unlink(missing_ok=True)
+            raise BundleError("damaged", "A file in this bundle does not match its checksum; nothing was applied.")
+        if f is not None:
+            f.close()   # flushed to the disk with the others, once all are written (_sync_files)
+            blob = self.blob_path(sha256)
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, blob)
+        if sha256 in have:
+            return []
+        have.add(sha256)
+        return [(sha256, size)]
+
+    def _sync_files(self, stored: list[tuple[str, int]]) -> None:
+        """Every new file on the disk before the records that name it are committed: written first, then flushed
+        together (one pass of fsync after the writes costs far less than one flush per file as it is written)."""
+        folders = set()
+        for sha256, _size in stored:
+            path = self.blob_path(sha256)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(path.parent)
+        for folder in folders:
+            fsync_dir(folder)
+
+    @staticmethod
+    def _record_files(s, facility_id: str, stored: list[tuple[str, int]]) -> None:
+        """The bundle's new files as this facility's complete uploads (and blobs), in bulk statements."""
+        if not stored:
+            return
+        now = utcnow()
+        sizes = dict(stored)
+        blobs, uploads = set(), set()
+        names = list(sizes)
+        for at in range(0, len(names), 500):
+            some = names[at:at + 500]
+            blobs |= set(s.scalars(select(HubBlob.sha256).where(HubBlob.sha256.in_(some))))
+            uploads |= set(s.scalars(select(HubMediaUpload.sha256).where(HubMediaUpload.facility_id == facility_id,
+                                                                         HubMediaUpload.sha256.in_(some))))
+        new_blobs = [{"sha256": h, "size": n, "stored_at": now} for h, n in stored if h not in blobs]
+        new_uploads = [{"facility_id": facility_id, "sha256": h, "size": n, "received": n, "completed_at": now,
+                        "updated_at": now} for h, n in stored if h not in uploads]
+        if new_blobs:
+            s.execute(insert(HubBlob), new_blobs)
+        if new_uploads:
+            s.execute(insert(HubMediaUpload), new_uploads)
+        for h in uploads:   # a network upload of it had stopped halfway: it is complete now
+            s.execute(update(HubMediaUpload).where(HubMediaUpload.facility_id == facility_id,
+                                                   HubMediaUpload.sha256 == h)
+                      .values(size=sizes[h], received=sizes[h], completed_at=now, updated_at=now))
 
     def _report(self, header: Header, facility_id: str, when: datetime) -> BundleReport:
         return BundleReport(header.bundle_id, header.sender, facility_id, header.changes, 0, 0, 0, header.files, 0,
