@@ -19,14 +19,14 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sync import bundle
@@ -93,6 +93,7 @@ class UploadStatus:
 
 
 MAX_UPLOAD_PART = 8 * 2**30   # one part of a bundle by HTTP
+RELAY_TTL = timedelta(days=30)   # parts may travel on different days, from different PCs: a month to bring them all
 ACK_FRAME = 5000          # change ids per acknowledgement frame
 RETURN_PAGE = 2000        # changes per page frame
 FILE_PIECE = 1024 * 1024
@@ -296,7 +297,37 @@ class HubBundles:
             raise HubError(422, refusal.code, refusal.message)
         if status.complete and not status.waiting and not status.outcome:
             status = self._import_uploaded(bundle_id, part)
+        self._expire_bundles_now_and_then()
         return status
+
+    _last_bundle_expiry: datetime | None = None
+
+    def _expire_bundles_now_and_then(self) -> None:
+        now = utcnow()
+        if self._last_bundle_expiry is not None and now - self._last_bundle_expiry < timedelta(hours=1):
+            return
+        self._last_bundle_expiry = now
+        try:
+            self.expire_bundle_uploads(now=now)
+        except Exception:  # noqa: BLE001 - housekeeping must never fail an upload
+            log.exception("expiring relayed bundles failed")
+
+    def expire_bundle_uploads(self, older_than: timedelta = RELAY_TTL, now: datetime | None = None) -> int:
+        """Forgets relayed bundles that got no chunk for `older_than` (a part cut short, or the other parts never
+        brought), deleting their bytes; brought later, they start again. Returns how many bundles were forgotten."""
+        cutoff = (now or utcnow()) - older_than
+        with self.session.begin() as s:
+            fresh = select(HubBundleUpload.bundle_id).where(HubBundleUpload.updated_at >= cutoff)
+            stale = set(s.scalars(select(HubBundleUpload.bundle_id).where(
+                HubBundleUpload.outcome == "", HubBundleUpload.updated_at < cutoff,
+                HubBundleUpload.bundle_id.not_in(fresh))))
+            for bundle_id in stale:
+                s.execute(delete(HubBundleUpload).where(HubBundleUpload.bundle_id == bundle_id))
+        for bundle_id in stale:
+            shutil.rmtree(self._upload_dir(bundle_id), ignore_errors=True)
+        if stale:
+            log.info("forgot %d relayed bundles that stopped coming", len(stale))
+        return len(stale)
 
     def _import_uploaded(self, bundle_id: str, part: int) -> UploadStatus:
         folder = self._upload_dir(bundle_id)

@@ -125,3 +125,24 @@ def test_a_relay_meets_a_refusal_in_plain_words_and_the_hub_keeps_nothing(hub, h
     with pytest.raises(BundleError) as refused:
         relay(tmp_path / "missing.spokebundle", hub_server.url)
     assert refused.value.code == "not_a_bundle"
+
+
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_relayed_parts_that_stop_coming_are_forgotten_after_a_month(hub, hub_server, facilities, spoke, tmp_path):
+    from datetime import timedelta
+
+    from sync.hub.auth import utcnow
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    _kamla, case = queued_case(pc, admin)
+    attach(pc, admin, case.id, os.urandom(600_000))
+    first, second = bundles.export(pc.store, paths, tmp_path, max_size=400_000).paths
+    second.rename(tmp_path / "on-another-drive.bin")
+    assert relay(first, hub_server.url).waiting == (2,)
+    folder = hub.media_dir / "bundles" / bundle.read_header(first).bundle_id
+    assert folder.exists()
+    assert hub.expire_bundle_uploads(now=utcnow() + timedelta(days=29)) == 0, "a month to bring the other parts"
+    assert hub.expire_bundle_uploads(now=utcnow() + timedelta(days=31)) == 1
+    assert not folder.exists()
+    with hub.session() as s:
+        assert s.scalars(select(HubBundleUpload)).all() == []
