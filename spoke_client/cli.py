@@ -226,7 +226,7 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
         try:
             report = bundles.import_return(services.store, paths, Path(args.file))
         except bundles.BundleError as exc:
-            _err(exc.message)
+            _err(bundles.user_message(exc))
             return exc.exit_code
         except SpokeError as exc:
             _err(exc.message)
@@ -249,7 +249,7 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
         report = bundles.export(services.store, paths, Path(args.out), max_size,
                                 progress=None)
     except bundles.BundleError as exc:
-        _err(exc.message)
+        _err(bundles.user_message(exc))
         return exc.exit_code
     except ValueError as exc:   # a part size too small to hold anything
         _err(_("A part must be allowed at least a few hundred kilobytes ({reason}).").format(reason=exc))

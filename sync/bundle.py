@@ -69,13 +69,20 @@ class BundleError(Exception):
             "revoked": 8, "other_hub": 9, "other_spoke": 10, "replayed": 11, "part_missing": 12, "no_space": 13,
             "no_key": 14, "write_failed": 15}
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: dict | None = None) -> None:
         super().__init__(message)
         self.code, self.message = code, message
+        # Set on a refusal of the format itself (raised here, in English): what a program needs to say it in the
+        # user's language (a part's number, a format version); None when the message is already the user's.
+        self.details = details
 
     @property
     def exit_code(self) -> int:
         return self.EXIT.get(self.code, 1)
+
+
+def _refused(code: str, message: str, **details) -> BundleError:
+    return BundleError(code, message, details)
 
 
 @dataclass(frozen=True)
@@ -127,36 +134,37 @@ def read_header(path: Path) -> Header:
             prefix = f.read(PREFIX_BYTES)
             size = os.fstat(f.fileno()).st_size
     except OSError as exc:
-        raise BundleError("not_a_bundle", f"The file cannot be read ({exc.strerror or exc}).") from None
+        raise _refused("not_a_bundle", f"The file cannot be read ({exc.strerror or exc}).") from None
     return parse_header(prefix, size)
 
 
 def parse_header(prefix: bytes, size: int) -> Header:
     if not prefix.startswith(MAGIC):
-        raise BundleError("not_a_bundle", "This file is not a Spoke bundle.")
+        raise _refused("not_a_bundle", "This file is not a Spoke bundle.")
     if len(prefix) < len(MAGIC) + HEADER_BYTES + 32:
-        raise BundleError("truncated", "This bundle is cut short: the drive was probably removed while it was "
+        raise _refused("truncated", "This bundle is cut short: the drive was probably removed while it was "
                                        "written. Export it again.")
     line = prefix[len(MAGIC):len(MAGIC) + HEADER_BYTES]
     digest = prefix[len(MAGIC) + HEADER_BYTES:len(MAGIC) + HEADER_BYTES + 32]
     if hashlib.sha256(MAGIC + line).digest() != digest:
-        raise BundleError("damaged", "This bundle's header is damaged (a changed byte); it cannot be trusted.")
+        raise _refused("damaged", "This bundle's header is damaged (a changed byte); it cannot be trusted.")
     try:
         data = json.loads(line.decode("utf-8"))
         version = data["format"] if isinstance(data, dict) else None
     except (ValueError, KeyError):
-        raise BundleError("damaged", "This bundle's header is damaged; it cannot be read.") from None
+        raise _refused("damaged", "This bundle's header is damaged; it cannot be read.") from None
     if version != FORMAT:
         if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT:
-            raise BundleError("unknown_version", f"This bundle was written in format {version}, newer than this "
-                                                 f"program reads ({FORMAT}): update Spoke here to import it.")
-        raise BundleError("damaged", "This bundle's header is damaged; it cannot be read.")
+            raise _refused("unknown_version", f"This bundle was written in format {version}, newer than this "
+                                              f"program reads ({FORMAT}): update Spoke here to import it.",
+                           version=version)
+        raise _refused("damaged", "This bundle's header is damaged; it cannot be read.")
     header = _header_from(data)
     if size < header.size:
-        raise BundleError("truncated", f"This bundle is cut short ({size:,} of {header.size:,} bytes): the drive was "
+        raise _refused("truncated", f"This bundle is cut short ({size:,} of {header.size:,} bytes): the drive was "
                                        "probably removed while it was written, or the copy stopped. Copy it again.")
     if size > header.size or header.size < PREFIX_BYTES + TAG + TRAILER_BYTES:
-        raise BundleError("damaged", "This bundle's size does not match its header; it cannot be trusted.")
+        raise _refused("damaged", "This bundle's size does not match its header; it cannot be trusted.")
     return header
 
 
@@ -164,13 +172,13 @@ def _header_from(data: dict) -> Header:
     def text(name: str, pattern: re.Pattern | None = _ID, limit: int = 200) -> str:
         value = data.get(name)
         if not isinstance(value, str) or len(value) > limit or (pattern and not pattern.fullmatch(value)):
-            raise BundleError("damaged", f"This bundle's header is damaged (its {name}).")
+            raise _refused("damaged", f"This bundle's header is damaged (its {name}).")
         return value
 
     def number(name: str, low: int = 0) -> int:
         value = data.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**53:
-            raise BundleError("damaged", f"This bundle's header is damaged (its {name}).")
+            raise _refused("damaged", f"This bundle's header is damaged (its {name}).")
         return value
 
     kind = text("kind")
@@ -180,13 +188,13 @@ def _header_from(data: dict) -> Header:
         if when.tzinfo is None:
             raise ValueError
     except ValueError:
-        raise BundleError("damaged", "This bundle's header is damaged (its creation time).") from None
+        raise _refused("damaged", "This bundle's header is damaged (its creation time).") from None
     header = Header(kind=kind, bundle_id=text("bundle_id"), sender=text("sender"), facility_id=text("facility_id"),
                     facility_name=text("facility_name", None), hub=text("hub"), recipient=text("recipient"),
                     created_at=created, sequence=number("sequence", 1), changes=number("changes"),
                     files=number("files"), size=number("size"), part=number("part", 1), parts=number("parts", 1))
     if kind not in KINDS or header.part > header.parts:
-        raise BundleError("damaged", "This bundle's header is damaged (its kind or part number).")
+        raise _refused("damaged", "This bundle's header is damaged (its kind or part number).")
     return header
 
 
@@ -199,16 +207,16 @@ def verify(path: Path, header: Header, sender: Ed25519PublicKey) -> None:
         while remaining > 0:
             block = f.read(min(remaining, 1 << 20))
             if not block:
-                raise BundleError("truncated", "This bundle is cut short; copy it again.")
+                raise _refused("truncated", "This bundle is cut short; copy it again.")
             body.update(block)
             remaining -= len(block)
         trailer = f.read(TRAILER_BYTES)
     if len(trailer) != TRAILER_BYTES or not trailer.startswith(SIG_MAGIC):
-        raise BundleError("damaged", "This bundle's signature is missing or damaged; it cannot be trusted.")
+        raise _refused("damaged", "This bundle's signature is missing or damaged; it cannot be trusted.")
     try:
         sender.verify(trailer[len(SIG_MAGIC):], _signed(hashlib.sha256(prefix).digest(), body.digest()))
     except InvalidSignature:
-        raise BundleError("damaged", "This bundle's signature does not match its content: it was changed or "
+        raise _refused("damaged", "This bundle's signature does not match its content: it was changed or "
                                      "damaged on the way, and nothing of it was applied.") from None
 
 
@@ -228,14 +236,14 @@ def frames(paths: list[Path], headers: list[Header], recipient: X25519PrivateKey
             while len(buffer) >= 5:
                 kind, length = buffer[:1], struct.unpack(">I", buffer[1:5])[0]
                 if length > MAX_FRAME:
-                    raise BundleError("damaged", "This bundle holds a piece larger than any Spoke writes.")
+                    raise _refused("damaged", "This bundle holds a piece larger than any Spoke writes.")
                 if len(buffer) < 5 + length:
                     break
                 body = bytes(buffer[5:5 + length])
                 del buffer[:5 + length]
                 yield bytes(kind), body
     if buffer:
-        raise BundleError("damaged", "This bundle ends in the middle of a record.")
+        raise _refused("damaged", "This bundle ends in the middle of a record.")
 
 
 def _open_part(path: Path, header: Header, recipient: X25519PrivateKey) -> Iterator[bytes]:
@@ -248,7 +256,7 @@ def _open_part(path: Path, header: Header, recipient: X25519PrivateKey) -> Itera
             wrap_key = _hkdf(shared, ephemeral + raw(recipient.public_key()), b"spoke-bundle-v1 key wrap")
             file_key = ChaCha20Poly1305(wrap_key).decrypt(b"\0" * 12, wrapped, None)
         except (InvalidTag, ValueError):
-            raise BundleError("no_key", "This bundle was sealed for another key: it cannot be opened here.") from None
+            raise _refused("no_key", "This bundle was sealed for another key: it cannot be opened here.") from None
         aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"spoke-bundle-v1 payload"))
         sealed = header.size - PREFIX_BYTES - TRAILER_BYTES
         counter = 0
@@ -258,11 +266,11 @@ def _open_part(path: Path, header: Header, recipient: X25519PrivateKey) -> Itera
             sealed -= take
             last = sealed == 0
             if len(block) != take:
-                raise BundleError("truncated", "This bundle is cut short; copy it again.")
+                raise _refused("truncated", "This bundle is cut short; copy it again.")
             try:
                 yield aead.decrypt(_nonce(counter, last), block, None)
             except InvalidTag:
-                raise BundleError("damaged", "A part of this bundle is damaged; nothing of it was applied.") from None
+                raise _refused("damaged", "A part of this bundle is damaged; nothing of it was applied.") from None
             counter += 1
 
 
@@ -474,12 +482,12 @@ def write_error(exc: OSError) -> BundleError:
     import errno
 
     if exc.errno == errno.EFBIG:
-        return BundleError("no_space", "The bundle is too large for the drive (a FAT32 drive takes files of at most "
+        return _refused("no_space", "The bundle is too large for the drive (a FAT32 drive takes files of at most "
                                        "4 GB): nothing unfinished is left on it. Split it into parts, e.g. of 2 GB.")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return BundleError("no_space", "The drive is full: the bundle was not written (nothing unfinished is "
+        return _refused("no_space", "The drive is full: the bundle was not written (nothing unfinished is "
                                        "left on it). Use a larger drive, or split the bundle into parts.")
-    return BundleError("write_failed", f"The bundle could not be written ({exc.strerror or exc}); nothing "
+    return _refused("write_failed", f"The bundle could not be written ({exc.strerror or exc}); nothing "
                                        "unfinished is left on the drive.")
 
 
@@ -510,12 +518,13 @@ def open_bundle(first: Path) -> tuple[list[Path], list[Header]]:
     headers: list[Header] = []
     for n, path in enumerate(paths, start=1):
         if not path.exists():
-            raise BundleError("part_missing", f"Part {n} of {header.parts} of this bundle is missing ({path.name}): "
-                                              "bring every part, then import again.")
+            raise _refused("part_missing", f"Part {n} of {header.parts} of this bundle is missing ({path.name}): "
+                                           "bring every part, then import again.", part=n, parts=header.parts,
+                           name=path.name)
         h = header if path == first else read_header(path)
         if h.bundle_id != header.bundle_id or h.part != n or h.parts != header.parts:
-            raise BundleError("part_missing", f"Part {n} of {header.parts} of this bundle is missing ({path.name} "
-                                              "belongs to another bundle).")
+            raise _refused("part_missing", f"Part {n} of {header.parts} of this bundle is missing ({path.name} "
+                                           "belongs to another bundle).", part=n, parts=header.parts, name=path.name)
         headers.append(h)
     return paths, headers
 

@@ -46,8 +46,9 @@ BATCH = 1000
 PIECE = 1024 * 1024          # a file travels in pieces of this size
 CHANGE_BYTES_GUESS = 400     # compressed bytes of an average change, for the size shown before writing
 
-__all__ = ["BundleError", "ExportReport", "ImportReport", "NoBundleKey", "box_key_path", "ensure_box_key", "estimate",
-           "export", "import_return"]
+__all__ = ["BundleError", "CarryReport", "ExportReport", "ImportReport", "NoBundleKey", "ReturnOnDrive", "SendReport",
+           "box_key_path", "carry", "ensure_box_key", "estimate", "export", "import_return", "returns_for_this_pc",
+           "send", "waiting_parts"]
 
 
 class NoBundleKey(SpokeError):
@@ -68,6 +69,7 @@ class Estimate:
     changes: int
     files: int
     bytes: int                # about this much on the drive
+    cases: int = 0            # the cases those changes are about
 
 
 def box_key_path(paths: DataPaths) -> Path:
@@ -118,7 +120,7 @@ def estimate(store: Store, paths: DataPaths) -> Estimate:
     items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
     changes = outbox.pending()
     plain = sum(i.size for i in items) + changes * CHANGE_BYTES_GUESS + 4096
-    return Estimate(changes, len(items), bundle.sealed_size(plain))
+    return Estimate(changes, len(items), bundle.sealed_size(plain), outbox.pending_cases())
 
 
 def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = None,
@@ -214,10 +216,12 @@ class ImportReport:
 LAST_RETURN = "bundle_last_return"   # JSON: the last return bundle imported (id, sequence, when)
 
 
-def import_return(store: Store, paths: DataPaths, first: Path) -> ImportReport:
+def import_return(store: Store, paths: DataPaths, first: Path,
+                  progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Checks every part of a return bundle (the hub's signature, that it is for this PC, that it is not older
     than the last one), decrypts it all once to check it, then applies it: acknowledgements, the hub's changes
-    (each page with its cursor, as a network pull), then files."""
+    (each page with its cursor, as a network pull), then files. `progress(done, total)` is told along the three
+    passes (in bytes of the bundle, each pass counted once)."""
     from spoke_client.services.hub_link import HUB_PUBLIC_KEY
 
     bundle_paths, headers = bundle.open_bundle(Path(first))
@@ -238,16 +242,23 @@ def import_return(store: Store, paths: DataPaths, first: Path) -> ImportReport:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(hub_key))
+    size = sum(h.size for h in headers)
+    total, done = 3 * size, 0
     for path, h in zip(bundle_paths, headers):
         bundle.verify(path, h, public)
+        done += h.size
+        if progress:
+            progress(done, total)
     last = json.loads(store.get_setting(LAST_RETURN) or "{}")
     if last.get("bundle_id") == header.bundle_id:
         return ImportReport(header.bundle_id, 0, 0, 0, 0, already=datetime.fromisoformat(last["at"]))
     if header.sequence <= int(last.get("sequence", 0)):
         raise BundleError("replayed", _("This return bundle is older than one already imported here (on {when}); "
                                         "it was not imported.").format(when=last.get("at", "")[:10]))
-    _check_frames(bundle.frames(bundle_paths, headers, key), header, store.device_id)
-    report = _apply_return(store, paths, bundle.frames(bundle_paths, headers, key), header)
+    _check_frames(_counted(bundle.frames(bundle_paths, headers, key), progress, size, total), header,
+                  store.device_id)
+    report = _apply_return(store, paths, _counted(bundle.frames(bundle_paths, headers, key), progress, 2 * size,
+                                                  total), header)
     with store.write(None) as w:
         w.set_setting(LAST_RETURN, json.dumps({"bundle_id": header.bundle_id, "sequence": header.sequence,
                                                "at": w.now.isoformat()}))
@@ -255,7 +266,50 @@ def import_return(store: Store, paths: DataPaths, first: Path) -> ImportReport:
                                                              f"{report.acknowledged} acknowledged")
     log.info("return bundle %s imported: %d changes, %d files, %d acknowledged", header.bundle_id, report.received,
              report.files, report.acknowledged)
+    if progress:
+        progress(total, total)
     return report
+
+
+def _counted(stream, progress: Callable[[int, int], None] | None, base: int, total: int):
+    """The frames of `stream`, telling `progress` how far it has come (the sealing's overhead aside, a part's
+    plaintext is about its size)."""
+    done = base
+    for kind, body in stream:
+        done += 5 + len(body)
+        if progress:
+            progress(min(done, total), total)
+        yield kind, body
+
+
+@dataclass(frozen=True)
+class ReturnOnDrive:
+    """A return bundle found on a drive, as this PC sees it (from its readable header alone)."""
+
+    path: Path
+    header: bundle.Header
+    for_this_pc: bool         # sealed for this PC's key, for its facility
+    imported: bool            # this one, or a newer one, was imported here already
+
+    @property
+    def waiting(self) -> bool:
+        return self.for_this_pc and not self.imported
+
+
+def returns_for_this_pc(store: Store, paths: DataPaths, found) -> list[ReturnOnDrive]:
+    """Return bundles found on drives (anything with .path and .header, as drives.bundles_on gives), each told
+    whether it is this PC's and whether it was imported already. Reads only settings and this PC's key."""
+    key = _box_key(paths, create=False)
+    mine = bundle.key_id(key.public_key()) if key else None
+    facility = store.get_setting(HUB_FACILITY)
+    last = json.loads(store.get_setting(LAST_RETURN) or "{}")
+    out = []
+    for f in found:
+        h = f.header
+        ours = h.kind == "hub" and mine is not None and h.recipient == mine and h.facility_id == facility
+        done = h.bundle_id == last.get("bundle_id") or h.sequence <= int(last.get("sequence", 0))
+        out.append(ReturnOnDrive(Path(f.path), h, ours, ours and done))
+    return out
 
 
 _RETURN_ORDER = {b"M": 0, b"A": 1, b"K": 2, b"P": 3, b"F": 4, b"D": 4, b"E": 5}
@@ -357,6 +411,157 @@ def _file_done(media: MediaBox, current) -> None:
         return None
     media.media_fetched(MediaItem(sha256, path.stat().st_size, path))
     return None
+
+
+# --- onto a drive too small for the whole bundle: parts that wait on this PC ---------------------------------
+HEADROOM = 2**20      # left free on a drive (a filesystem's own needs, the estimate's error)
+
+
+@dataclass(frozen=True)
+class CarryReport:
+    copied: tuple[Path, ...]      # on the drive now, read back and checked
+    left: tuple[Path, ...]        # still waiting on this PC, for another day
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """A bundle written: the parts on the drive now, and those waiting on this PC to be carried another day."""
+
+    bundle: ExportReport
+    on_drive: tuple[Path, ...]
+    waiting: tuple[Path, ...]
+
+
+def outgoing_dir(paths: DataPaths) -> Path:
+    """Where the parts of a bundle that did not fit on the drive wait, sealed as on a drive."""
+    return paths.root / "outgoing-bundles"
+
+
+def room_on(folder: Path) -> int:
+    """Bytes a bundle may take in `folder` (its free space, less a little headroom); 0 when it cannot be read."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+    return max(0, free - min(HEADROOM, free // 20))
+
+
+def waiting_parts(paths: DataPaths) -> list[Path]:
+    """The parts on this PC not yet carried to a drive, in their order."""
+    folder = outgoing_dir(paths)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"*{bundle.SUFFIX}"):
+        try:
+            found.append((bundle.read_header(path).part, path.name, path))
+        except BundleError:
+            path.unlink(missing_ok=True)   # cut short by a crash: the bundle is written again next time
+    return [p for _n, _name, p in sorted(found)]
+
+
+def send(store: Store, paths: DataPaths, drive: Path, max_size: int | None = None,
+         progress: Callable[[str, int, int], None] | None = None) -> SendReport:
+    """Writes this PC's unsent work for the hub onto the drive. Split into parts of at most max_size bytes: when
+    they all fit, all go on the drive; when not, the bundle is written here (outgoing_dir), then as many parts as
+    fit are copied onto the drive, each read back and checked, and the rest wait here for another day (`carry`).
+    `progress(stage, done, total)`, stage "write" then "copy"."""
+    drive = Path(drive)
+
+    def writing(done: int, total: int) -> None:
+        if progress:
+            progress("write", done, total)
+
+    if max_size is None or estimate(store, paths).bytes <= room_on(drive):
+        report = export(store, paths, drive, max_size, progress=writing)
+        return SendReport(report, report.paths, ())
+    folder = outgoing_dir(paths)
+    folder.mkdir(parents=True, exist_ok=True)
+    for unfinished in folder.glob(f"*{bundle.UNFINISHED}"):
+        unfinished.unlink(missing_ok=True)   # a write cut short by a power cut
+    earlier = set(waiting_parts(paths))
+    report = export(store, paths, folder, max_size, progress=writing)
+    for old in earlier - set(report.paths):
+        old.unlink(missing_ok=True)   # an earlier bundle's parts: this one holds all they held, and more
+    carried = carry(paths, drive, progress)
+    return SendReport(report, carried.copied, carried.left)
+
+
+def carry(paths: DataPaths, drive: Path, progress: Callable[[str, int, int], None] | None = None) -> CarryReport:
+    """Copies the waiting parts onto the drive in their order, as many as fit: each is written to an unfinished
+    name, fsynced, renamed, read back from the drive and its signature checked, and only then removed here."""
+    from spoke_client.services.sync_local import key_path
+
+    drive = Path(drive)
+    parts = waiting_parts(paths)
+    if not parts:
+        return CarryReport((), ())
+    public = load_pem_private_key(key_path(paths).read_bytes(), password=None).public_key()
+    total, done = sum(p.stat().st_size for p in parts), 0
+    copied: list[Path] = []
+    for part in parts:
+        size = part.stat().st_size
+        if size > room_on(drive):
+            break
+        target = drive / part.name
+        temporary = target.with_name(target.name + bundle.UNFINISHED)
+        try:
+            with open(part, "rb") as src, open(temporary, "wb") as dst:
+                while block := src.read(PIECE):
+                    dst.write(block)
+                    done += len(block)
+                    if progress:
+                        progress("copy", done, total)
+                dst.flush()
+                os.fsync(dst.fileno())
+                if hasattr(os, "posix_fadvise"):   # the read-back then comes from the drive, not from memory
+                    os.posix_fadvise(dst.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            os.replace(temporary, target)
+            bundle._fsync_dir(drive)   # noqa: SLF001 - the format's own way of making a rename last
+            bundle.verify(target, bundle.read_header(target), public)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise bundle.write_error(exc) from None
+        except BundleError:
+            target.unlink(missing_ok=True)
+            raise BundleError("write_failed", _("The copy on the drive does not read back as it was written (the "
+                                                "drive may be failing); it was removed. Try again, or use another "
+                                                "drive.")) from None
+        part.unlink()
+        copied.append(target)
+        log.info("bundle part %s carried to the drive", part.name)
+    if not copied and parts:
+        raise BundleError("no_space", _("The drive has no room for the next part ({need} MB): free some space on "
+                                        "it, or use another drive.").format(need=-(-parts[0].stat().st_size // 2**20)))
+    left = tuple(parts[len(copied):])
+    return CarryReport(tuple(copied), left)
+
+
+def user_message(exc: BundleError) -> str:
+    """A refused bundle in the user's language: the format's own refusals (raised in English by sync.bundle, with
+    their details) said again through the catalog; this module's are already the user's."""
+    if exc.details is None:
+        return exc.message
+    d = exc.details
+    if exc.code == "unknown_version":
+        return _("This bundle was written in a newer format ({version}) than this program reads: update Spoke on "
+                 "this computer to import it.").format(version=d.get("version", "?"))
+    if exc.code == "part_missing":
+        return _("Part {part} of {parts} of this bundle is missing ({name}): bring every part, then import "
+                 "again.").format(part=d.get("part", "?"), parts=d.get("parts", "?"), name=d.get("name", ""))
+    texts = {
+        "not_a_bundle": _("This file is not a Spoke bundle."),
+        "truncated": _("This bundle is cut short: the drive was probably removed while it was written, or the copy "
+                       "stopped. Copy it again."),
+        "damaged": _("This bundle is damaged (a byte changed on the way): it cannot be trusted, and nothing of it "
+                     "was applied. Copy it again from the drive it came on."),
+        "no_key": _("This bundle was sealed for another computer's key: it cannot be opened here."),
+        "no_space": _("The drive is full, or takes no file this large (a FAT32 drive takes at most 4 GB): nothing "
+                      "unfinished was left on it. Split the bundle into smaller parts, or use another drive."),
+        "write_failed": _("The bundle could not be written to the drive; nothing unfinished was left on it. Check "
+                          "the drive and try again."),
+    }
+    return texts.get(exc.code, exc.message)
 
 
 def default_name(store: Store) -> str:

@@ -36,6 +36,7 @@ from spoke_client.ui.models import CaseTableModel, PrescriptionTableModel, UserT
 from spoke_client.ui.patients import PatientsPage
 from spoke_client.ui.sync_bar import SyncBar, SyncController
 from spoke_client.ui.tasks import TaskRunner
+from spoke_client.ui.usb import UsbPanel
 
 
 def _table(model) -> QTableView:
@@ -330,6 +331,8 @@ class MainWindow(QMainWindow):
         who = QLabel(_("{name} ({role}) at {facility} ({hwc})").format(
             name=user.full_name, role=role_label(user.role.value), facility=facility.name, hwc=facility.hwc_id))
         who.setObjectName("who")
+        who.setToolTip(who.text())
+        who.setMinimumWidth(120)   # the first to give way in a crowded status bar (a USB notice): it is in the title too
         self.statusBar().addWidget(who)
         self.sync = SyncController(runner, services, self)
         self.sync_bar = SyncBar(self.sync, can_enroll=user.role == Role.ADMIN)
@@ -337,6 +340,13 @@ class MainWindow(QMainWindow):
         # What a sync brought (a status from the hub, a question, a prescription, a merged patient) shows on the home
         # page and in the open cases at once.
         self.sync.status_changed.connect(lambda _s, report: report is not None and report.pulled and self._pulled())
+        # USB drives, beside sync and on an enrolled PC only: send the work by drive, import the hub's return bundle
+        # (refreshed as after a sync), and a notice when a plugged drive holds one for this PC (looked for every few
+        # seconds off this thread).
+        self.usb = UsbPanel(runner, services)
+        self.usb.imported.connect(self._bundle_imported)
+        self.statusBar().addWidget(self.usb)
+        self.sync.status_changed.connect(self._sync_status)
         self.sync.start()
         # The print queue: a button that says what waits ("Printing: 1 waiting"), opening the queue and the
         # printer settings; asked about every few seconds while a job is open.
@@ -411,6 +421,13 @@ class MainWindow(QMainWindow):
         for editor in self.open_case_editors():
             editor.refresh_from_hub()
 
+    def _sync_status(self, status, _report) -> None:
+        self.usb.set_enrolled(status.enrolled)
+
+    def _bundle_imported(self, _report) -> None:
+        self._pulled()
+        self.sync.refresh()   # what waits for the hub is less now
+
     def _name_tab(self, editor: CaseEditor) -> None:
         index = self.tabs.indexOf(editor)
         if index >= 0 and editor.patient is not None:
@@ -434,6 +451,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.save_pending_drafts()
         self.print_timer.stop()
+        self.usb.stop()
         self.sync.stop()  # the running round sees the flag between batches and stops cleanly
         super().closeEvent(event)
 

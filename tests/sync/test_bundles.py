@@ -236,6 +236,12 @@ def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_ba
 
     wrong = spoke_cli(other_paths, "bundle", "import", str(returned))
     assert wrong.returncode == 10 and "made for another PC" in wrong.stderr
+    damaged = tmp_path / "damaged.spokebundle"
+    data = bytearray(returned.read_bytes())
+    data[bundle.PREFIX_BYTES + 7] ^= 1
+    damaged.write_bytes(bytes(data))
+    in_hindi = spoke_cli(paths, "--language", "hi", "bundle", "import", str(damaged))
+    assert in_hindi.returncode == 6 and "यह बंडल ख़राब है" in in_hindi.stderr, in_hindi.stderr
     pending = LocalSync(pc.store).pending()
     assert pending > 0
     got = spoke_cli(paths, "bundle", "import", str(returned))
@@ -472,7 +478,7 @@ def test_a_drive_that_fills_during_export_leaves_nothing_that_looks_complete(hub
                            "--out", str(drive)], capture_output=True, text=True, timeout=120, cwd=ROOT,
                           preexec_fn=small_drive)
     assert done.returncode == 13, done.stderr
-    assert "too large for the drive" in done.stderr
+    assert "The drive is full, or takes no file this large" in done.stderr
     assert list(drive.iterdir()) == []
 
 
