@@ -67,6 +67,22 @@ def copy_speed(source: Path, folder: Path) -> float:
     return size / 2**20 / seconds
 
 
+def copy_files_speed(folder: Path, target: Path) -> tuple[float, int]:
+    """MB/s of copying the PC's photos as files (what copying the same bytes by hand to the drive costs), flushed."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    target.mkdir()
+    t = time.perf_counter()
+    size = 0
+    for n, p in enumerate(files):
+        with open(p, "rb") as src, open(target / f"{n}", "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            size += dst.tell()
+    os.sync()
+    seconds = time.perf_counter() - t
+    shutil.rmtree(target)
+    return size / 2**20 / seconds, len(files)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=10_000)
@@ -98,6 +114,7 @@ def main() -> None:
         [bundle] = drive.glob("*.spokebundle")
         size_mb = bundle.stat().st_size / 2**20
         copy = copy_speed(bundle, hub.tmp)
+        copy_files, n_files = copy_files_speed(hub.tmp / "pc1" / "media", hub.tmp / "copied")
         hub.stop()   # the hub's own process is done with; the import is the command hub staff run
         hub_cli = [sys.executable, "-m", "sync.hub", "--log-dir", str(hub.tmp / "logs"), "--db", hub.db]
         import_s, import_mb, said = measured(*hub_cli, "bundle", "import", str(bundle), "--media-dir",
@@ -105,7 +122,9 @@ def main() -> None:
         print(said.strip())
         print(f"\n{len(case_ids):,} cases, {len(open_ids):,} of them open with a photo each; the bundle: {size_mb:,.1f} MB")
         print(f"{'':24}{'MB/s':>10}{'cases/s':>10}{'x copy':>9}{'peak MB':>10}")
-        print(f"{'copy, same disk':24}{copy:>10,.1f}{'':>10}{1:>9.2f}{'':>10}")
+        print(f"{'copy, same disk':24}{copy:>10,.1f}{'':>10}{1:>9.2f}{'':>10}   (the bundle's bytes as one file)")
+        print(f"{'copy of the photos':24}{copy_files:>10,.1f}{'':>10}{copy_files / copy:>9.2f}{'':>10}"
+              f"   ({n_files:,} files, as a person would copy them)")
         for name, s, peak in (("export (spoke)", seconds, export_mb), ("import (hub)", import_s, import_mb)):
             print(f"{name:24}{size_mb / s:>10,.1f}{len(case_ids) / s:>10,.0f}{size_mb / s / copy:>9.2f}{peak:>10,.0f}")
         print(f"{'open the store only':24}{'':>10}{'':>10}{'':>9}{base_mb:>10,.0f}   (the store opened and closed)")

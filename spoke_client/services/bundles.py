@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 BUNDLE_SEQUENCE = "bundle_sequence"                            # the last bundle number this PC wrote
 BATCH = 1000
 PIECE = 1024 * 1024          # a file travels in pieces of this size
+WHOLE_FILE = 8 * 1024 * 1024   # files up to this size are read once, into memory
 CHANGE_BYTES_GUESS = 400     # compressed bytes of an average change, for the size shown before writing
 
 __all__ = ["BundleError", "CarryReport", "ExportReport", "ImportReport", "NoBundleKey", "ReturnOnDrive", "SendReport",
@@ -162,16 +164,17 @@ def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = Non
                                        "facility_id": header.facility_id, "cursor": inbox.cursor()}))
             files = skipped = 0
             for item in items:
-                if _sha256(item.path) != item.sha256:
+                whole = _read_small(item)   # a photo is read once: checked, then written from memory
+                if (whole is None and _sha256(item.path) != item.sha256) or \
+                        (whole is not None and hashlib.sha256(whole).hexdigest() != item.sha256):
                     skipped += 1   # damaged or missing here: told, and sync says which file
                     continue
                 writer.frame(b"F", _dumps({"sha256": item.sha256, "size": item.size}))
-                with open(item.path, "rb") as f:
-                    while piece := f.read(PIECE):
-                        writer.frame(b"D", piece)
-                        done += len(piece)
-                        if progress:
-                            progress(done, total)
+                for piece in _pieces(item, whole):
+                    writer.frame(b"D", piece)
+                    done += len(piece)
+                    if progress:
+                        progress(done, total)
                 files += 1
             changes, after = 0, None
             while True:
@@ -584,6 +587,28 @@ def _check_room(folder: Path, need: int, max_size: int | None) -> None:
 
 def _dumps(data: dict) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _read_small(item: MediaItem) -> bytes | None:
+    """The whole file when it is small enough to hold (a photo, a recording): None for a larger one (read in
+    pieces, twice) or one that cannot be read (then the hash check says so)."""
+    if item.size > WHOLE_FILE:
+        return None
+    try:
+        return item.path.read_bytes()
+    except OSError:
+        return None
+
+
+def _pieces(item: MediaItem, whole: bytes | None):
+    if whole is not None:
+        view = memoryview(whole)
+        for at in range(0, len(whole), PIECE):
+            yield view[at:at + PIECE]
+        return
+    with open(item.path, "rb") as f:
+        while piece := f.read(PIECE):
+            yield piece
 
 
 def _sha256(path: Path) -> str | None:

@@ -161,11 +161,60 @@ def _set_progress(bar: QProgressBar, stage: str, done: int, total: int) -> None:
 
 
 class _BusyDialog(QDialog):
-    """A dialog that cannot be closed while its drive work runs (a half-written drive is worse than a wait)."""
+    """What both USB dialogs are: an explanation, a list with "Look again", a progress bar, the outcome or the
+    error, and no closing while the drive work runs (a half-written drive is worse than a wait)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None, title: str, name: str, size: tuple[int, int], intro: str) -> None:
         super().__init__(parent)
         self.busy = False
+        self.bridge = _Bridge(self)
+        self.bridge.progress.connect(self._progress)
+        self.setWindowTitle(title)
+        self.setObjectName(name)
+        self.resize(*size)
+        self.lay = QVBoxLayout(self)
+        text = QLabel(intro)
+        text.setWordWrap(True)
+        self.lay.addWidget(text)
+
+    def _list_heading(self, label: str, refresh) -> None:
+        row = QHBoxLayout()
+        row.addWidget(QLabel(label), 1)
+        self.refresh_button = QPushButton(_("Look again"))
+        self.refresh_button.setObjectName("usb_refresh")
+        self.refresh_button.clicked.connect(refresh)
+        row.addWidget(self.refresh_button)
+        self.lay.addLayout(row)
+
+    def _add_outcome(self) -> None:
+        """The progress bar, the outcome (green) and the error, in that order, above the buttons."""
+        self.progress = QProgressBar()
+        self.progress.setObjectName("usb_progress")
+        self.progress.hide()
+        self.lay.addWidget(self.progress)
+        self.outcome = QLabel()
+        self.outcome.setObjectName("usb_result")
+        self.outcome.setWordWrap(True)
+        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.outcome.setStyleSheet("color: #1b5e20;")
+        self.outcome.hide()
+        self.lay.addWidget(self.outcome)
+        self.error = ErrorLabel()
+        self.error.setObjectName("usb_error")
+        self.lay.addWidget(self.error)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if self.busy:
+            _set_progress(self.progress, stage, done, total)
+
+    def _failed(self, exc: Exception) -> None:
+        self._stop()
+        self.error.show_message(failure_text(exc))
+        if not isinstance(exc, (BundleError, SpokeError, OSError, ValueError)):
+            self.runner.unexpected.emit(details_of(exc))
+
+    def _stop(self) -> None:
+        raise NotImplementedError
 
     def reject(self) -> None:   # Escape, Close, and the window's close button (QDialog's closeEvent asks reject)
         if not self.busy:
@@ -179,8 +228,12 @@ class SendDialog(_BusyDialog):
     estimated = Signal()
 
     def __init__(self, runner: TaskRunner, services: Services, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, _("Send by USB drive"), "usb_send", (620, 480), _(
+            "This computer's work that has not reached the hub is written to the USB drive, sealed for the hub: "
+            "nobody else can read it. Take the drive to the hub, or to a computer with a network; the hub's "
+            "answers come back the same way."))
         self.runner, self.services = runner, services
+        lay = self.lay
         self.estimate: bundles.Estimate | None = None
         self.drives: list[Drive] = []
         self.waiting: list[Path] = []
@@ -188,29 +241,12 @@ class SendDialog(_BusyDialog):
         self._planned_drive: Drive | None = None
         self._auto_split = False   # split was ticked for a drive too small, not by the user
         self.written_once = False   # (not "done": QDialog.done is a virtual, and PySide would call it)
-        self.bridge = _Bridge(self)
-        self.bridge.progress.connect(self._progress)
-        self.setWindowTitle(_("Send by USB drive"))
-        self.setObjectName("usb_send")
-        self.resize(620, 480)
-        lay = QVBoxLayout(self)
-        intro = QLabel(_("This computer's work that has not reached the hub is written to the USB drive, sealed "
-                         "for the hub: nobody else can read it. Take the drive to the hub, or to a computer with a "
-                         "network; the hub's answers come back the same way."))
-        intro.setWordWrap(True)
-        lay.addWidget(intro)
         self.what = QLabel(_("Counting what waits for the hub…"))
         self.what.setObjectName("usb_what")
         self.what.setWordWrap(True)
         self.what.setStyleSheet("font-weight: bold;")
         lay.addWidget(self.what)
-        row = QHBoxLayout()
-        row.addWidget(QLabel(_("USB drive:")), 1)
-        self.refresh_button = QPushButton(_("Look again"))
-        self.refresh_button.setObjectName("usb_refresh")
-        self.refresh_button.clicked.connect(self.refresh_drives)
-        row.addWidget(self.refresh_button)
-        lay.addLayout(row)
+        self._list_heading(_("USB drive:"), self.refresh_drives)
         self.drive_list = QListWidget()
         self.drive_list.setObjectName("usb_drives")
         self.drive_list.setMaximumHeight(110)
@@ -260,20 +296,7 @@ class SendDialog(_BusyDialog):
         self.waiting_text.hide()
         self.carry_button.hide()
         lay.addLayout(waiting_row)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("usb_progress")
-        self.progress.hide()
-        lay.addWidget(self.progress)
-        self.outcome = QLabel()
-        self.outcome.setObjectName("usb_result")
-        self.outcome.setWordWrap(True)
-        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.outcome.setStyleSheet("color: #1b5e20;")
-        self.outcome.hide()
-        lay.addWidget(self.outcome)
-        self.error = ErrorLabel()
-        self.error.setObjectName("usb_error")
-        lay.addWidget(self.error)
+        self._add_outcome()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.write_button = self.buttons.addButton(_("Write to the drive"), QDialogButtonBox.ButtonRole.ActionRole)
         self.write_button.setObjectName("usb_write")
@@ -430,10 +453,6 @@ class SendDialog(_BusyDialog):
         self.runner.run(lambda: bundles.carry(paths, drive.mount, progress=tell), self._carried, self._failed,
                         lane="network")
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.busy:
-            _set_progress(self.progress, stage, done, total)
-
     def _written(self, report: bundles.SendReport) -> None:
         # Only now: export and the copy read every part back from the drive and checked it.
         b = report.bundle
@@ -470,12 +489,6 @@ class SendDialog(_BusyDialog):
         self.outcome.show()
         self._stop()
         self.refresh_drives()   # the free space shown is less now
-
-    def _failed(self, exc: Exception) -> None:
-        self._stop()
-        self.error.show_message(failure_text(exc))
-        if not isinstance(exc, (BundleError, SpokeError, OSError, ValueError)):
-            self.runner.unexpected.emit(details_of(exc))
 
 
 # --- Import from USB drive ---------------------------------------------------------------------------------
@@ -516,27 +529,13 @@ class ImportDialog(_BusyDialog):
     listed = Signal()
 
     def __init__(self, runner: TaskRunner, services: Services, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, _("Import from USB drive"), "usb_import", (640, 400), _(
+            "The hub's return bundle brings its answers: prescriptions, the doctors' questions, the cases' status, "
+            "the other computers' work, and which of this computer's changes reached the hub."))
         self.runner, self.services = runner, services
+        lay = self.lay
         self.found: list[FoundReturn] = []
-        self.bridge = _Bridge(self)
-        self.bridge.progress.connect(self._progress)
-        self.setWindowTitle(_("Import from USB drive"))
-        self.setObjectName("usb_import")
-        self.resize(640, 400)
-        lay = QVBoxLayout(self)
-        intro = QLabel(_("The hub's return bundle brings its answers: prescriptions, the doctors' questions, the "
-                         "cases' status, the other computers' work, and which of this computer's changes reached "
-                         "the hub."))
-        intro.setWordWrap(True)
-        lay.addWidget(intro)
-        row = QHBoxLayout()
-        row.addWidget(QLabel(_("Return bundles on the USB drives:")), 1)
-        self.refresh_button = QPushButton(_("Look again"))
-        self.refresh_button.setObjectName("usb_refresh")
-        self.refresh_button.clicked.connect(self.refresh)
-        row.addWidget(self.refresh_button)
-        lay.addLayout(row)
+        self._list_heading(_("Return bundles on the USB drives:"), self.refresh)
         self.list = QListWidget()
         self.list.setObjectName("usb_returns")
         self.list.currentRowChanged.connect(self._selected)
@@ -547,19 +546,7 @@ class ImportDialog(_BusyDialog):
         self.empty.setStyleSheet("color: #8a5a00;")
         self.empty.hide()
         lay.addWidget(self.empty)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("usb_progress")
-        self.progress.hide()
-        lay.addWidget(self.progress)
-        self.outcome = QLabel()
-        self.outcome.setObjectName("usb_result")
-        self.outcome.setWordWrap(True)
-        self.outcome.setStyleSheet("color: #1b5e20;")
-        self.outcome.hide()
-        lay.addWidget(self.outcome)
-        self.error = ErrorLabel()
-        self.error.setObjectName("usb_error")
-        lay.addWidget(self.error)
+        self._add_outcome()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.choose_button = self.buttons.addButton(_("Choose a file…"), QDialogButtonBox.ButtonRole.ActionRole)
         self.choose_button.setObjectName("usb_choose")
@@ -632,10 +619,6 @@ class ImportDialog(_BusyDialog):
                                                       progress=lambda d, t: tell("import", d, t)),
                         self._imported, self._failed, lane="network")
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.busy:
-            _set_progress(self.progress, stage, done, total)
-
     def _stop(self) -> None:
         self.busy = False
         self.progress.hide()
@@ -650,12 +633,6 @@ class ImportDialog(_BusyDialog):
         self.outcome.show()
         self.imported.emit(report)
         self.refresh()   # the list says "already imported" now
-
-    def _failed(self, exc: Exception) -> None:
-        self._stop()
-        self.error.show_message(failure_text(exc))
-        if not isinstance(exc, (BundleError, SpokeError, OSError, ValueError)):
-            self.runner.unexpected.emit(details_of(exc))
 
 
 # --- beside sync in the status bar -------------------------------------------------------------------------
