@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help=_("a folder on the drive, or the bundle's file name"))
     b.add_argument("--max-size", default=None,
                    help=_("split into parts of at most this size, e.g. 700M or 4G (parts may travel on different days)"))
+    b.add_argument("--carry", action="store_true",
+                   help=_("copy the parts that waited on this computer (a drive was too small) to this drive"))
     b = bsub.add_parser("import", help=_("import a return bundle from the hub (give any one of its parts)"))
     b.add_argument("file")
 

@@ -245,9 +245,17 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
     services = _open(paths)
     if isinstance(services, int):
         return services
+    out = Path(args.out)
     try:
-        report = bundles.export(services.store, paths, Path(args.out), max_size,
-                                progress=None)
+        if args.carry:
+            carried = bundles.carry(paths, out)
+            sent, waiting, report = carried.copied, carried.left, None
+        elif max_size is not None and out.is_dir():   # the parts that do not fit wait on this PC (--carry)
+            result = bundles.send(services.store, paths, out, max_size)
+            sent, waiting, report = result.on_drive, result.waiting, result.bundle
+        else:
+            report = bundles.export(services.store, paths, out, max_size, progress=None)
+            sent, waiting = report.paths, ()
     except bundles.BundleError as exc:
         _err(bundles.user_message(exc))
         return exc.exit_code
@@ -259,11 +267,19 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         services.close()
-    for path in report.paths:
+    if args.carry and not sent and not waiting:
+        print(_("No part of a bundle waits on this computer."))
+        return EXIT_OK
+    for path in sent:
         print(path)
-    print(_("Written and checked: {c} changes and {f} files in {n} part(s), {mb:.1f} MB. The drive is safe to "
-            "remove.").format(c=report.changes, f=report.files, n=len(report.paths), mb=report.size / 2**20))
-    if report.skipped_files:
+    if report is not None:
+        print(_("Written and checked: {c} changes and {f} files in {n} part(s), {mb:.1f} MB.").format(
+            c=report.changes, f=report.files, n=len(report.paths), mb=report.size / 2**20))
+    print(_("On the drive and checked: {n} part(s). The drive is safe to remove.").format(n=len(sent)))
+    if waiting:
+        print(_("{n} part(s) wait on this computer for another drive or another day: plug one in and run "
+                "'spoke-client bundle export --carry --out DRIVE'.").format(n=len(waiting)))
+    if report is not None and report.skipped_files:
         _err(_("{n} file(s) on this computer are damaged or missing and were left out.").format(n=report.skipped_files))
     return EXIT_OK
 

@@ -388,7 +388,7 @@ class BundleWriter:
                 os.replace(part.path, final)
                 part.path = final
                 self.final.append(final)
-            _fsync_dir(self.out.parent)
+            fsync_folder(self.out.parent)
             public = self.key.public_key()
             for path in self.final:   # read back from the drive: what was written is what was meant
                 verify(path, read_header(path), public)
@@ -491,7 +491,9 @@ def write_error(exc: OSError) -> BundleError:
                                        "unfinished is left on the drive.")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """After a rename into `folder`: its entry reaches the disk too, where the file system allows (a FAT drive may
+    refuse to flush a folder: that is no error)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

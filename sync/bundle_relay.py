@@ -116,6 +116,8 @@ def _answer(r: requests.Response) -> dict:
         raise BundleError(str(body.get("code", "damaged")), str(body.get("message", "The hub refused the bundle.")))
     if r.status_code >= 400:
         message = body.get("message") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("code") == "too_much_pending":
+            raise BundleError("refused", message or "The hub holds too much of this PC's unfinished bundles.")
         if r.status_code in (429, 503):
             raise RelayFailed(message or "The hub is busy.")
         raise BundleError("refused", message or f"The hub refused the bundle (HTTP {r.status_code}).")

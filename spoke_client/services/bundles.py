@@ -147,8 +147,7 @@ def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = Non
     signing = load_pem_private_key(key_path(paths).read_bytes(), password=None)
     recipient = X25519PublicKey.from_public_bytes(base64.b64decode(hub_box))
     hub_id = store.get_setting(HUB_BOX_KEY_ID) or bundle.key_id(recipient)
-    sequence = int(store.get_setting(BUNDLE_SEQUENCE) or "0") + 1
-    store.set_setting(BUNDLE_SEQUENCE, str(sequence))   # a number used once, even if this export fails
+    sequence = next_sequence(store)
     outbox, inbox = Outbox(store), Inbox(store)
     items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
     planned = estimate(store, paths)
@@ -217,6 +216,25 @@ class ImportReport:
 
 
 LAST_RETURN = "bundle_last_return"   # JSON: the last return bundle imported (id, sequence, when)
+
+
+def next_sequence(store: Store) -> int:
+    """This PC's next bundle number, used once even if the export fails: above the last one it wrote, and at
+    least the time now in milliseconds, so that a PC put back from an older copy of its database (which forgot
+    its last numbers) still writes numbers above those the hub has seen; a return bundle raises it too."""
+    import time
+
+    sequence = max(int(store.get_setting(BUNDLE_SEQUENCE) or "0") + 1, int(time.time() * 1000))
+    store.set_setting(BUNDLE_SEQUENCE, str(sequence))
+    return sequence
+
+
+def _raise_sequence(w, seen) -> None:
+    """The hub's word on the newest bundle number it imported from this PC: the next one goes above it."""
+    if isinstance(seen, int) and not isinstance(seen, bool) and 0 < seen < 2**62:
+        mine = int(w.get_setting(BUNDLE_SEQUENCE) or "0")
+        if seen > mine:
+            w.set_setting(BUNDLE_SEQUENCE, str(seen))
 
 
 def import_return(store: Store, paths: DataPaths, first: Path,
@@ -374,7 +392,10 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
     acknowledged = received = prescriptions = files = 0
     current = None   # (sha256, size, open file, path)
     for kind, body in stream:
-        if kind == b"A":
+        if kind == b"M":
+            with store.write(None) as w:
+                _raise_sequence(w, json.loads(body).get("bundle_sequence"))
+        elif kind == b"A":
             ids = json.loads(gzip.decompress(body))
             acknowledged += outbox.acknowledge(ids)
         elif kind == b"K":
@@ -520,7 +541,7 @@ def carry(paths: DataPaths, drive: Path, progress: Callable[[str, int, int], Non
                 if hasattr(os, "posix_fadvise"):   # the read-back then comes from the drive, not from memory
                     os.posix_fadvise(dst.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             os.replace(temporary, target)
-            bundle._fsync_dir(drive)   # noqa: SLF001 - the format's own way of making a rename last
+            bundle.fsync_folder(drive)
             bundle.verify(target, bundle.read_header(target), public)
         except OSError as exc:
             temporary.unlink(missing_ok=True)

@@ -93,6 +93,7 @@ class UploadStatus:
 
 
 MAX_UPLOAD_PART = 8 * 2**30   # one part of a bundle by HTTP
+MAX_PENDING_PER_DEVICE = 32 * 2**30   # unfinished relayed bundles of one PC, in all
 RELAY_TTL = timedelta(days=30)   # parts may travel on different days, from different PCs: a month to bring them all
 ACK_FRAME = 5000          # change ids per acknowledgement frame
 RETURN_PAGE = 2000        # changes per page frame
@@ -150,6 +151,7 @@ class HubBundles:
             facility = s.get(HubFacility, row.facility_id)
             own_ids = s.scalars(select(HubChangeRow.change_id).where(HubChangeRow.device_id == device.id)
                                 .order_by(HubChangeRow.seq)).all()
+            newest = s.scalar(select(func.max(HubBundle.sequence)).where(HubBundle.device_id == device.id)) or 0
             have_files = s.scalars(select(HubMediaUpload.sha256).where(
                 HubMediaUpload.facility_id == device.facility_id, HubMediaUpload.completed_at.is_not(None))).all()
         hub_id, _ = self.box_key()
@@ -163,7 +165,8 @@ class HubBundles:
         try:
             with bundle.BundleWriter(out, header, signing, box_key, max_size) as writer:
                 writer.frame(b"M", _dumps({"bundle_id": header.bundle_id, "sender": "hub", "device": device.id,
-                                           "facility_id": device.facility_id, "after": after}))
+                                           "facility_id": device.facility_id, "after": after,
+                                           "bundle_sequence": newest}))
                 for at in range(0, len(own_ids), ACK_FRAME):
                     writer.frame(b"A", gzip.compress(_dumps(own_ids[at:at + ACK_FRAME]), mtime=0))
                 writer.frame(b"K", gzip.compress(_dumps(list(have_files)), mtime=0))
@@ -259,6 +262,14 @@ class HubBundles:
                     raise HubError(409, "wrong_offset", "The hub has 0 bytes of this part; send from there.",
                                    headers={"Spoke-Received": "0"})
                 header = _upload_header(s, data, size, bundle_id, part, hub_id)
+                pending = s.scalar(select(func.coalesce(func.sum(HubBundleUpload.size), 0)).where(
+                    HubBundleUpload.device_id == header.sender, HubBundleUpload.outcome == "")) or 0
+                if pending + size > MAX_PENDING_PER_DEVICE:
+                    # Its signature is checked only at the last byte: what a stranger could send in its name is
+                    # bounded, so no one fills the hub's disk with parts that never verify.
+                    raise HubError(429, "too_much_pending", "This PC's bundles already waiting at the hub are too "
+                                                            "large; bring their missing parts first.",
+                                   retry_after=3600)
                 row = HubBundleUpload(bundle_id=bundle_id, part=part, parts=header.parts, device_id=header.sender,
                                       size=size, received=0, completed_at=None, updated_at=utcnow(), outcome="")
                 s.add(row)

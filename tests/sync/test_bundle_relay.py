@@ -146,3 +146,23 @@ def test_relayed_parts_that_stop_coming_are_forgotten_after_a_month(hub, hub_ser
     assert not folder.exists()
     with hub.session() as s:
         assert s.scalars(select(HubBundleUpload)).all() == []
+
+
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_what_waits_at_the_hub_in_a_pcs_name_is_bounded(hub, hub_server, facilities, spoke, tmp_path, monkeypatch):
+    """A part's signature is checked at its last byte, so what anyone may upload in a PC's name is bounded."""
+    from sync.hub import bundles as hub_bundles
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    _kamla, case = queued_case(pc, admin)
+    attach(pc, admin, case.id, os.urandom(600_000))
+    first, second = bundles.export(pc.store, paths, tmp_path, max_size=400_000).paths
+    second.rename(tmp_path / "on-another-drive.bin")
+    monkeypatch.setattr(hub_bundles, "MAX_PENDING_PER_DEVICE", 500_000)
+    assert relay(first, hub_server.url).waiting == (2,)
+    third = tmp_path / "other" / "next.spokebundle"
+    third.parent.mkdir()
+    other = bundles.export(pc.store, paths, third, max_size=400_000).paths[0]
+    with pytest.raises(BundleError) as refused:
+        relay(other, hub_server.url, sleep=lambda _s: None)
+    assert refused.value.code == "refused" and "bring their missing parts first" in refused.value.message

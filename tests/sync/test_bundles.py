@@ -138,6 +138,32 @@ def test_what_came_by_network_is_told_as_already_imported_and_an_older_bundle_is
 
 
 @pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_a_pc_put_back_from_an_older_copy_still_writes_bundles_the_hub_takes(hub, hub_server, facilities, spoke,
+                                                                            tmp_path):
+    """Its bundle numbers are at least the time now, and a return bundle tells it the hub's newest: a PC whose
+    database came back from an older copy (its last numbers forgotten) is not refused as a replay."""
+    import time
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    queued_case(pc, admin)
+    first = bundles.export(pc.store, paths, tmp_path / "first.spokebundle").paths[0]
+    assert hub.import_bundle(first).accepted > 0
+    with pc.store.write(None) as w:   # as after restore-good-copy from before that export
+        w.set_setting(bundles.BUNDLE_SEQUENCE, "0")
+    time.sleep(0.01)
+    queued_case(pc, admin, name="Ramesh Kumar")
+    second = bundles.export(pc.store, paths, tmp_path / "second.spokebundle").paths[0]
+    assert bundle.read_header(second).sequence > bundle.read_header(first).sequence
+    assert hub.import_bundle(second).accepted > 0
+    # A clock set far back as well: the hub's return bundle raises the PC's number above what the hub has seen.
+    with pc.store.write(None) as w:
+        w.set_setting(bundles.BUNDLE_SEQUENCE, "0")
+    returned = hub.export_return_bundle(pc.store.device_id, tmp_path / "back.spokebundle").paths[0]
+    bundles.import_return(pc.store, paths, returned)
+    assert int(pc.store.get_setting(bundles.BUNDLE_SEQUENCE)) == bundle.read_header(second).sequence
+
+
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
 def test_a_bundle_split_into_parts_is_imported_whole_and_a_missing_part_is_named(hub, hub_server, facilities, spoke,
                                                                                   tmp_path):
     pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
@@ -149,6 +175,11 @@ def test_a_bundle_split_into_parts_is_imported_whole_and_a_missing_part_is_named
     report = bundles.export(pc.store, paths, drive, max_size=300_000)
     assert len(report.paths) == 4 and all(p.stat().st_size <= 300_000 for p in report.paths)
     assert [bundle.read_header(p).part for p in report.paths] == [1, 2, 3, 4]
+    by_cli = tmp_path / "cli-drive"
+    by_cli.mkdir()
+    done = spoke_cli(paths, "bundle", "export", "--max-size", "300000", "--out", str(by_cli))
+    assert done.returncode == 0 and "On the drive and checked: 4 part(s)." in done.stdout, done.stderr
+    assert len(list(by_cli.glob("*.spokebundle"))) == 4 and "wait on this computer" not in done.stdout
     hidden = report.paths[2].rename(tmp_path / "at-home.spokebundle")
     state = hub_state(hub)
     with pytest.raises(BundleError) as refused:
@@ -215,6 +246,8 @@ def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_ba
     sent = spoke_cli(paths, "bundle", "export", "--out", str(drive))
     assert sent.returncode == 0, sent.stderr
     assert "The drive is safe to remove." in sent.stdout
+    nothing = spoke_cli(paths, "bundle", "export", "--carry", "--out", str(drive))
+    assert nothing.returncode == 0 and "No part of a bundle waits on this computer." in nothing.stdout
     [outgoing] = drive.glob("*.spokebundle")
     assert hub_cli(hub_db_url, "bundle", "import", str(outgoing), *media).returncode == 0
 
