@@ -308,20 +308,8 @@ class HubBundles:
             raise HubError(422, refusal.code, refusal.message)
         if status.complete and not status.waiting and not status.outcome:
             status = self._import_uploaded(bundle_id, part)
-        self._expire_bundles_now_and_then()
+        self.expire_uploads_now_and_then()   # with the media uploads' housekeeping (sync.hub.media)
         return status
-
-    _last_bundle_expiry: datetime | None = None
-
-    def _expire_bundles_now_and_then(self) -> None:
-        now = utcnow()
-        if self._last_bundle_expiry is not None and now - self._last_bundle_expiry < timedelta(hours=1):
-            return
-        self._last_bundle_expiry = now
-        try:
-            self.expire_bundle_uploads(now=now)
-        except Exception:  # noqa: BLE001 - housekeeping must never fail an upload
-            log.exception("expiring relayed bundles failed")
 
     def expire_bundle_uploads(self, older_than: timedelta = RELAY_TTL, now: datetime | None = None) -> int:
         """Forgets relayed bundles that got no chunk for `older_than` (a part cut short, or the other parts never

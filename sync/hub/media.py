@@ -29,7 +29,7 @@ EXPIRE_EVERY = timedelta(hours=1)
 
 
 class HubMedia:
-    """Mixed into sync.hub.service.Hub (needs .session, .media_dir and .busy_guard)."""
+    """Mixed into sync.hub.service.Hub (needs .session, .media_dir, .busy_guard and .expire_bundle_uploads)."""
 
     media_dir: Path
     _last_expiry: datetime | None = None
@@ -145,6 +145,7 @@ class HubMedia:
         self._last_expiry = now
         try:
             self.expire_uploads(now=now)
+            self.expire_bundle_uploads(now=now)   # relayed bundles whose parts stopped coming (sync.hub.bundles)
         except Exception:  # noqa: BLE001 - housekeeping must never fail an upload
             log.exception("expiring unfinished uploads failed")
 
