@@ -29,7 +29,7 @@ from sync.bundle import BundleError, BundleWriter
 from sync.hub.app import create_app
 from sync.hub.models import HubBlob, HubBundle, HubChangeRow, HubDevice, HubMediaUpload, HubRecord
 from sync.hub.service import Hub, make_hub_engine
-from tests.hub.conftest import small_formulary  # noqa: F401 - a fixture
+from tests.hub.conftest import clinic, small_formulary  # noqa: F401 - fixtures
 from tests.sync.conftest import ADMIN_TOKEN, ServerThread
 from tests.sync.test_engine import queued_case
 
@@ -220,7 +220,7 @@ def spoke_cli(paths, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_back_and_prints(
-        hub, hub_server, hub_db_url, facilities, spoke, small_formulary, tmp_path):
+        clinic, hub_server, hub_db_url, facilities, spoke, tmp_path):
     """Scenario: the PC was enrolled on a day with a network; then a week with none. The drive carries the case to
     the hub, the doctor prescribes there, the return bundle brings the prescription (checked against the hub's key)
     and the acknowledgements back; it prints at once, and nothing is offered again."""
@@ -228,12 +228,7 @@ def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_ba
 
     from tests.printing.conftest import signed_in
 
-    org = hub.create_hub("District Hospital Sitapur", "district hospital")
-    hub_admin = hub.add_staff(None, org, "admin", "Anita Sharma", "admin-pass-12", "admin")
-    hub.add_staff(hub_admin, org, "dr.mehta", "Dr Rajesh Mehta", "mehta-pass-12", "doctor",
-                  qualification="MBBS, MD (Medicine)", registration_number="UPMC 45678",
-                  council="Uttar Pradesh Medical Council", specialities=("General medicine",))
-    hub.assign_facility(hub_admin, facilities[0], org)
+    hub = clinic[0]   # HWC Rampur served by a hub with its doctor, dr.mehta (tests/hub/conftest.py)
     pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
     other, _admin2, other_paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc2")
     _kamla, case = queued_case(pc, admin)
