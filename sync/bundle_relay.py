@@ -21,6 +21,7 @@ from sync.transport.http import check_url
 
 CHUNK = 1024 * 1024
 ATTEMPTS = 8                       # tries in a row without any progress before giving up
+FIRST_ATTEMPTS = 3                 # ... when the hub never answered at all in this run (a dead link, a wrong address)
 BACKOFF_S = (1, 2, 5, 10, 20, 30)
 TIMEOUT_S = (10, 120)
 
@@ -74,13 +75,14 @@ def _first(path: Path, header: bundle.Header) -> Path:
 def _send_part(http: requests.Session, verify, base: str, header: bundle.Header, path: Path, chunk: int,
                sleep, progress) -> dict:
     url = f"{base}/v1/bundles/{header.bundle_id}/{header.part}"
-    failures, sent = 0, 0
+    failures, sent, answered = 0, 0, False
     status = None
     with open(path, "rb") as f:
         while True:
             try:
                 if status is None:
                     status = _answer(http.get(url, timeout=TIMEOUT_S, verify=verify))
+                    answered = True
                 if status["complete"]:
                     status["_sent"] = sent
                     return status
@@ -101,7 +103,7 @@ def _send_part(http: requests.Session, verify, base: str, header: bundle.Header,
             except (requests.ConnectionError, requests.Timeout, RelayFailed) as exc:
                 failures += 1
                 status = None
-                if failures >= ATTEMPTS:
+                if failures >= (ATTEMPTS if answered else FIRST_ATTEMPTS):
                     raise RelayFailed(f"The hub cannot be reached ({exc}); what it confirmed is kept: run the same "
                                       "command again to go on from there.") from None
                 sleep(BACKOFF_S[min(failures - 1, len(BACKOFF_S) - 1)])

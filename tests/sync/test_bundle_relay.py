@@ -166,3 +166,17 @@ def test_what_waits_at_the_hub_in_a_pcs_name_is_bounded(hub, hub_server, facilit
     with pytest.raises(BundleError) as refused:
         relay(other, hub_server.url, sleep=lambda _s: None)
     assert refused.value.code == "refused" and "bring their missing parts first" in refused.value.message
+
+
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_a_hub_that_never_answers_is_told_after_a_few_tries_not_minutes(hub, hub_server, facilities, spoke, tmp_path):
+    from tests.sync.conftest import free_port
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    queued_case(pc, admin)
+    path = bundles.export(pc.store, paths, tmp_path / "b.spokebundle").paths[0]
+    waited: list[float] = []
+    with pytest.raises(RelayFailed) as cut:
+        relay(path, f"http://127.0.0.1:{free_port()}", sleep=waited.append)
+    assert "cannot be reached" in str(cut.value)
+    assert len(waited) == 2, "three tries, two waits between them"
