@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spoke-client", description=_("Spoke: offline-first telemedicine spoke client."))
     p.add_argument("--data-dir", help=_("folder for the database and files (default: the per-user data folder)"))
     p.add_argument("--language", help=_("language of the interface, e.g. en or hi"))
+    p.add_argument("--user", help=_("the user who opens the encrypted data for a task (default: SPOKE_USER); the "
+                                    "password is asked, or read from SPOKE_PASSWORD"))
     p.add_argument("--version", action="version", version=f"spoke-client {__version__}")
     sub = p.add_subparsers(dest="command")
 
@@ -89,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = bsub.add_parser("import", help=_("import a return bundle from the hub (give any one of its parts)"))
     b.add_argument("file")
 
+    s = sub.add_parser("recover", help=_("every password lost: open the data with the recovery key and give an "
+                                         "administrator a new password"))
+    s.add_argument("--admin", required=True, help=_("the administrator's user name"))
+    s.add_argument("--stdin", action="store_true", help=_("read the recovery key, then the new password, from standard "
+                                                           "input (one per line)"))
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))
     return p

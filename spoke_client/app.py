@@ -26,7 +26,8 @@ from spoke_client.paths import DataPaths
 from spoke_client.services.runtime import DamagedDatabase, Services, open_services, restore_good_copy
 from spoke_client.services.settings import LANGUAGE
 from spoke_client.ui.crash import CrashReporter, install_excepthook
-from spoke_client.ui.login import LockDialog, LoginDialog, SetupDialog
+from spoke_client.services.vault import DataLocked, Gate
+from spoke_client.ui.login import LockDialog, LoginDialog, RecoveryKeyDialog, SetupDialog
 from spoke_client.ui.main_window import MainWindow
 from spoke_client.ui.tasks import TaskRunner
 
@@ -95,55 +96,86 @@ class AppController(QObject):
         self.facility: Facility | None = None
         self.watcher: IdleWatcher | None = None
         self.qt_words: QTranslator | None = None
+        self._language_before_open: str | None = None
 
     def open_store(self) -> bool:
+        """Opens the store now, unless its data is encrypted: then the first sign-in opens it (vault.Gate)."""
         try:
             self.services = open_services(self.paths, keep_good_copy=True)
             return True
+        except DataLocked:
+            self.services = None
+            return True
         except DamagedDatabase as exc:
-            if exc.last_good is None:
-                QMessageBox.critical(None, _("Spoke cannot open its database"), exc.message)
-                return False
-            box = QMessageBox(QMessageBox.Icon.Critical, _("Spoke's database is damaged"), exc.message)
-            restore = box.addButton(_("Restore the last good copy"), QMessageBox.ButtonRole.AcceptRole)
-            box.addButton(_("Quit"), QMessageBox.ButtonRole.RejectRole)
-            box.exec()
-            if box.clickedButton() is not restore:
-                return False
-            kept = restore_good_copy(self.paths, exc.last_good)
-            QMessageBox.information(None, _("Restored"), _("The last good copy was restored. The damaged file is kept as "
-                                                          "{kept}; work entered after that copy must be entered again.")
-                                    .format(kept=kept))
-            return self.open_store()
+            return self._offer_good_copy(exc, None) and self.open_store()
         except SpokeError as exc:
             QMessageBox.critical(None, _("Spoke cannot start"), exc.message)
             return False
+
+    def _offer_good_copy(self, exc: DamagedDatabase, key: bytes | None) -> bool:
+        """True when the last good copy was put back (the caller opens the store again)."""
+        if exc.last_good is None:
+            QMessageBox.critical(None, _("Spoke cannot open its database"), exc.message)
+            return False
+        box = QMessageBox(QMessageBox.Icon.Critical, _("Spoke's database is damaged"), exc.message)
+        restore = box.addButton(_("Restore the last good copy"), QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(_("Quit"), QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        if box.clickedButton() is not restore:
+            return False
+        kept = restore_good_copy(self.paths, exc.last_good, key=key)
+        QMessageBox.information(None, _("Restored"), _("The last good copy was restored. The damaged file is kept as "
+                                                      "{kept}; work entered after that copy must be entered again.")
+                                .format(kept=kept))
+        return True
 
     def start(self) -> bool:
         if self._restore_excepthook is None:
             self._restore_excepthook = install_excepthook(self.crash)
         if not self.open_store():
             return False
-        assert self.services is not None
         self.apply_remembered_language()
-        if self.services.auth.needs_setup():
+        if self.services is not None and self.services.auth.needs_setup():
             dialog = SetupDialog(self.runner, self.services.auth)
             dialog.language_chosen.connect(self.remember_language)
             _startup_probe(dialog)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return False
+            self._show_recovery_key([])
         return self.sign_in()
 
     def sign_in(self) -> bool:
-        assert self.services is not None
-        facility = self.services.auth.facility()
-        dialog = LoginDialog(self.runner, self.services.auth, f"{facility.name} ({facility.hwc_id})")
+        """The sign-in screen. The session's first sign-in goes through a vault.Gate: it opens encrypted data with
+        the user's key slot, and an administrator's sign-in encrypts a database from before encryption."""
+        gate = Gate(self.paths, self.services)
+        dialog = LoginDialog(self.runner, gate, gate.label())
         dialog.language_chosen.connect(self.remember_language)
         _startup_probe(dialog)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
+        accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        if dialog.damaged is not None:
+            return self._offer_good_copy(dialog.damaged, gate.key) and self.sign_in()
+        if not accepted:
             return False
-        self.show_main(dialog.result_value, facility)
+        if gate.services is not self.services:
+            self.services = gate.services
+            if self._language_before_open:      # chosen on the sign-in screen while the data was closed
+                self.remember_language(self._language_before_open)
+                self._language_before_open = None
+            else:
+                self.apply_remembered_language()
+        if gate.conversion_error:
+            QMessageBox.warning(None, _("The data is not encrypted yet"), gate.conversion_error)
+        self._show_recovery_key(gate.users_without_key)
+        self.show_main(dialog.result_value, self.services.auth.facility())
         return True
+
+    def _show_recovery_key(self, users_without_key: list[str]) -> None:
+        """Once, after the set-up or the encryption of an older database."""
+        if self.services is None:
+            return
+        text = self.services.auth.take_recovery_key()
+        if text:
+            RecoveryKeyDialog(text, users_without_key).exec()
 
     def show_main(self, user: User, facility: Facility) -> MainWindow:
         """The main window for the user just signed in, and the idle lock."""
@@ -166,8 +198,7 @@ class AppController(QObject):
     # --- the language -------------------------------------------------------------------------------
     def apply_remembered_language(self) -> None:
         """The language last chosen on this PC, unless this run was started in one (--language, SPOKE_LANGUAGE)."""
-        assert self.services is not None
-        remembered = self.services.settings.get(LANGUAGE)
+        remembered = self.services.settings.get(LANGUAGE) if self.services is not None else _language_file(self.paths)
         if not language_chosen() and remembered in {code for code, _name in available_languages()}:
             set_language(remembered)
         self.qt_words = install_qt_words(QCoreApplication.instance(), self.qt_words)
@@ -175,8 +206,13 @@ class AppController(QObject):
     def remember_language(self, language: str) -> None:
         """Kept for the next start, on the write lane; a failure to keep it only costs the choice at the next start.
         Qt's own words follow at once (the sign-in screen switched itself)."""
-        assert self.services is not None
         self.qt_words = install_qt_words(QCoreApplication.instance(), self.qt_words)
+        _keep_language_file(self.paths, language)
+        if self.services is None:
+            # Encrypted and not open yet: the file above is what the next sign-in screen remembers; the setting
+            # is kept once the sign-in opens the data.
+            self._language_before_open = language
+            return
         settings, actor = self.services.settings, self.user
         self.runner.run(lambda: settings.remember_language(actor, language), None, _language_not_kept)
 
@@ -247,6 +283,21 @@ class AppController(QObject):
         if self.qt_words is not None:
             QCoreApplication.instance().removeTranslator(self.qt_words)
             self.qt_words = None
+
+
+def _language_file(paths: DataPaths) -> str | None:
+    """The language of the screens before the data is open (it is not patient data: a plain file)."""
+    try:
+        return (paths.root / "language").read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeError):
+        return None
+
+
+def _keep_language_file(paths: DataPaths, language: str) -> None:
+    try:
+        (paths.root / "language").write_text(language, encoding="ascii")
+    except (OSError, UnicodeError):
+        pass
 
 
 def _language_not_kept(exc: Exception) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +20,64 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _open(paths: DataPaths) -> Services | int:
+def _credentials(args: argparse.Namespace | None, default_user: str | None = None) -> tuple[str, str] | None:
+    """Who opens the encrypted data for a command-line task: --user (or SPOKE_USER) and the password from
+    SPOKE_PASSWORD, or asked on the terminal. None when neither can be had."""
+    user = getattr(args, "user", None) or os.environ.get("SPOKE_USER") or default_user
+    if not user:
+        return None
+    password = os.environ.get("SPOKE_PASSWORD")
+    if password is None:
+        if default_user is not None and user == default_user and user == DEMO_ADMIN:
+            password = DEMO_PASSWORD
+        elif sys.stdin.isatty():
+            password = getpass.getpass(_("Password of {user}: ").format(user=user))
+        else:
+            return None
+    return user, password
+
+
+def _needs_a_user():
+    from spoke_client.services.vault import DataLocked
+
+    return DataLocked(_("The patient data on this computer is encrypted. Give the user who opens it: "
+                        "spoke-client --user NAME ... (the password is asked, or read from SPOKE_PASSWORD)."))
+
+
+def _locked(paths: DataPaths) -> bool:
+    from spoke_client.db.engine import database_kind
+
+    return database_kind(paths.database) == "encrypted" and paths.keyslots.exists()
+
+
+def _unlocked(paths: DataPaths, args: argparse.Namespace | None, default_user: str | None = None) -> Services:
+    """Signs in as the task's user (vault.Gate): the data opens with that user's key slot."""
+    from spoke_client.services.vault import Gate
+
+    who = _credentials(args, default_user)
+    if who is None:
+        raise _needs_a_user()
+    gate = Gate(paths)
+    gate.login(*who)
+    return gate.services
+
+
+def _key(paths: DataPaths, args: argparse.Namespace | None) -> bytes | None:
+    """The key alone (for a task on a database that does not open: its good copies open with the same key)."""
+    from spoke_client.services.vault import Gate
+
+    if not _locked(paths):
+        return None
+    who = _credentials(args)
+    if who is None:
+        raise _needs_a_user()
+    return Gate(paths)._unlock(*who)
+
+
+def _open(paths: DataPaths, args: argparse.Namespace | None = None, default_user: str | None = None) -> Services | int:
     try:
+        if _locked(paths):
+            return _unlocked(paths, args, default_user)
         return open_services(paths)
     except DamagedDatabase as exc:
         _err(exc.message)
@@ -32,6 +89,14 @@ def _open(paths: DataPaths) -> Services | int:
         return EXIT_FAILED
 
 
+def _print_recovery_key(services: Services) -> None:
+    recovery = services.auth.take_recovery_key()
+    if recovery:
+        print(_("The data is encrypted. Its recovery key, shown only now (write it down and keep it with the "
+                "centre's records; it opens the data when every password is lost):"))
+        print("    " + recovery)
+
+
 def _report_validation(exc: ValidationFailed) -> int:
     for p in exc.problems:
         _err(f"{p.field}: {p.message}")
@@ -41,7 +106,10 @@ def _report_validation(exc: ValidationFailed) -> int:
 def cmd_setup(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services.auth import FacilityForm
 
-    services = _open(paths)
+    if _locked(paths):
+        _err(_("This computer is already set up; sign in as its administrator."))
+        return EXIT_FAILED
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(_("Administrator password: "))
@@ -56,6 +124,7 @@ def cmd_setup(paths: DataPaths, args: argparse.Namespace) -> int:
     finally:
         services.close()
     print(_("Set up {facility} ({hwc}); administrator: {user}").format(facility=facility.name, hwc=facility.hwc_id, user=admin.username))
+    _print_recovery_key(services)
     return EXIT_OK
 
 
@@ -69,7 +138,7 @@ def cmd_seed_demo(paths: DataPaths, args: argparse.Namespace) -> int:
     if args.patients < 0 or args.cases < 0:
         _err(_("--patients and --cases take a number of zero or more."))
         return EXIT_USAGE
-    services = _open(paths)
+    services = _open(paths, args, default_user=DEMO_ADMIN)
     if isinstance(services, int):
         return services
     try:
@@ -77,6 +146,7 @@ def cmd_seed_demo(paths: DataPaths, args: argparse.Namespace) -> int:
             services.auth.setup(FacilityForm("HWC Rampur (demo)", "HWC-DEMO-001", "Sitapur", "Uttar Pradesh"),
                                 DEMO_ADMIN, "Demo Administrator", DEMO_PASSWORD)
             print(_("Created a demo facility; sign in as '{u}' with password '{p}'.").format(u=DEMO_ADMIN, p=DEMO_PASSWORD))
+            _print_recovery_key(services)
         admin = next(u for u in services.auth.list_users(_system_admin(services)) if u.role.value == "admin")
         facility = services.auth.facility()
         last = [0]
@@ -108,7 +178,12 @@ def _system_admin(services: Services):
 def cmd_selfcheck(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services.selfcheck import run_selfcheck
 
-    report = run_selfcheck(paths)
+    try:
+        key = _key(paths, args) if _locked(paths) and _credentials(args) else None
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    report = run_selfcheck(paths, key)
     from spoke_client.ui.qtcheck import qt_checks   # Qt stays in the UI layer
 
     qt_checks(report)
@@ -121,7 +196,7 @@ def cmd_selfcheck(paths: DataPaths, args: argparse.Namespace) -> int:
 def cmd_export_fhir(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services.export import export_all, export_case
 
-    services = _open(paths)
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     try:
@@ -143,8 +218,39 @@ def cmd_export_fhir(paths: DataPaths, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_recover(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.vault import Gate
+
+    if not _locked(paths):
+        _err(_("The data on this computer is not encrypted, or not set up: there is nothing to recover."))
+        return EXIT_FAILED
+    if args.stdin:
+        recovery, password = sys.stdin.readline().strip(), sys.stdin.readline().rstrip("\n")
+    else:
+        recovery = input(_("Recovery key: "))
+        password = getpass.getpass(_("New password for {user}: ").format(user=args.admin))
+    gate = Gate(paths)
+    try:
+        user = gate.recover(recovery, args.admin, password)
+    except ValidationFailed as exc:
+        return _report_validation(exc)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        if gate.services is not None:
+            gate.services.close()
+    print(_("The data is open again: {user} has a new password. The other users keep theirs.").format(user=user.username))
+    return EXIT_OK
+
+
 def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
-    copy = last_good_copy(paths)
+    try:
+        key = _key(paths, args)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    copy = last_good_copy(paths, key)
     if copy is None:
         _err(_("No good copy of the database was found in {d}.").format(d=paths.backups))
         return EXIT_FAILED
@@ -152,7 +258,7 @@ def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
         answer = input(_("Replace the database by the copy {copy}? The current file is kept aside. [y/N] ").format(copy=copy.name))
         if answer.strip().lower() not in ("y", "yes"):
             return EXIT_FAILED
-    kept = restore_good_copy(paths, copy)
+    kept = restore_good_copy(paths, copy, key=key)
     print(_("Restored {copy}; the previous file is kept as {kept}.").format(copy=copy.name, kept=kept))
     return EXIT_OK
 
@@ -162,7 +268,7 @@ def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
 
     from spoke_client.services.sync_local import enroll
 
-    services = _open(paths)
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     try:
@@ -180,7 +286,7 @@ def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
 def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services.sync_local import LocalSync, sync_once, sync_status
 
-    services = _open(paths)
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     try:
@@ -220,7 +326,7 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
     from spoke_client.services import bundles
 
     if args.bundle_command == "import":
-        services = _open(paths)
+        services = _open(paths, args)
         if isinstance(services, int):
             return services
         try:
@@ -242,7 +348,7 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(_("'{text}' is not a size (say 700M or 4G).").format(text=args.max_size))
         return EXIT_USAGE
-    services = _open(paths)
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     out = Path(args.out)
@@ -304,7 +410,7 @@ def cmd_print_rx(paths: DataPaths, args: argparse.Namespace) -> int:
 
     from spoke_client.services.printers import JobState
 
-    services = _open(paths)
+    services = _open(paths, args)
     if isinstance(services, int):
         return services
     try:
@@ -354,7 +460,7 @@ def cmd_verify_rx(paths: DataPaths, args: argparse.Namespace) -> int:
                 key=key[:60]))
             return EXIT_USAGE
     if paths.database.exists():
-        services = _open(paths)
+        services = _open(paths, args)
         if isinstance(services, int):
             return services
         try:

@@ -18,6 +18,11 @@ class DataPaths:
         return self.root / "spoke.sqlite"
 
     @property
+    def keyslots(self) -> Path:
+        """The database key, wrapped once per user and once by the recovery key (services/keyslots.py)."""
+        return self.root / "keyslots.json"
+
+    @property
     def backups(self) -> Path:
         return self.root / "backups"
 
@@ -35,8 +40,15 @@ class DataPaths:
         return self.root / "logs"
 
     def ensure(self) -> "DataPaths":
+        """The folders, the data folder readable by this account only (POSIX; on Windows the installer's
+        folder ACL applies)."""
         for p in (self.root, self.backups, self.logs):
             p.mkdir(parents=True, exist_ok=True)
+        if os.name == "posix":
+            try:
+                os.chmod(self.root, 0o700)
+            except OSError:
+                pass
         return self
 
 

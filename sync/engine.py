@@ -5,13 +5,14 @@ Generic over the local store (the Outbox and Inbox protocols), so it imports not
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from sync.files import sha256_file
 from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, PushResult, Rejection, SetDigest
@@ -39,6 +40,11 @@ class MediaItem:
     sha256: str
     size: int
     path: Path
+    # The plain content of a file kept sealed at rest (the spoke's media store): read through this, not `path`.
+    opener: Callable[[], BinaryIO] | None = None
+
+    def open(self) -> BinaryIO:
+        return self.opener() if self.opener is not None else open(self.path, "rb")
 
 
 class MediaBox(Protocol):
@@ -209,7 +215,7 @@ class SyncEngine:
         total, done = sum(i.size for i in items), 0
         for item in items:
             _check(cancel)
-            if _sha256_file(item.path) != item.sha256:
+            if _sha256_of(item) != item.sha256:
                 reason = "A file on this computer is damaged or missing; it cannot be sent."
                 self.media.media_failed(item.sha256, reason)
                 report.files_refused += 1
@@ -239,7 +245,7 @@ class SyncEngine:
         if status.complete:
             return False   # the hub has it: never sent again
         offset, damaged = status.received, 0
-        with open(item.path, "rb") as f:
+        with item.open() as f:
             while True:
                 _check(cancel)
                 f.seek(offset)
@@ -411,11 +417,21 @@ class _Cancelled(Exception):
     pass
 
 
-def _sha256_file(path: Path) -> str | None:
+def _sha256_of(item: MediaItem) -> str | None:
+    """The content's SHA-256, or None when it cannot be read (missing, damaged, a sealed file that does not open)."""
+    if item.opener is None:
+        try:
+            return sha256_file(item.path)
+        except OSError:
+            return None
+    h = hashlib.sha256()
     try:
-        return sha256_file(path)
+        with item.open() as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     except OSError:
         return None
+    return h.hexdigest()
 
 
 def _check(cancel: threading.Event | None) -> None:

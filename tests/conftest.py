@@ -56,6 +56,17 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def light_key_slots(monkeypatch):
+    """Key slots made in this process derive with a light Argon2id (1 pass, 8 MiB) instead of the product's 64 MiB:
+    every set-up and new user makes one, and the suite makes thousands. The parameters are kept in each slot, so
+    the code that opens them is the same; tests/services/test_keyslots.py and the programs the tests start use the
+    product's."""
+    from spoke_client.services import keyslots
+
+    monkeypatch.setattr(keyslots, "ARGON2", {"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1})
+
+
 @pytest.fixture
 def paths(tmp_path) -> DataPaths:
     return DataPaths(tmp_path / "data")

@@ -51,7 +51,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, db_path: Path, backups_dir: Path, target: str = "head") -> MigrationReport:
+def upgrade(engine: Engine, db_path: Path, backups_dir: Path, key: bytes | None = None,
+            target: str = "head") -> MigrationReport:
+    """The copy taken first is encrypted with the database's key, as the database is."""
     cfg = alembic_config()
     before = current_revision(engine)
     wanted = head_revision() if target == "head" else target
@@ -61,7 +63,7 @@ def upgrade(engine: Engine, db_path: Path, backups_dir: Path, target: str = "hea
     if before is not None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         backup = backups_dir / f"pre-upgrade-{before}-{stamp}.sqlite"
-        backup_to(db_path, backup)
+        backup_to(db_path, backup, key)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -69,7 +71,7 @@ def upgrade(engine: Engine, db_path: Path, backups_dir: Path, target: str = "hea
     except Exception as exc:
         engine.dispose()
         if backup is not None:
-            backup_to(backup, db_path)
+            backup_to(backup, db_path, key)
             raise MigrationFailed(
                 _("The database could not be upgraded ({error}). The copy taken before the upgrade "
                   "has been put back; nothing was lost. Copy: {backup}").format(error=exc, backup=backup)

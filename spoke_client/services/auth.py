@@ -1,10 +1,12 @@
-"""Facility set-up, users and roles, Argon2id passwords, lock-out after repeated wrong passwords."""
+"""Facility set-up, users and roles, Argon2id passwords, lock-out after repeated wrong passwords, and each user's
+key slot to the encrypted data (services/vault.py)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +25,9 @@ from spoke_client.domain.model import Facility, Role, User
 from spoke_client.i18n import _
 from spoke_client.services.settings import IDLE_LOCK_MINUTES, SettingsService
 from spoke_client.services.store import Store, new_id
+
+if TYPE_CHECKING:
+    from spoke_client.services.vault import KeyRing
 
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -52,9 +57,12 @@ def _user_payload(row: UserRow) -> User:
 
 
 class AuthService:
-    def __init__(self, store: Store, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, store: Store, hasher: PasswordHasher | None = None, keys: "KeyRing | None" = None) -> None:
         self.store = store
         self.hasher = hasher or PasswordHasher()  # argon2-cffi's default is Argon2id (RFC 9106 low-memory)
+        # The encrypted store's key ring: every user who can sign in has a key slot made from their password (set
+        # with the password: at set-up, on adding a user, on a new password; removed with a disabled user).
+        self.keys = keys
 
     # --- facility -------------------------------------------------------------------------------
     def needs_setup(self) -> bool:
@@ -83,7 +91,42 @@ class AuthService:
             w.change("facility", frow.id, 1, _facility(frow))
             w.change("user", urow.id, 1, _user_payload(urow))
             w.audit("setup", "facility", frow.id, frow.name)
+            if self.keys is not None:
+                # In the set-up's transaction: a set-up that fails to keep the key is not committed.
+                self.keys.first_slot(urow.id, urow.username, password, f"{frow.name} ({frow.hwc_id})")
             return _facility(frow), _user(urow)
+
+    def take_recovery_key(self) -> str | None:
+        """The recovery key made at set-up (or at the encryption of an older database), once: the screen that shows
+        it to the administrator asks for it, and it is forgotten."""
+        return self.keys.take_recovery_key() if self.keys is not None else None
+
+    def users_without_key(self) -> list[str]:
+        """Active users who cannot open this computer's data yet (their accounts are older than its encryption):
+        an administrator sets their password again, or they sign in once while the data is open."""
+        if self.keys is None or not self.keys.ready:
+            return []
+        with self.store.read() as s:
+            return [r.username for r in s.scalars(select(UserRow).where(UserRow.active).order_by(UserRow.username))
+                    if not self.keys.has_slot(r.id)]
+
+    def recover_admin(self, username: str, new_password: str) -> User:
+        """After the recovery key opened the data: a new password for administrator `username` (their slot made
+        again), audited."""
+        if len(new_password) < MIN_PASSWORD_LENGTH:
+            raise ValidationFailed([FieldProblem("password", _password_message())])
+        with self.store.write(None) as w:
+            row = w.session.scalars(select(UserRow).where(UserRow.username == username.strip().lower())).first()
+            if row is None or not row.active or row.role != Role.ADMIN.value:
+                raise NotAllowed(_("The recovery key gives a new password to an active administrator only."))
+            row.password_hash = self.hasher.hash(new_password)
+            row.failed_logins = 0
+            row.locked_until = None
+            w.user_id = row.id
+            w.audit("recovery_key", "user", row.id)
+            if self.keys is not None:
+                self.keys.set_slot(row.id, row.username, new_password)
+            return _user(row)
 
     # --- sign-in --------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> User:
@@ -112,6 +155,10 @@ class AuthService:
             row.locked_until = None
             w.user_id = row.id
             w.audit("login", "user", row.id)
+            if self.keys is not None and self.keys.ready and not self.keys.has_slot(row.id):
+                # An account older than the encryption signing in while the data is open: its slot, now.
+                self.keys.set_slot(row.id, row.username, password)
+                w.audit("key_slot", "user", row.id)
             return _user(row)
         row.failed_logins += 1
         w.audit("login_failed", "user", row.id)
@@ -166,6 +213,8 @@ class AuthService:
             w.session.add(row)
             w.change("user", row.id, 1, _user_payload(row))
             w.audit("create", "user", row.id, f"{row.username} ({role.value})")
+            if self.keys is not None:
+                self.keys.set_slot(row.id, row.username, password)
             return _user(row)
 
     def set_active(self, actor: User, user_id: str, active: bool) -> User:
@@ -178,6 +227,8 @@ class AuthService:
             row.version += 1
             w.change("user", row.id, row.version, _user_payload(row))
             w.audit("enable" if active else "disable", "user", row.id)
+            if self.keys is not None and not active:
+                self.keys.remove_slot(row.id)   # enabled again, they get a slot with the password an admin sets
             return _user(row)
 
     def set_password(self, actor: User, user_id: str, password: str) -> None:
@@ -191,6 +242,8 @@ class AuthService:
             row.failed_logins = 0
             row.locked_until = None
             w.audit("password", "user", row.id)
+            if self.keys is not None and row.active:
+                self.keys.set_slot(row.id, row.username, password)
 
     def _new_user_row(self, now, username: str, full_name: str, role: Role, password: str) -> UserRow:
         return UserRow(

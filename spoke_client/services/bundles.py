@@ -119,7 +119,7 @@ def ensure_box_key(store: Store, paths: DataPaths, client) -> bool:
 def estimate(store: Store, paths: DataPaths) -> Estimate:
     """What a bundle written now would hold, and about how many bytes it takes on the drive."""
     outbox = Outbox(store)
-    items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
+    items = MediaBox(store, MediaFiles(paths.media, store.key)).media_to_upload()
     changes = outbox.pending()
     plain = sum(i.size for i in items) + changes * CHANGE_BYTES_GUESS + 4096
     return Estimate(changes, len(items), bundle.sealed_size(plain), outbox.pending_cases())
@@ -149,7 +149,7 @@ def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = Non
     hub_id = store.get_setting(HUB_BOX_KEY_ID) or bundle.key_id(recipient)
     sequence = next_sequence(store)
     outbox, inbox = Outbox(store), Inbox(store)
-    items = MediaBox(store, MediaFiles(paths.media)).media_to_upload()
+    items = MediaBox(store, MediaFiles(paths.media, store.key)).media_to_upload()
     planned = estimate(store, paths)
     _check_room(out.parent, planned.bytes, max_size)
     header = bundle.new_header(kind="spoke", sender=store.device_id, facility_id=facility_id or "",
@@ -164,7 +164,7 @@ def export(store: Store, paths: DataPaths, out: Path, max_size: int | None = Non
             files = skipped = 0
             for item in items:
                 whole = _read_small(item)   # a photo is read once: checked, then written from memory
-                if (whole is None and _sha256(item.path) != item.sha256) or \
+                if (whole is None and (item.opener is not None or _sha256(item.path) != item.sha256)) or \
                         (whole is not None and hashlib.sha256(whole).hexdigest() != item.sha256):
                     skipped += 1   # damaged or missing here: told, and sync says which file
                     continue
@@ -387,7 +387,7 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
     from spoke_client.db.models import MediaBlobRow
     from sync.protocol import PullPage, decode
 
-    files_box = MediaFiles(paths.media)
+    files_box = MediaFiles(paths.media, store.key)
     outbox, inbox, media = Outbox(store), Inbox(store, files_box), MediaBox(store, files_box)
     acknowledged = received = prescriptions = files = 0
     current = None   # (sha256, size, open file, path)
@@ -613,6 +613,12 @@ def _dumps(data: dict) -> bytes:
 def _read_small(item: MediaItem) -> bytes | None:
     """The whole file when it is small enough to hold (a photo, a recording): None for a larger one (read in
     pieces, twice) or one that cannot be read (then the hash check says so)."""
+    if item.opener is not None:     # sealed at rest: its plain content, read once (an attachment is at most 20 MB)
+        try:
+            with item.open() as f:
+                return f.read()
+        except OSError:
+            return None
     if item.size > WHOLE_FILE:
         return None
     try:

@@ -20,7 +20,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from argon2.low_level import Type, hash_secret_raw
@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sync.files import fsync_dir
 
 VERSION = 1
 RECOVERY = "recovery"
@@ -49,6 +51,7 @@ class Slot:
     kdf: dict               # {"name": "argon2id", "salt": b64, "time_cost"...} or {"name": "hkdf", "salt": b64}
     nonce: str
     wrapped: str
+    name: str = ""          # the user name typed at sign-in, to find the slot before the database is open
 
 
 def new_key() -> bytes:
@@ -72,12 +75,23 @@ def _recovery_bits(text: str) -> bytes:
 class KeySlots:
     """The slots file of one PC's data folder."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, copy: Path | None = None) -> None:
         self.path = Path(path)
+        self.copy = Path(copy) if copy is not None else None
         self.slots: dict[str, Slot] = {}
         self.check = ""   # a short MAC of the key under itself: a key given to wrap is checked to be the right one
+        self.label = ""   # the facility's name and HWC id, for the sign-in screen before the data is open
         if self.path.exists():
-            self._load()
+            try:
+                self._load(self.path)
+            except KeySlotError:
+                if self.copy is None or not self.copy.exists():
+                    raise
+                self._load(self.copy)          # damaged beside the database: the copy is taken back
+                _write_atomically(self._text(), self.path)
+        elif self.copy is not None and self.copy.exists():
+            self._load(self.copy)              # lost beside the database: taken back
+            _write_atomically(self._text(), self.path)
 
     @property
     def exists(self) -> bool:
@@ -88,30 +102,44 @@ class KeySlots:
 
     # --- making and changing ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, user_id: str, password: str) -> tuple["KeySlots", bytes, str]:
-        """A new database key with the first user's slot and a recovery slot: (slots, key, the recovery key to
-        show once)."""
-        slots = cls(path)
+    def create(cls, path: Path, user_id: str, password: str, key: bytes | None = None, *, name: str = "",
+               label: str = "", copy: Path | None = None) -> tuple["KeySlots", bytes, str]:
+        """The first user's slot and a recovery slot for `key` (a new one if none is given): (slots, key, the
+        recovery key to show once)."""
+        slots = cls(path, copy)
         if slots.exists:
             raise KeySlotError("exists", "This computer's data already has its key.")
-        key, recovery = new_key(), new_recovery_key()
-        slots.check = _check_value(key)
-        slots.slots[user_id] = _password_slot(user_id, password, key)
+        key = key or new_key()
+        recovery = new_recovery_key()
+        slots.check, slots.label = _check_value(key), label
+        slots.slots[user_id] = _password_slot(user_id, password, key, name)
         slots.slots[RECOVERY] = _recovery_slot(recovery, key)
         slots._save()
         return slots, key, recovery
 
-    def add(self, user_id: str, password: str, key: bytes) -> None:
+    def add(self, user_id: str, password: str, key: bytes, *, name: str = "") -> None:
         """A user's slot (a new user, or a password set by an administrator), with the unlocked session's key."""
         self._check_key(key)
-        self.slots[user_id] = _password_slot(user_id, password, key)
+        old = self.slots.get(user_id)
+        self.slots[user_id] = _password_slot(user_id, password, key, name or (old.name if old else ""))
         self._save()
 
     def change(self, user_id: str, old_password: str, new_password: str) -> None:
         """Re-wraps this user's slot for the new password; the other slots are untouched."""
         key = self.unlock(user_id, old_password)
-        self.slots[user_id] = _password_slot(user_id, new_password, key)
+        self.slots[user_id] = _password_slot(user_id, new_password, key, self.slots[user_id].name)
         self._save()
+
+    def find(self, name: str) -> str | None:
+        """The slot id of the user signing in as `name`."""
+        name = name.strip().lower()
+        for slot in self.slots.values():
+            if slot.id != RECOVERY and slot.name == name:
+                return slot.id
+        return None
+
+    def opens(self, key: bytes) -> bool:
+        return len(key) == KEY_BYTES and bool(self.check) and secrets.compare_digest(_check_value(key), self.check)
 
     def remove(self, user_id: str) -> None:
         if user_id == RECOVERY:
@@ -153,44 +181,48 @@ class KeySlots:
             raise KeySlotError("bad_key", "This is not the key of this computer's data.")
 
     # --- the file ---------------------------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self, path: Path) -> None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != VERSION:
                 raise ValueError
-            self.slots = {s["id"]: Slot(s["id"], dict(s["kdf"]), s["nonce"], s["wrapped"]) for s in data["slots"]}
+            self.slots = {s["id"]: Slot(s["id"], dict(s["kdf"]), s["nonce"], s["wrapped"], str(s.get("name", "")))
+                          for s in data["slots"]}
             self.check = str(data["check"])
+            self.label = str(data.get("label", ""))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KeySlotError("damaged", "The file that holds the keys to this computer's data is damaged; the "
                                           "recovery key cannot help until it is restored from a copy.") from exc
 
     def _save(self) -> None:
-        data = {"version": VERSION, "check": self.check, "slots": [s.__dict__ for s in sorted(self.slots.values(), key=lambda s: s.id)]}
-        text = json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(self.path.name + ".new")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, text)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, self.path)
-        try:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
+        """Atomically, then the same into the copy beside the database copies (backups/): a slots file lost or
+        damaged is taken back from there, and without one of them the data cannot be opened, even with the
+        recovery key."""
+        _write_atomically(self._text(), self.path)
+        if self.copy is not None:
+            _write_atomically(self._text(), self.copy)
+
+    def _text(self) -> bytes:
+        data = {"version": VERSION, "check": self.check, "label": self.label, "slots": [s.__dict__ for s in sorted(self.slots.values(), key=lambda s: s.id)]}
+        return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
 
 
-def _password_slot(user_id: str, password: str, key: bytes) -> Slot:
+def _write_atomically(text: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".new")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def _password_slot(user_id: str, password: str, key: bytes, name: str = "") -> Slot:
     kdf = {"name": "argon2id", "salt": _b64(secrets.token_bytes(16)), **ARGON2}
-    return _wrap(user_id, kdf, _derive(kdf, password.encode("utf-8")), key)
+    return replace(_wrap(user_id, kdf, _derive(kdf, password.encode("utf-8")), key), name=name.strip().lower())
 
 
 def _recovery_slot(recovery_key: str, key: bytes) -> Slot:

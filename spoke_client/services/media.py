@@ -3,8 +3,12 @@ atomically; the database holds the reference and its description, written with i
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import io
+import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,20 +19,28 @@ from spoke_client.db.models import AttachmentRow, CaseRow, ChangeRow, MediaBlobR
 from spoke_client.domain.errors import FieldProblem, NotAllowed, NotFound, ValidationFailed
 from spoke_client.domain.model import Attachment, AttachmentKind, AttachmentStatus, CaseStatus, User
 from spoke_client.i18n import _
+from spoke_client.services.sealed_files import SealedFileError, is_sealed, media_key, read_sealed, seal
 from spoke_client.services.settings import AUDIO_MAX_SECONDS, CAMERA_SOURCE, PHOTO_LONG_SIDE, SettingsService
 from spoke_client.services.store import Store, new_id
 from sync.files import fsync_dir as _fsync_dir
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024   # a scanned report or a long recording; far above a clinical photo
 LABEL_MAX = 200
+log = logging.getLogger(__name__)
 FINISHED = (CaseStatus.CLOSED, CaseStatus.CANCELLED)
 
 
 class MediaFiles:
-    """The media folder: <root>/<first two hex digits>/<sha256>. A file is complete or absent, never half."""
+    """The media folder: <root>/<first two hex digits>/<sha256>. A file is complete or absent, never half.
 
-    def __init__(self, root: Path) -> None:
+    With the database key (an encrypted store), each file is sealed (services/sealed_files.py: 64 KiB
+    ChaCha20-Poly1305 chunks under a key derived from the database key, its name bound in), and keeps its name, the
+    SHA-256 of the plain content, so sync and deduplication are unchanged. A file in clear from before the encryption
+    still reads, until `seal_clear_files` seals it."""
+
+    def __init__(self, root: Path, database_key: bytes | None = None) -> None:
         self.root = root
+        self.key = media_key(database_key) if database_key is not None else None
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -39,17 +51,89 @@ class MediaFiles:
     def put_bytes(self, data: bytes) -> str:
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path(sha256)
-        if target.is_file() and target.stat().st_size == len(data):
+        if target.is_file() and (is_sealed(target) if self.key is not None else target.stat().st_size == len(data)):
             return sha256   # the same content is already here
-        self._write(target, [data])
+        self._write(target, sha256, [data])
         return sha256
 
+    def read(self, sha256: str) -> bytes | None:
+        """The plain content, or None when the file is not here. A sealed file that does not open (damaged, or
+        not this PC's) raises SealedFileError, an OSError."""
+        path = self.path(sha256)
+        if not path.is_file():
+            return None
+        if is_sealed(path):
+            if self.key is None:
+                raise SealedFileError("this file is sealed and the data is not open")
+            return read_sealed(self.key, sha256, path)
+        return path.read_bytes()
+
+    def opener(self, sha256: str):
+        """For sync and bundles: a callable giving a readable file of the plain content (at most an attachment's
+        20 MB, held in memory while it is sent)."""
+        def open_plain() -> io.BytesIO:
+            data = self.read(sha256)
+            if data is None:
+                raise FileNotFoundError(sha256)
+            return io.BytesIO(data)
+        return open_plain if self.key is not None else None
+
     def adopt(self, sha256: str, downloaded: Path) -> None:
-        """Moves a downloaded (already verified) file into place."""
+        """Moves a downloaded (already verified) file into place; sealed first when the store is encrypted (the
+        download itself waits in clear in incoming/ until it is complete and checked)."""
         target = self.path(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(downloaded, target)
+        if self.key is None:
+            os.replace(downloaded, target)
+        else:
+            with open(downloaded, "rb") as f:
+                seal(self.key, sha256, iter(lambda: f.read(1 << 20), b""), target)
+            downloaded.unlink(missing_ok=True)
         _fsync_dir(target.parent)
+
+    def viewable(self, sha256: str, suffix: str = "") -> Path:
+        """A path the system's viewer can open: the file itself, or for a sealed one a clear copy in a private
+        temporary folder (this account only) that is removed when Spoke exits."""
+        path = self.path(sha256)
+        if self.key is None or not is_sealed(path):
+            return path
+        data = self.read(sha256) or b""
+        folder = _view_folder()
+        target = folder / f"{sha256[:16]}{suffix}"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return target
+
+    def seal_clear_files(self) -> int:
+        """Seals every file still in clear (from before the encryption); returns how many. Each is replaced whole:
+        a second name keeps the clear file's content until the sealed one is in place, then that content is
+        overwritten with zeros and the name removed, so a kill leaves the clear file or the sealed one."""
+        if self.key is None or not self.root.is_dir():
+            return 0
+        done = 0
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2):
+            for path in sorted(folder.iterdir()):
+                if path.name.endswith(".clear"):
+                    if is_sealed(self.path(path.name.removesuffix(".clear"))):
+                        _zero_and_remove(path)      # left by a kill after its sealed file was in place
+                    else:
+                        path.unlink()               # a second name of the clear file itself: only the name goes
+                    continue
+                if len(path.name) != 64 or not path.is_file() or is_sealed(path):
+                    continue
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != path.name:
+                    log.warning("a media file does not match its name; left as it is for the sync to report")
+                    continue
+                keep = path.with_name(path.name + ".clear")
+                keep.unlink(missing_ok=True)
+                os.link(path, keep)
+                seal(self.key, path.name, [data], path)
+                _zero_and_remove(keep)
+                done += 1
+            _fsync_dir(folder)
+        return done
 
     def partial_path(self, sha256: str) -> Path:
         return self.root / "incoming" / f"{sha256}.part"
@@ -57,8 +141,12 @@ class MediaFiles:
     def remove(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
-    def _write(self, target: Path, blocks) -> None:
+    def _write(self, target: Path, sha256: str, blocks) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        if self.key is not None:
+            seal(self.key, sha256, blocks, target)     # a temporary name, fsynced, renamed
+            _fsync_dir(target.parent)
+            return
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:12]}.", suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -71,6 +159,29 @@ class MediaFiles:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+_VIEW_FOLDER: Path | None = None
+
+
+def _view_folder() -> Path:
+    global _VIEW_FOLDER
+    if _VIEW_FOLDER is None or not _VIEW_FOLDER.is_dir():
+        _VIEW_FOLDER = Path(tempfile.mkdtemp(prefix="spoke-view-"))   # mode 0700
+        atexit.register(shutil.rmtree, _VIEW_FOLDER, True)
+    return _VIEW_FOLDER
+
+
+def _zero_and_remove(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
+    path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -133,8 +244,7 @@ class AttachmentService:
 
     def read_bytes(self, attachment: Attachment) -> bytes | None:
         """The file, or None while it is still to be fetched from the hub (made on another PC)."""
-        path = self.files.path(attachment.sha256)
-        return path.read_bytes() if path.is_file() else None
+        return self.files.read(attachment.sha256)
 
     def attach(self, actor: User, case_id: str, kind: AttachmentKind, data: bytes, mime: str, label: str = "", *,
                width_px: int | None = None, height_px: int | None = None, duration_ms: int | None = None) -> Attachment:

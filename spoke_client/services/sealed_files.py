@@ -1,5 +1,4 @@
-"""Photos, recordings and documents sealed at rest (issue "Patient data encrypted at rest", second slice: the
-primitive; the media store does not use it yet).
+"""Photos, recordings and documents sealed at rest (the media store, services/media.py, keeps its files so).
 
 A file keeps its name, the SHA-256 of its plain content, so sync and deduplication are unchanged. On the disk:
 
@@ -28,8 +27,17 @@ CHUNK = 64 * 1024
 TAG = 16
 
 
-class SealedFileError(Exception):
-    """A sealed file that does not open: damaged, cut short, or not this PC's (another key or another name)."""
+class SealedFileError(OSError):
+    """A sealed file that does not open: damaged, cut short, or not this PC's (another key or another name). An
+    OSError, as a file that cannot be read is to the code that reads it."""
+
+
+def is_sealed(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def media_key(database_key: bytes) -> bytes:

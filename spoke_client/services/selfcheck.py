@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from spoke_client.db import migrate
-from spoke_client.db.engine import integrity_problems
+from spoke_client.db.engine import database_kind, integrity_problems
 from spoke_client.db.models import CaseRow, ChangeRow, PatientRow, UserRow
 from spoke_client.domain.errors import SpokeError
 from spoke_client.i18n import LOCALE_DIR, RESOURCES, _
 from spoke_client.paths import DataPaths
 from spoke_client.services.runtime import last_good_copy, open_services
+from spoke_client.services.vault import key_slots
 from spoke_client.services.search import count_indexed
 
 
@@ -29,17 +30,30 @@ class SelfcheckReport:
         self.lines.append("       " + text)
 
 
-def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
+def run_selfcheck(paths: DataPaths, key: bytes | None = None) -> SelfcheckReport:
+    """The data folder, the database (an encrypted one with `key`, from a user's sign-in), resources, fonts, search
+    and devices."""
     r = SelfcheckReport()
     r.info(_("data folder: {d}").format(d=paths.root))
-    problems = integrity_problems(paths.database)
+    kind = database_kind(paths.database)
+    if kind == "encrypted" and key is None:
+        slots = key_slots(paths)
+        r.check(slots.exists, _("database encrypted; users with a key: {n}; a recovery key: yes").format(
+            n=len(slots.ids())))
+        r.info(_("sign in (spoke-client --user NAME selfcheck) to check what it holds"))
+        _checks_without_data(r)
+        return r
+    r.info(_("database encrypted (SQLCipher)") if kind == "encrypted" else
+           _("database not encrypted yet: the next administrator's sign-in encrypts it") if kind == "clear" else
+           _("no database yet"))
+    problems = integrity_problems(paths.database, key)
     r.check(not problems, _("database integrity") + (f": {problems[0]}" if problems else ""))
     if problems:
-        good = last_good_copy(paths)
+        good = last_good_copy(paths, key)
         r.info(_("last good copy: {c}").format(c=good or _("none")))
         return r
     try:
-        services = open_services(paths)
+        services = open_services(paths, key=key)
     except SpokeError as exc:
         r.check(False, exc.message)
         return r
@@ -61,6 +75,11 @@ def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
         r.info(_("facility: {f}").format(f=f"{facility.name} ({facility.hwc_id})" if facility else _("not set up yet")))
     finally:
         services.close()
+    _checks_without_data(r)
+    return r
+
+
+def _checks_without_data(r: SelfcheckReport) -> None:
     r.check(RESOURCES.is_dir(), _("resources folder {d}").format(d=RESOURCES))
     catalogs = sorted(p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/spoke.mo"))
     r.info(_("translations: {langs}").format(langs=", ".join(["en"] + catalogs)))
@@ -74,8 +93,17 @@ def run_selfcheck(paths: DataPaths) -> SelfcheckReport:
         r.check(True, _("SQLite {v} with FTS5 trigram search").format(v=sqlite3.sqlite_version))
     except Exception as exc:  # noqa: BLE001 - any failure here means search cannot work
         r.check(False, _("SQLite FTS5 trigram search is missing: {e}").format(e=exc))
+    try:
+        from sqlcipher3 import dbapi2 as sqlcipher
+
+        con = sqlcipher.connect(":memory:")
+        version = con.execute("PRAGMA cipher_version").fetchone()[0]
+        con.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram')")
+        con.close()
+        r.check(True, _("SQLCipher {v} (the encrypted database) with FTS5 trigram search").format(v=version))
+    except Exception as exc:  # noqa: BLE001 - without it no data can be opened
+        r.check(False, _("SQLCipher is missing or broken: {e}").format(e=exc))
     _devices(r)
-    return r
 
 
 def _print_fonts(r: SelfcheckReport) -> None:

@@ -111,6 +111,9 @@ class Store:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        # The database's key when it is encrypted (set by runtime.open_services): the media store seals its files
+        # under a key derived from it. Never written anywhere.
+        self.key: bytes | None = None
         self._read = sessionmaker(engine, expire_on_commit=False)
         # BEGIN IMMEDIATE takes the write lock up front: no deadlock between a reader turned writer and us.
         self._write = sessionmaker(engine.execution_options(sqlite_begin="BEGIN IMMEDIATE"), expire_on_commit=False)

@@ -245,7 +245,7 @@ def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
     if not url or not key_path(paths).exists():
         raise NotEnrolled(_("This computer is not enrolled with a hub yet: run 'spoke-client enroll --hub URL --code CODE'."))
     key = load_pem_private_key(key_path(paths).read_bytes(), password=None)
-    local = LocalSync(store, MediaFiles(paths.media))
+    local = LocalSync(store, MediaFiles(paths.media, store.key))
     link = HubLink(store)
     client = HubClient(url, device_id=store.device_id, key=key, next_counter=link.next_counter,
                        allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)), raise_counter=link.raise_counter,

@@ -26,7 +26,7 @@ class MediaBox:
             rows = s.execute(select(MediaBlobRow.sha256, MediaBlobRow.size_bytes).where(
                 MediaBlobRow.present.is_(True), MediaBlobRow.uploaded_at.is_(None), MediaBlobRow.last_error == "")
                 .order_by(MediaBlobRow.created_at)).all()
-        return [MediaItem(r.sha256, r.size_bytes, self.files.path(r.sha256)) for r in rows]
+        return [MediaItem(r.sha256, r.size_bytes, self.files.path(r.sha256), self.files.opener(r.sha256)) for r in rows]
 
     def media_uploaded(self, sha256: str) -> None:
         with self.store.write(None) as w:

@@ -4,6 +4,7 @@ worker thread) and the recording dialog (level meter and timer)."""
 from __future__ import annotations
 
 import logging
+import mimetypes
 import time
 from pathlib import Path
 
@@ -600,8 +601,12 @@ class AttachmentsPanel(QGroupBox):
 
             self.runner.run(load, self._play, self._failed, lane="read")
             return
-        self.runner.run(lambda: self.attachments.files.has(a.sha256), lambda here: self._open_file(a, here),
-                        self._failed, lane="read")
+        def viewable():   # a sealed file is opened by the system's viewer from a private clear copy
+            if not self.attachments.files.has(a.sha256):
+                return None
+            return self.attachments.files.viewable(a.sha256, mimetypes.guess_extension(a.mime) or "")
+
+        self.runner.run(viewable, lambda path: self._open_file(path), self._failed, lane="read")
 
     def _not_here(self) -> None:
         self.message.show_message(_("This file has not arrived from the hub yet; it will after the next sync."))
@@ -613,11 +618,11 @@ class AttachmentsPanel(QGroupBox):
         player = self.player
         self.runner.run(lambda: player.play(*decoded), None, self._failed, lane="devices")
 
-    def _open_file(self, a: Attachment, here: bool) -> None:
-        if not here:
+    def _open_file(self, path) -> None:
+        if path is None:
             self._not_here()
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.attachments.files.path(a.sha256))))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
     def relabel_selected(self) -> None:
         a = self.selected()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -14,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from spoke_client.domain.errors import SpokeError, ValidationFailed
+from spoke_client.domain.errors import DatabaseDamaged, SpokeError, ValidationFailed
 from spoke_client.domain.model import Facility, User
 from spoke_client.i18n import _, available_languages, current_language, set_language
 from spoke_client.services.auth import AuthService, FacilityForm
@@ -145,6 +147,15 @@ class _ServiceDialog(QDialog):
             self.message.show_message(_("Something went wrong: {error}").format(error=exc))
 
 
+def _same_passwords(dialog) -> bool:
+    """A dialog with `password` and `confirm`: False, and the reason shown under the second, when they differ."""
+    if dialog.password.text() == dialog.confirm.text():
+        return True
+    dialog.fields.clear_errors()
+    dialog.fields.errors["confirm"].show_message(_("The two passwords are not the same."))
+    return False
+
+
 class SetupDialog(_ServiceDialog):
     def __init__(self, runner: TaskRunner, auth: AuthService, parent: QWidget | None = None) -> None:
         super().__init__(runner, "", parent)
@@ -182,11 +193,8 @@ class SetupDialog(_ServiceDialog):
             self.intro.setText(self.intro_text())
 
     def submit(self) -> None:
-        if self.password.text() != self.confirm.text():
-            self.fields.clear_errors()
-            self.fields.errors["confirm"].show_message(_("The two passwords are not the same."))
-            return
-        super().submit()
+        if _same_passwords(self):
+            super().submit()
 
     def call(self) -> tuple[Facility, User]:
         form = FacilityForm(self.name.text(), self.hwc_id.text(), self.district.text(), self.state.text())
@@ -194,16 +202,41 @@ class SetupDialog(_ServiceDialog):
 
 
 class LoginDialog(_ServiceDialog):
-    def __init__(self, runner: TaskRunner, auth: AuthService, facility_name: str, parent: QWidget | None = None) -> None:
+    """Sign-in. `auth` is the open store's users service, or (the first sign-in of a session) a vault.Gate, which
+    opens the encrypted data with the user's key slot. When the data is encrypted and closed, the screen says so
+    and offers the recovery key; a database that fails its check on opening ends the dialog with `damaged` set."""
+
+    def __init__(self, runner: TaskRunner, auth, facility_name: str, parent: QWidget | None = None) -> None:
         super().__init__(runner, "", parent)
         self.auth = auth
+        self.facility_name = facility_name
+        self.damaged: DatabaseDamaged | None = None
+        self.locked = bool(getattr(auth, "locked", False))
         self._add_language_box()
         label = self.labels()
         self.username = self.fields.add("username", label["username"], QLineEdit())
         self.password = self.fields.add("password", label["password"], _password())
-        self.finish_layout(facility_name)
+        self.recover_button = None
+        if self.locked:
+            self.recover_button = self.buttons.addButton("", QDialogButtonBox.ButtonRole.ResetRole)
+            self.recover_button.setObjectName("recover")
+            self.recover_button.clicked.connect(self.use_recovery_key)
+        self.finish_layout(self.intro_text())
         self.retranslate()
         self.username.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def intro_text(self) -> str:
+        if not self.locked:
+            return self.facility_name
+        return "\n".join(x for x in (self.facility_name, _(
+            "The patient data on this computer is encrypted. It opens when a user signs in; until then nothing of it "
+            "can be read, and nothing is sent to the hub.")) if x)
+
+    def use_recovery_key(self) -> None:
+        dialog = RecoverDialog(self.runner, self.auth, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.result_value = dialog.result_value
+            self.accept()
 
     @staticmethod
     def labels() -> dict[str, str]:
@@ -214,14 +247,89 @@ class LoginDialog(_ServiceDialog):
         self.setWindowTitle(_("Sign in to Spoke"))
         for name, text in self.labels().items():
             self._relabel(name, text)
+        if self.intro is not None:
+            self.intro.setText(self.intro_text())
+        if self.recover_button is not None:
+            self.recover_button.setText(_("Every password lost? Use the recovery key"))
 
     def call(self) -> User:
         return self.auth.login(self.username.text(), self.password.text())
 
     def failed(self, exc: Exception) -> None:
+        if isinstance(exc, DatabaseDamaged):
+            self.damaged = exc       # the app offers the last good copy
+            self.reject()
+            return
         super().failed(exc)
         self.password.clear()
         self.password.setFocus()
+
+
+class RecoverDialog(_ServiceDialog):
+    """Every password lost: the recovery key printed at set-up opens the data, and an administrator gets a new
+    password (and so a new key slot)."""
+
+    def __init__(self, runner: TaskRunner, gate, parent: QWidget | None = None) -> None:
+        super().__init__(runner, _("Open the data with the recovery key"), parent)
+        self.gate = gate
+        self.recovery_key = self.fields.add("recovery_key", _("Recovery key"), QLineEdit())
+        self.recovery_key.setPlaceholderText("XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX")
+        self.username = self.fields.add("username", _("Administrator's user name"), QLineEdit())
+        self.password = self.fields.add("password", _("New password"), _password())
+        self.confirm = self.fields.add("confirm", _("New password again"), _password())
+        self.finish_layout(_("Type the recovery key kept in the centre's records (8 groups of 4 letters and digits) "
+                             "and choose a new password for an administrator. The other users keep their passwords."))
+
+    def submit(self) -> None:
+        if _same_passwords(self):
+            super().submit()
+
+    def call(self) -> User:
+        return self.gate.recover(self.recovery_key.text(), self.username.text(), self.password.text())
+
+
+class RecoveryKeyDialog(QDialog):
+    """The recovery key, shown once to the administrator who set up (or first encrypted) the data. OK waits until
+    they say it is written down."""
+
+    def __init__(self, recovery_key: str, users_without_key: list[str] | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(_("The recovery key of this computer's data"))
+        layout = QVBoxLayout(self)
+        intro = QLabel(_("The patient data on this computer is encrypted. If every password is forgotten, only this "
+                         "recovery key opens it. Write it down or print it now, and keep it with the centre's records, "
+                         "away from this computer. It is not shown again."))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.key_label = QLabel(recovery_key)
+        self.key_label.setObjectName("recovery_key")
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setPointSize(font.pointSize() + 6)
+        self.key_label.setFont(font)
+        self.key_label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)   # not to the clipboard
+        layout.addWidget(self.key_label, alignment=Qt.AlignmentFlag.AlignCenter)
+        if users_without_key:
+            others = QLabel(_("These users cannot open the data yet, as their accounts are older than its encryption: "
+                              "{users}. Each gets a key at their next sign-in on this computer while Spoke is open, or "
+                              "when you set their password again.").format(users=", ".join(users_without_key)))
+            others.setObjectName("users_without_key")
+            others.setWordWrap(True)
+            layout.addWidget(others)
+        self.written = QCheckBox(_("I have written down the recovery key"))
+        self.written.setObjectName("written")
+        layout.addWidget(self.written)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(_("OK"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        self.written.toggled.connect(self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled)
+        self.buttons.accepted.connect(self.accept)
+        layout.addWidget(self.buttons)
+        self.setWindowFlag(Qt.WindowType.WindowCloseButtonHint, False)
+
+    def reject(self) -> None:   # Escape does not skip it
+        if self.written.isChecked():
+            super().reject()
 
 
 class LockDialog(_ServiceDialog):

@@ -1,6 +1,7 @@
 """The command line, run as a real process: setup, seed-demo, selfcheck, export-fhir, damaged-database exit code."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,9 +10,13 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 
-def run(data_dir, *args, input_text=None, ok=True):
+DEMO = {"SPOKE_USER": "admin", "SPOKE_PASSWORD": "spoke-demo"}   # seed-demo's administrator opens the data
+
+
+def run(data_dir, *args, input_text=None, ok=True, env=DEMO):
     proc = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, input=input_text, timeout=120)
+                          capture_output=True, text=True, input=input_text, timeout=120,
+                          env={**os.environ, **(env or {})})
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -46,6 +51,34 @@ def test_selfcheck_reports_a_sound_database(seeded):
     assert "[FAIL]" not in out
     assert "search index covers 300 of 300 patients" in out
     assert "300 patients, 60 cases" in out
+    assert "database encrypted (SQLCipher)" in out
+
+
+def test_setup_shows_the_recovery_key_once_and_it_gives_a_lost_password_back(tmp_path):
+    args = ["setup", "--facility-name", "HWC Rampur", "--hwc-id", "HWC-1", "--district", "Sitapur", "--state", "UP",
+            "--admin-user", "admin", "--admin-name", "Asha", "--password-stdin"]
+    out = run(tmp_path, *args, input_text="long-password\n", env={}).stdout
+    recovery = out.strip().splitlines()[-1].strip()
+    assert "recovery key" in out and len(recovery.replace("-", "")) == 32
+    nobody = {"SPOKE_USER": "admin", "SPOKE_PASSWORD": "forgotten-one"}
+    assert run(tmp_path, "export-fhir", "--all", "--out", str(tmp_path / "o"), env=nobody, ok=False).returncode == 1
+    bad = run(tmp_path, "recover", "--admin", "admin", "--stdin", input_text="ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567\nnew-password-1\n",
+              env={}, ok=False)
+    assert bad.returncode == 1 and "does not open" in bad.stderr
+    good = run(tmp_path, "recover", "--admin", "admin", "--stdin", input_text=f"{recovery}\nnew-password-1\n", env={})
+    assert "new password" in good.stdout
+    ok = {"SPOKE_USER": "admin", "SPOKE_PASSWORD": "new-password-1"}
+    assert "Wrote 0 FHIR Bundles" in run(tmp_path, "export-fhir", "--all", "--out", str(tmp_path / "o"), env=ok).stdout
+
+
+def test_encrypted_data_needs_a_user_and_tells_how(seeded, tmp_path):
+    p = run(seeded, "export-fhir", "--all", "--out", str(tmp_path / "o"), ok=False, env={"SPOKE_USER": "", "SPOKE_PASSWORD": ""})
+    assert p.returncode == 1 and "encrypted" in p.stderr and "--user" in p.stderr and "Traceback" not in p.stderr
+    p = run(seeded, "export-fhir", "--all", "--out", str(tmp_path / "o"), ok=False,
+            env={"SPOKE_USER": "admin", "SPOKE_PASSWORD": "not-the-password"})
+    assert p.returncode == 1 and "password is not right" in p.stderr and not (tmp_path / "o").exists()
+    out = run(seeded, "selfcheck", env={"SPOKE_USER": "", "SPOKE_PASSWORD": ""}).stdout
+    assert "database encrypted; users with a key: 1; a recovery key: yes" in out and "[FAIL]" not in out
 
 
 def test_export_fhir_all_and_one(seeded, tmp_path):

@@ -26,6 +26,7 @@ from spoke_client.services.rx_verify import codes_in_image, opencv_codes
 from spoke_client.services.sync_local import sync_once
 from sync import rx_code
 from tests.printing.conftest import need
+from tests.sync.conftest import cli_env
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "prescriptions"
 
@@ -127,7 +128,7 @@ def test_verify_rx_reads_the_pdf_and_a_photo_and_refuses_a_tampered_code(prescri
 
     def verify_rx(file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "verify-rx",
-                               str(file), *extra], capture_output=True, text=True, timeout=120)
+                               str(file), *extra], capture_output=True, text=True, timeout=120, env=cli_env())
 
     ok = verify_rx(pdf)
     assert ok.returncode == 0, ok.stderr
@@ -198,11 +199,12 @@ def test_print_rx_command_writes_the_pdf(prescribed, tmp_path):
     out = tmp_path / "cli.pdf"
     done = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "print-rx", "--case",
                            case_id, "--pdf", str(out), "--lang", "hi", "--size", "A4"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=cli_env())
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:5] == b"%PDF-" and "Sunita Devi" in text_of(out)
     missing = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "print-rx", "--case",
-                              "no-such-case", "--pdf", str(out)], capture_output=True, text=True, timeout=120)
+                              "no-such-case", "--pdf", str(out)], capture_output=True, text=True, timeout=120,
+                             env=cli_env())
     assert missing.returncode == 1 and "no prescription" in missing.stderr
 
 

@@ -46,8 +46,10 @@ def test_a_document_is_attached_by_its_content(services, admin, case, tmp_path, 
     assert (a.kind, a.mime, a.size_bytes, (a.width_px, a.height_px)) == (AttachmentKind.DOCUMENT, mime, len(data), size)
     assert a.label == path.stem and a.sha256 == hashlib.sha256(data).hexdigest()
     stored = services.attachments.files.path(a.sha256)
-    assert stored.read_bytes() == data and stored.parent.name == a.sha256[:2]
-    assert not list(stored.parent.glob("*.part")), "no temporary file left behind"
+    assert services.attachments.files.read(a.sha256) == data and stored.parent.name == a.sha256[:2]
+    assert data[:64] not in stored.read_bytes(), "sealed at rest: the file on disk is not the content"
+    assert not list(stored.parent.glob("*.part")) and not list(stored.parent.glob("*.sealing")), \
+        "no temporary file left behind"
     with services.store.read() as s:
         change = s.scalars(select(ChangeRow).where(ChangeRow.entity == "attachment")).one()
         assert change.entity_id == a.id and change.payload["sha256"] == a.sha256

@@ -22,19 +22,22 @@ def corrupt(path):
 
 
 def test_damaged_database_offers_the_last_good_copy_and_restores_it(paths, services, admin):
+    key = services.key
     services.patients.register(admin, PatientForm(name="Kamla Devi", sex="female", age_years=60))
-    copy = take_good_copy(paths)
+    copy = take_good_copy(paths, key=key)
     assert copy is not None and good_copies(paths) == [copy]
+    assert b"Kamla" not in copy.read_bytes(), "the day's copy is encrypted as the database is"
     services.patients.register(admin, PatientForm(name="Later Patient", sex="male", age_years=30))
     services.close()
     corrupt(paths.database)
     with pytest.raises(DamagedDatabase) as e:
-        open_services(paths)
+        open_services(paths, key=key)
     assert e.value.last_good == copy and "integrity" in e.value.message
     assert paths.database.exists(), "a damaged database is never deleted or replaced silently"
-    kept = restore_good_copy(paths, copy)
+    kept = restore_good_copy(paths, copy, key=key)
     assert kept.exists() and kept.parent == paths.quarantine
-    again = open_services(paths)
+    assert b"Kamla" not in paths.database.read_bytes()
+    again = open_services(paths, key=key)
     try:
         assert [h.patient.name for h in again.patients.search("kamla")] == ["Kamla Devi"]
     finally:
@@ -42,17 +45,18 @@ def test_damaged_database_offers_the_last_good_copy_and_restores_it(paths, servi
 
 
 def test_no_good_copy_says_so(paths, services, admin):
+    key = services.key
     services.close()
     corrupt(paths.database)
     with pytest.raises(DamagedDatabase) as e:
-        open_services(paths)
+        open_services(paths, key=key)
     assert e.value.last_good is None and "technician" in e.value.message
 
 
 def test_good_copies_are_daily_and_bounded(paths, services, admin):
     t0 = datetime(2026, 11, 1, 8, tzinfo=timezone.utc)
-    assert take_good_copy(paths, now=t0)
-    assert take_good_copy(paths, now=t0 + timedelta(hours=2)) is None
+    assert take_good_copy(paths, now=t0, key=services.key)
+    assert take_good_copy(paths, now=t0 + timedelta(hours=2), key=services.key) is None
     for day in range(1, 10):
-        take_good_copy(paths, now=t0 + timedelta(days=day))
+        take_good_copy(paths, now=t0 + timedelta(days=day), key=services.key)
     assert len(good_copies(paths)) == 7

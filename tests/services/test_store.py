@@ -95,7 +95,7 @@ def test_hlc_survives_restart(paths, services, admin):
     from spoke_client.services.runtime import open_services
 
     services.close()
-    again = open_services(paths)
+    again = open_services(paths, key=services.key)
     try:
         with again.store.write(None) as w:
             w.change("case", new_id(), 1, None, op="delete")

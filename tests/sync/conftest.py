@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import subprocess
 import threading
@@ -134,6 +135,14 @@ def facilities(hub):
 @pytest.fixture
 def spoke_factory(hub, hub_server):
     return lambda facility_id, name="PC": Spoke(hub_server.url, hub, facility_id, name)
+
+
+# The command line on a `spoke` fixture's PC: its data is encrypted, and the programs sign in as its administrator.
+SPOKE_CLI_ENV = {"SPOKE_USER": "admin", "SPOKE_PASSWORD": "pass-word-1"}
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, **SPOKE_CLI_ENV}
 
 
 @pytest.fixture

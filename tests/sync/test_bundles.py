@@ -30,7 +30,7 @@ from sync.hub.app import create_app
 from sync.hub.models import HubBlob, HubBundle, HubChangeRow, HubDevice, HubMediaUpload, HubRecord
 from sync.hub.service import Hub, make_hub_engine
 from tests.hub.conftest import clinic, small_formulary  # noqa: F401 - fixtures
-from tests.sync.conftest import ADMIN_TOKEN, ServerThread
+from tests.sync.conftest import ADMIN_TOKEN, ServerThread, cli_env
 from tests.sync.test_engine import queued_case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,7 +216,7 @@ def test_a_pc_enrolled_before_bundles_registers_its_key_at_its_next_sync(hub, hu
 # --- the way back: the hub's answers on the drive -------------------------------------------------------------
 def spoke_cli(paths, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=cli_env())
 
 
 def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_back_and_prints(
@@ -504,7 +504,7 @@ def test_a_drive_that_fills_during_export_leaves_nothing_that_looks_complete(hub
 
     done = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "bundle", "export",
                            "--out", str(drive)], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          preexec_fn=small_drive)
+                          preexec_fn=small_drive, env=cli_env())
     assert done.returncode == 13, done.stderr
     assert "The drive is full, or takes no file this large" in done.stderr
     assert list(drive.iterdir()) == []

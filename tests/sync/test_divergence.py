@@ -120,15 +120,16 @@ def test_a_pc_restored_from_an_older_copy_gets_back_what_it_had_sent(hub, hub_se
     register(pc, admin, "Asha Kumari")
     assert sync_once(pc.store, paths).ok
     copy = tmp_path / "copy.sqlite"
-    backup_to(paths.database, copy)
+    key = pc.key
+    backup_to(paths.database, copy, key)
     register(pc, admin, "Bimla Devi")
     assert sync_once(pc.store, paths).ok
     before_restore = at_hub(hub, device_id=pc.store.device_id)
     assert_pushed_exactly_once(pc, hub)
     pc.close()
 
-    backup_to(copy, paths.database)                     # the PC restored from its older copy
-    pc = open_services(paths)
+    backup_to(copy, paths.database, key)                # the PC restored from its older copy (the same key)
+    pc = open_services(paths, key=key)
     try:
         assert "Bimla Devi" not in names(pc)
         register(pc, admin, "Chanda Yadav")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -164,8 +165,9 @@ def test_enrolment_refusals_are_plain(hub, hub_server, facilities, spoke):
 
 def test_cli_enroll_and_sync(hub, hub_server, facilities, tmp_path):
     data = tmp_path / "cli"
+    demo = {**os.environ, "SPOKE_USER": "admin", "SPOKE_PASSWORD": "spoke-demo"}   # seed-demo's administrator
     run = lambda *a: subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(data), *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
+                                    capture_output=True, text=True, timeout=120, env=demo)
     assert run("seed-demo", "--patients", "20", "--cases", "5").returncode == 0
     not_yet = run("sync")
     assert not_yet.returncode == 1 and "not enrolled" in not_yet.stderr
@@ -179,7 +181,11 @@ def test_cli_enroll_and_sync(hub, hub_server, facilities, tmp_path):
 
         assert s.scalar(select(func.count()).select_from(HubRecord).where(HubRecord.entity == "patient")) == 20
     dead = free_port()   # a port nobody listens on: the same data folder, pointed at a dead hub, reports it
-    services = open_services(DataPaths(data))
+    from spoke_client.services.vault import Gate
+
+    gate = Gate(DataPaths(data))
+    gate.login("admin", "spoke-demo")
+    services = gate.services
     try:
         with services.store.write(None) as w:
             w.session.execute(ChangeRow.__table__.update().values(pushed_at=None))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import json
 import time
 import uuid
@@ -282,8 +283,9 @@ def test_a_pc_that_is_not_set_up_cannot_enrol_or_sync_and_says_why(hub, hub_serv
                           "--admin-user", "admin", "--admin-name", "Asha", "--password-stdin"],
                          input="pass-word-1\n", capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    out = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(data), "enroll", "--hub",
-                          hub_server.url, "--code", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(data), "--user", "admin", "enroll",
+                          "--hub", hub_server.url, "--code", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "SPOKE_PASSWORD": "pass-word-1"})
     assert out.returncode == 0, out.stderr
 
 

@@ -236,7 +236,7 @@ def test_try_again_waits_for_a_locked_database_on_its_lane(qtbot, hub, hub_serve
     heartbeat = Heartbeat()
     round_done = qtbot.waitSignal(controller.status_changed, timeout=20_000, check_params_cb=lambda st, rep: rep is not None)
     try:
-        with WriteLock(paths.database):
+        with WriteLock(paths.database, services.key):
             heartbeat.start()
             qtbot.mouseClick(dialog.retry, Qt.MouseButton.LeftButton)
             qtbot.wait(500)

@@ -9,15 +9,16 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from spoke_client.paths import DataPaths  # noqa: E402
-from spoke_client.services.runtime import open_services  # noqa: E402
+from spoke_client.services.vault import Gate  # noqa: E402
 from spoke_client.ui.main_window import MainWindow  # noqa: E402
 from spoke_client.ui.tasks import TaskRunner  # noqa: E402
 
 
 def main(data_dir: str, case_id: str, password: str) -> None:
     app = QApplication(sys.argv)
-    services = open_services(DataPaths(__import__("pathlib").Path(data_dir)))
-    user = services.auth.login("admin", password)
+    gate = Gate(DataPaths(__import__("pathlib").Path(data_dir)))
+    user = gate.login("admin", password)        # opens the encrypted data, as the app's sign-in does
+    services = gate.services
     runner = TaskRunner()
     window = MainWindow(services, runner, user, services.auth.facility())
     window.show()

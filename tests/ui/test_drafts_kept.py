@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from spoke_client.services.patients import PatientForm
-from spoke_client.services.runtime import open_services
+from spoke_client.services.vault import Gate
 from spoke_client.ui.login import LoginDialog
 from spoke_client.ui.main_window import MainWindow
 from tests.conftest import ADMIN_PASSWORD
@@ -30,11 +30,12 @@ def type_without_waiting(qtbot, editor) -> None:
 
 def draft_on_disk(paths, key: str) -> dict | None:
     """Read back through services of its own on the same data folder, as Spoke does when started again."""
-    again = open_services(paths)
+    gate = Gate(paths)
+    gate.login("admin", ADMIN_PASSWORD)     # the data is encrypted: it opens with a sign-in, as at a new start
     try:
-        return again.drafts.load(key)
+        return gate.services.drafts.load(key)
     finally:
-        again.close()
+        gate.services.close()
 
 
 def test_closing_a_case_tab_within_the_autosave_wait_keeps_the_draft(qtbot, runner, paths, services, admin):

@@ -34,9 +34,9 @@ def test_kill_during_editing_loses_nothing_typed(qtbot, runner, paths, services,
         proc.kill()
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
-    assert integrity_problems(paths.database) == []
+    assert integrity_problems(paths.database, services.key) == []
 
-    again = open_services(paths)
+    again = open_services(paths, key=services.key)
     try:
         editor = CaseEditor(runner, again.cases, again.drafts, admin, case.id)
         qtbot.addWidget(editor)

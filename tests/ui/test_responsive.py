@@ -3,12 +3,12 @@ sync bar's status run on the lanes, and the case shows itself loading until the 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
 from PySide6.QtCore import QTimer
 
+from spoke_client.db.engine import connect
 from spoke_client.services.patients import PatientForm
 from spoke_client.ui.main_window import MainWindow
 
@@ -21,13 +21,14 @@ class WriteLock:
     """BEGIN IMMEDIATE on the same database file from another connection, as another program (a backup, a
     second copy of Spoke) would: every writer waits on the busy timeout while it is held."""
 
-    def __init__(self, database) -> None:
-        self.database = database
+    def __init__(self, database, key: bytes | None = None) -> None:
+        self.database, self.key = database, key
         self.taken, self.release = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._hold, name="lock-holder")
 
     def _hold(self) -> None:
-        con = sqlite3.connect(self.database, timeout=5, isolation_level=None)
+        con = connect(self.database, self.key, timeout=5)    # keyed: the database is encrypted
+        con.isolation_level = None
         try:
             con.execute("BEGIN IMMEDIATE")
             self.taken.set()
@@ -78,7 +79,7 @@ def test_a_held_write_lock_does_not_freeze_the_window(qtbot, runner, paths, serv
     window.sync.status_changed.connect(lambda status, _report: statuses.append(status))
     heartbeat = Heartbeat()
 
-    with WriteLock(paths.database):
+    with WriteLock(paths.database, services.key):
         heartbeat.start()
         editor = window.open_case(case.id)        # opening a case is audited: a write
         window.sync.refresh()                     # the sync bar's status

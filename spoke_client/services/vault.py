@@ -1,0 +1,320 @@
+"""Patient data encrypted at rest: which state this PC's data is in, the key ring of an open session, signing in
+before the database is open, and the one-time conversion of a database from before encryption.
+
+States of a data folder (engine.database_kind): "new" (nothing yet: the database is made encrypted, with a fresh
+key, and the first administrator's set-up writes the key slots and shows the recovery key); "encrypted" (locked
+until a user's password, or the recovery key, opens the key slots); "clear" (made by a release before encryption:
+it opens as before, and the first administrator's sign-in converts it).
+
+The conversion, and what a kill at any point leaves (`resume_conversion` runs at every open):
+
+    0. key slots written for the signing-in administrator (the key is kept before anything is encrypted with it)
+    1. spoke.sqlite.encrypting <- SQLCipher's sqlcipher_export of the clear file; fsynced
+    2. verified: opens with the key, passes integrity_check, holds as many rows in every table as the clear file
+    3. spoke.sqlite -> spoke.sqlite.clear (the copy kept until the end), spoke.sqlite.encrypting -> spoke.sqlite
+    4. the clear copy (and the clear copies in backups/) overwritten with zeros, fsynced, removed
+
+    killed in 0-2: spoke.sqlite is still the clear file; the unfinished file is removed; the next administrator's
+                   sign-in starts again (with new key slots: nothing was encrypted with the old ones)
+    killed in 3:   no spoke.sqlite but spoke.sqlite.clear: it is put back (the encrypted file is verified but the
+                   switch is redone from the start next time)
+    killed in 4:   spoke.sqlite is encrypted and its slots open it: the clear copies are overwritten and removed
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from spoke_client.db.engine import connect, database_kind, integrity_problems, owner_only
+from spoke_client.domain.errors import AuthenticationFailed, SpokeError
+from spoke_client.domain.model import Role, User
+from spoke_client.i18n import _
+from spoke_client.paths import DataPaths
+from spoke_client.services.keyslots import RECOVERY, KeySlotError, KeySlots
+from sync.files import fsync_dir
+
+log = logging.getLogger(__name__)
+
+ENCRYPTING = ".encrypting"
+CLEAR_COPY = ".clear"
+
+
+class DataLocked(SpokeError):
+    """The data is encrypted and this attempt did not open it."""
+
+
+def key_slots(paths: DataPaths) -> KeySlots:
+    try:
+        return KeySlots(paths.keyslots, paths.backups / paths.keyslots.name)
+    except KeySlotError as exc:
+        raise DataLocked(slot_message(exc)) from exc
+
+
+def slot_message(exc: KeySlotError) -> str:
+    """A key-slot refusal in the user's words (and language)."""
+    return {
+        "wrong_password": _("The user name or password is not right."),
+        "no_slot": _("The user name or password is not right, or this user has no key to this computer's data yet "
+                     "(an administrator sets their password again)."),
+        "wrong_recovery_key": _("This recovery key does not open the data on this computer."),
+        "bad_recovery_key": _("That is not a recovery key: it has 32 letters and digits in 8 groups of 4, as "
+                              "printed at set-up."),
+        "damaged": _("The file that holds the keys to this computer's data is damaged, and so is its copy. Call "
+                     "your district technician; do not delete anything in the data folder."),
+    }.get(exc.code, exc.message)
+
+
+@dataclass
+class KeyRing:
+    """The key of an open, encrypted store and the slots that wrap it. Held by the services of a signed-in session;
+    the users' service keeps a slot for every user who can sign in."""
+    paths: DataPaths
+    key: bytes
+    slots: KeySlots = field(init=False)
+    recovery_key: str | None = None       # shown once to the administrator who set up or converted, then forgotten
+
+    def __post_init__(self) -> None:
+        self.slots = key_slots(self.paths)
+
+    @property
+    def ready(self) -> bool:
+        return self.slots.exists
+
+    def first_slot(self, user_id: str, username: str, password: str, label: str) -> None:
+        """At set-up: the administrator's slot and the recovery key."""
+        self.slots, _key, self.recovery_key = KeySlots.create(
+            self.paths.keyslots, user_id, password, self.key, name=username, label=label,
+            copy=self.paths.backups / self.paths.keyslots.name)
+
+    def take_recovery_key(self) -> str | None:
+        text, self.recovery_key = self.recovery_key, None
+        return text
+
+    def has_slot(self, user_id: str) -> bool:
+        return user_id in self.slots.slots
+
+    def set_slot(self, user_id: str, username: str, password: str) -> None:
+        if self.ready:
+            self.slots.add(user_id, password, self.key, name=username)
+
+    def remove_slot(self, user_id: str) -> None:
+        if self.ready:
+            self.slots.remove(user_id)
+
+
+# --- the conversion of a clear database -----------------------------------------------------------------------------
+def resume_conversion(paths: DataPaths) -> None:
+    """Puts a folder left by a conversion that was killed back into one state (see the module's table)."""
+    db = paths.database
+    unfinished, kept = _sibling(db, ENCRYPTING), _sibling(db, CLEAR_COPY)
+    if not db.exists() and kept.exists():
+        os.replace(kept, db)
+        log.warning("an encryption of the database was interrupted before its end: the clear file is back")
+    kind = database_kind(db)
+    if unfinished.exists() or _sibling(unfinished, "-journal").exists():
+        if kind == "clear" or not db.exists():
+            for p in (unfinished, _sibling(unfinished, "-journal"), _sibling(unfinished, "-wal"), _sibling(unfinished, "-shm")):
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError as exc:   # not ours to remove (a folder?): the conversion will fail and say so
+                    log.warning("an unfinished encrypted file could not be removed (%s)", type(exc).__name__)
+    if kept.exists() and kind == "encrypted":
+        _shred(kept)
+        log.info("the clear copy left by the encryption of the database was overwritten and removed")
+
+
+def encrypt_clear_database(paths: DataPaths, key: bytes) -> None:
+    """Steps 1-4 of the module's table. The caller has closed every connection to the database and written the
+    slots (step 0)."""
+    db = paths.database
+    unfinished, kept = _sibling(db, ENCRYPTING), _sibling(db, CLEAR_COPY)
+    resume_conversion(paths)
+    clear = connect(db)
+    try:
+        clear.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        counts = _row_counts(clear)
+        user_version = clear.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        clear.close()
+    from sqlcipher3 import dbapi2 as sqlcipher
+
+    con = sqlcipher.connect(str(db), timeout=30)
+    try:
+        con.execute("ATTACH DATABASE ? AS encrypted KEY \"x'" + key.hex() + "'\"", (str(unfinished),))
+        con.execute("SELECT sqlcipher_export('encrypted')")
+        con.execute(f"PRAGMA encrypted.user_version = {int(user_version)}")
+        con.execute("DETACH DATABASE encrypted")
+    finally:
+        con.close()
+    _fsync(unfinished)
+    owner_only(unfinished)
+    problems = integrity_problems(unfinished, key)
+    if problems:
+        raise SpokeError(_("The encrypted copy of the database did not pass its check ({problem}); the database is "
+                           "kept as it was.").format(problem=problems[0]))
+    check = connect(unfinished, key)
+    try:
+        if _row_counts(check) != counts:
+            raise SpokeError(_("The encrypted copy of the database does not hold every record; the database is kept "
+                               "as it was."))
+    finally:
+        check.close()
+    for suffix in ("-wal", "-shm"):
+        _sibling(db, suffix).unlink(missing_ok=True)   # checkpointed and closed: nothing is left in them
+    os.replace(db, kept)
+    os.replace(unfinished, db)
+    fsync_dir(db.parent)
+    _shred(kept)
+    for copy in sorted(paths.backups.glob("*.sqlite")):
+        if database_kind(copy) == "clear":
+            _shred(copy)     # the day's copy is taken again, encrypted, when the data is opened next
+    log.info("the database is encrypted now (%d tables, every row kept)", len(counts))
+
+
+def _row_counts(con) -> dict[str, int]:
+    names = [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    counts = {}
+    for name in names:
+        try:
+            counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        except Exception:   # an FTS shadow table that is not counted on its own
+            continue
+    return counts
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _shred(path: Path) -> None:
+    """Overwrites the file's bytes with zeros in place, fsynced, then removes it. On a journalling file system the
+    old blocks are normally the ones rewritten; an SSD's wear levelling may keep copies (README: limits)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            block = b"\0" * (1 << 20)
+            left = size
+            while left > 0:
+                n = min(left, len(block))
+                f.write(block[:n])
+                left -= n
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
+    path.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm", "-journal"):
+        _sibling(path, suffix).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- signing in before the data is open -----------------------------------------------------------------------------
+class Gate:
+    """The first sign-in of a session: unlocks the key with the user's slot, opens the store with it and signs in
+    there as always (an inactive user is refused by the store, as a wrong password is by the slot). On a database
+    from before encryption, an administrator's sign-in converts it first. `services` is the open store after."""
+
+    def __init__(self, paths: DataPaths, services=None) -> None:
+        self.paths = paths
+        self.services = services
+        self.key: bytes | None = None   # unlocked by the last sign-in (a damaged database's good copies need it)
+        self.users_without_key: list[str] = []
+        self.conversion_error: str | None = None
+
+    @property
+    def locked(self) -> bool:
+        return database_kind(self.paths.database) == "encrypted" and self.services is None
+
+    def label(self) -> str:
+        if self.services is not None:
+            facility = self.services.auth.facility()
+            return f"{facility.name} ({facility.hwc_id})" if facility else ""
+        return key_slots(self.paths).label
+
+    def login(self, username: str, password: str) -> User:
+        from spoke_client.services.runtime import open_services
+
+        if self.services is None:
+            if database_kind(self.paths.database) == "encrypted":
+                self.key = self._unlock(username, password)
+                self.services = open_services(self.paths, key=self.key, keep_good_copy=True)
+            else:
+                self.services = open_services(self.paths, keep_good_copy=True)
+        user = self.services.auth.login(username, password)
+        if self.services.keys is None and user.role == Role.ADMIN and database_kind(self.paths.database) == "clear":
+            try:
+                self.encrypt(user, password)
+            except Exception as exc:  # noqa: BLE001 - whatever stopped it (a full disk, a driver error), the same
+                # The clear database is as it was and open again: the administrator works on and is told.
+                log.warning("the encryption of the database failed (%s); it stays as it was", type(exc).__name__)
+                self.conversion_error = _("The data on this computer could not be encrypted ({error}); it is kept as "
+                                          "it was, and the next administrator's sign-in tries again.").format(
+                    error=getattr(exc, "message", None) or getattr(exc, "strerror", None) or exc)
+        return user
+
+    def recover(self, recovery_key: str, username: str, new_password: str) -> User:
+        """Every password lost: the recovery key opens the data and the administrator `username` gets
+        `new_password` (and a new slot); the recovery key keeps working."""
+        from spoke_client.services.runtime import open_services
+
+        if self.services is None:
+            try:
+                self.key = key_slots(self.paths).unlock_recovery(recovery_key)
+            except KeySlotError as exc:
+                raise DataLocked(slot_message(exc)) from exc
+            self.services = open_services(self.paths, key=self.key, keep_good_copy=True)
+        return self.services.auth.recover_admin(username, new_password)
+
+    def _unlock(self, username: str, password: str) -> bytes:
+        slots = key_slots(self.paths)
+        slot_id = slots.find(username)
+        if slot_id is None or slot_id == RECOVERY:
+            raise AuthenticationFailed(slot_message(KeySlotError("no_slot", "")))
+        try:
+            return slots.unlock(slot_id, password)
+        except KeySlotError as exc:
+            log.info("sign-in refused by the key slots (%s)", exc.code)
+            raise AuthenticationFailed(slot_message(exc)) from exc
+
+    def encrypt(self, admin: User, password: str) -> None:
+        """Converts the open clear store: slots for `admin` (and the recovery key, kept on the key ring to be shown
+        once), the file encrypted, the store opened again with the key."""
+        from spoke_client.services.keyslots import new_key
+        from spoke_client.services.runtime import open_services
+
+        assert self.services is not None
+        facility = self.services.auth.facility()
+        others = [u.username for u in self.services.auth.list_users(admin) if u.id != admin.id and u.active]
+        self.services.close()
+        self.services = None
+        stale = self.paths.keyslots
+        for old in (stale, self.paths.backups / stale.name):
+            if old.exists():   # from a conversion killed before its switch: nothing was encrypted with it
+                old.replace(old.with_name(old.name + f".stale-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"))
+        key = new_key()
+        ring = KeyRing(self.paths, key)
+        ring.first_slot(admin.id, admin.username, password,
+                        f"{facility.name} ({facility.hwc_id})" if facility else "")
+        try:
+            encrypt_clear_database(self.paths, key)
+        except BaseException:
+            self.services = open_services(self.paths)     # still the clear file: the session goes on
+            raise
+        self.services = open_services(self.paths, key=key, keep_good_copy=True)
+        assert self.services.keys is not None
+        self.services.keys.recovery_key = ring.recovery_key
+        self.users_without_key = others
+        with self.services.store.write(admin.id) as w:
+            w.audit("encrypt", "database", "", f"{len(others)} other users to be given a key")

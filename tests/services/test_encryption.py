@@ -1,0 +1,348 @@
+"""Patient data encrypted at rest: the database (SQLCipher) and its copies hold no name, phone or ABHA number; each
+user's password, and the recovery key, opens it and nothing else does; a database from before encryption is
+converted at an administrator's sign-in with every record kept, and a kill -9 at any moment of the conversion
+leaves data that the old state or the new key opens."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+import time
+from pathlib import Path
+
+import pytest
+
+from spoke_client.db.engine import connect, database_kind
+from spoke_client.domain.errors import AuthenticationFailed, NotAllowed
+from spoke_client.domain.model import Role
+from spoke_client.paths import DataPaths
+from spoke_client.services.keyslots import KeySlots
+from spoke_client.services.auth import FacilityForm
+from spoke_client.services.cases import CaseForm
+from spoke_client.services.patients import PatientForm
+from spoke_client.services.runtime import open_services, take_good_copy
+from spoke_client.services.vault import DataLocked, Gate
+from tests.conftest import ADMIN_PASSWORD
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "db"
+SECRETS = [b"Kamla Devi", b"Phoolmati", b"9876543210", b"9123456789", b"91-1234-5678-9012", b"91123456789012",
+           b"Sitapur Road", b"chest pain since morning"]
+PATIENTS = [
+    PatientForm(name="Kamla Devi", sex="female", age_years=60, phone="9876543210", abha_number="91-1234-5678-9012",
+                village="Rampur", address="Sitapur Road"),
+    PatientForm(name="Phoolmati", sex="female", age_years=45, phone="9123456789"),
+]
+
+
+def secrets_in(folder: Path, leave_out: tuple[str, ...] = ("media",)) -> list[tuple[str, bytes]]:
+    """Every file under the data folder (the media store aside: its own slice), searched byte for byte."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.relative_to(folder).parts[0] in leave_out:
+            continue
+        data = path.read_bytes()
+        found += [(str(path.relative_to(folder)), s) for s in SECRETS if s in data]
+    return found
+
+
+def test_the_database_its_copies_and_its_key_file_hold_no_name_phone_or_abha_number(paths, services, admin):
+    for form in PATIENTS:
+        p = services.patients.register(admin, form)
+    case = services.cases.open_case(admin, p.id)
+    services.cases.save_details(admin, case.id, CaseForm(complaint_text="chest pain since morning"))
+    take_good_copy(paths, key=services.key)
+    services.close()
+    assert database_kind(paths.database) == "encrypted"
+    assert secrets_in(paths.root) == []
+    # The search above can fail: the same records through plain SQLite are found byte for byte.
+    clear = paths.root.parent / "clear.sqlite"
+    con = connect(paths.database, services.key)
+    try:
+        con.execute("ATTACH DATABASE ? AS plain KEY ''", (str(clear),))
+        con.execute("SELECT sqlcipher_export('plain')")
+        con.execute("DETACH DATABASE plain")
+    finally:
+        con.close()
+    data = clear.read_bytes()
+    assert b"Kamla Devi" in data and b"9876543210" in data and b"chest pain since morning" in data
+    assert b"91-1234-5678-9012" in data or b"91123456789012" in data
+
+
+def test_the_data_folder_and_database_are_this_accounts_only(paths, services, admin):
+    services.patients.register(admin, PATIENTS[0])
+    if os.name != "posix":
+        pytest.skip("POSIX modes")
+    assert paths.root.stat().st_mode & 0o077 == 0
+    for f in (paths.database, paths.keyslots):
+        assert f.stat().st_mode & 0o077 == 0, f
+
+
+def test_each_password_and_the_recovery_key_open_the_data_and_nothing_else_does(paths, services, admin):
+    sunita = services.auth.add_user(admin, "sunita", "Sunita Yadav", Role.PARAMEDIC, "sunita-pass-1")
+    ravi = services.auth.add_user(admin, "ravi", "Ravi Sharma", Role.GENERALIST, "ravi-pass-11")
+    recovery = services.auth.take_recovery_key()
+    assert recovery and services.auth.take_recovery_key() is None, "shown once"
+    services.patients.register(admin, PATIENTS[0])
+    services.close()
+
+    with pytest.raises(DataLocked):
+        open_services(paths)
+    for user, password in (("admin", ADMIN_PASSWORD), ("sunita", "sunita-pass-1"), ("RAVI ", "ravi-pass-11")):
+        gate = Gate(paths)
+        assert gate.locked and gate.label() == "HWC Rampur (HWC-UP-0042)"
+        assert gate.login(user, password).username == user.strip().lower()
+        assert [h.patient.name for h in gate.services.patients.search("kamla")] == ["Kamla Devi"]
+        gate.services.close()
+    for user, password in (("sunita", "wrong-password"), ("nobody", "sunita-pass-1"), ("admin", "sunita-pass-1")):
+        with pytest.raises(AuthenticationFailed):
+            Gate(paths).login(user, password)
+
+    # A password change re-wraps that user's slot only; a disabled user's slot is gone.
+    gate = Gate(paths)
+    admin_again = gate.login("admin", ADMIN_PASSWORD)
+    gate.services.auth.set_password(sunita, sunita.id, "sunita-new-pass")
+    gate.services.auth.set_active(admin_again, ravi.id, False)
+    gate.services.close()
+    slots = KeySlots(paths.keyslots)
+    assert ravi.id not in slots.slots and sunita.id in slots.slots
+    with pytest.raises(AuthenticationFailed, match="no key"):
+        Gate(paths).login("ravi", "ravi-pass-11")
+    with pytest.raises(AuthenticationFailed):
+        Gate(paths).login("sunita", "sunita-pass-1")
+    for user, password in (("sunita", "sunita-new-pass"), ("admin", ADMIN_PASSWORD)):
+        g = Gate(paths)
+        g.login(user, password)
+        g.services.close()
+
+    # Every password lost: the recovery key opens the data and gives an administrator a new password.
+    with pytest.raises(DataLocked):
+        Gate(paths).recover("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "admin", "brand-new-pass")
+    g = Gate(paths)
+    with pytest.raises(NotAllowed):
+        g.recover(recovery.lower().replace("-", " "), "sunita", "brand-new-pass")   # not an administrator
+    assert g.recover(recovery, "admin", "brand-new-pass").username == "admin"
+    g.services.close()
+    g = Gate(paths)
+    g.login("admin", "brand-new-pass")
+    g.services.close()
+    with pytest.raises(AuthenticationFailed):
+        Gate(paths).login("admin", ADMIN_PASSWORD)
+
+
+def test_a_lost_key_file_is_taken_back_from_its_copy(paths, services, admin):
+    services.close()
+    paths.keyslots.unlink()
+    g = Gate(paths)
+    assert g.locked
+    g.login("admin", ADMIN_PASSWORD)
+    g.services.close()
+    assert paths.keyslots.exists()
+    paths.keyslots.write_text("{ not json")
+    g = Gate(paths)
+    g.login("admin", ADMIN_PASSWORD)
+    g.services.close()
+
+
+def test_a_set_up_that_stopped_before_its_administrator_is_set_aside_and_starts_again(paths):
+    first = open_services(paths)
+    with first.store.write(None) as w:
+        w.set_setting("half", "done")
+    first.close()
+    assert database_kind(paths.database) == "encrypted" and not paths.keyslots.exists()
+    again = open_services(paths)
+    try:
+        assert again.auth.needs_setup() and again.store.get_setting("half") is None
+    finally:
+        again.close()
+    assert [p.name.split("-2")[0] for p in paths.quarantine.iterdir()] == ["unfinished-setup"]
+
+
+def test_key_slots_left_without_their_database_are_set_aside_and_set_up_starts_again(paths, services, admin):
+    services.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{paths.database}{suffix}").unlink(missing_ok=True)
+    fresh = open_services(paths)
+    try:
+        assert fresh.auth.needs_setup()
+        fresh.auth.setup(FacilityForm("HWC Rampur", "HWC-UP-0042", "Sitapur", "Uttar Pradesh"), "admin2", "Asha",
+                         "another-password")
+    finally:
+        fresh.close()
+    assert sorted(p.name.rsplit("-", 1)[0] for p in paths.quarantine.iterdir()) == [
+        "keyslots-copy-without-database", "keyslots-without-database"]
+    g = Gate(paths)
+    g.login("admin2", "another-password")
+    g.services.close()
+
+
+def _clear_copy(tmp_path: Path, golden: Path) -> DataPaths:
+    paths = DataPaths(tmp_path / "data")
+    paths.ensure()
+    shutil.copy(golden, paths.database)
+    return paths
+
+
+def _counts(db: Path, key: bytes | None) -> dict[str, int]:
+    """Rows per table; the audit log, which each sign-in adds to, is not counted, nor the setting that says the
+    media files are sealed."""
+    con = connect(db, key)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                           "'sqlite_%' AND name NOT LIKE 'patient_search%' AND name != 'audit_log' ORDER BY name")]
+        counts = {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+        counts["setting"] = con.execute("SELECT count(*) FROM setting WHERE key != 'media_sealed_v1'").fetchone()[0]
+        return counts
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("schema-*.sqlite")), ids=lambda p: p.name)
+def test_a_database_from_before_encryption_is_converted_at_an_administrators_sign_in(tmp_path, golden):
+    paths = _clear_copy(tmp_path, golden)
+    assert b"Kamla Devi" in paths.database.read_bytes()
+    photo = b"\xff\xd8 a photo of Kamla Devi, 9876543210 " + bytes(100_000)   # a file in clear from before
+    name = hashlib.sha256(photo).hexdigest()
+    (paths.media / name[:2]).mkdir(parents=True)
+    (paths.media / name[:2] / name).write_bytes(photo)
+    services = open_services(paths)            # upgraded to the newest schema, still clear
+    assert services.keys is None and database_kind(paths.database) == "clear"
+    before = _counts(paths.database, None)
+    gate = Gate(paths, services)
+    # A paramedic's sign-in does not convert; the administrator's does.
+    names = {u.username: u for u in services.auth.list_users(services.auth.login("admin", "golden-password"))}
+    if "sunita" in names:
+        gate.login("sunita", "golden-password")
+        assert database_kind(paths.database) == "clear"
+    gate.login("admin", "golden-password")
+    assert database_kind(paths.database) == "encrypted"
+    key = gate.services.key
+    assert _counts(paths.database, key) == before
+    assert gate.services.patients.search("kamla"), "the search index comes through"
+    recovery = gate.services.auth.take_recovery_key()
+    assert recovery
+    assert sorted(gate.users_without_key) == sorted(n for n, u in names.items() if n != "admin" and u.active)
+    assert gate.services.auth.users_without_key() == sorted(gate.users_without_key)
+    if "sunita" in names:     # an older account signing in while the data is open gets its key slot
+        gate.services.auth.login("sunita", "golden-password")
+        assert "sunita" not in gate.services.auth.users_without_key()
+    gate.services.close()
+    assert secrets_in(paths.root, leave_out=()) == [], "nothing in clear: database, copies, pre-upgrade copy, media"
+    assert not list(paths.media.rglob("*.clear"))
+    assert not (paths.root / "spoke.sqlite.clear").exists() and not (paths.root / "spoke.sqlite.encrypting").exists()
+    for user in ["admin"] + (["sunita"] if "sunita" in names else []):
+        g = Gate(paths)
+        g.login(user, "golden-password")
+        g.services.close()
+    g = Gate(paths)
+    g.recover(recovery, "admin", "after-recovery")
+    g.services.close()
+
+
+def test_a_conversion_that_fails_keeps_the_clear_database_and_the_administrator_signed_in(tmp_path):
+    paths = _clear_copy(tmp_path, GOLDEN / "schema-0007.sqlite")
+    gate = Gate(paths, open_services(paths))
+    (paths.root / "spoke.sqlite.encrypting").mkdir()     # where the encrypted file would be written: not writable
+    (paths.root / "spoke.sqlite.encrypting" / "x").write_text("keeps the folder from being removed")
+    user = gate.login("admin", "golden-password")
+    assert user.username == "admin" and "could not be encrypted" in gate.conversion_error
+    assert database_kind(paths.database) == "clear" and gate.services.keys is None
+    assert gate.services.patients.search("kamla"), "the session goes on, on the data as it was"
+    gate.services.close()
+    shutil.rmtree(paths.root / "spoke.sqlite.encrypting")
+    again = Gate(paths, open_services(paths))
+    again.login("admin", "golden-password")
+    assert again.conversion_error is None and database_kind(paths.database) == "encrypted"
+    again.services.close()
+
+
+CONVERT = r"""
+import sys
+from pathlib import Path
+from spoke_client.paths import DataPaths
+from spoke_client.services.runtime import open_services
+from spoke_client.services.vault import Gate
+paths = DataPaths(Path(sys.argv[1]))
+gate = Gate(paths, open_services(paths))
+print("converting", flush=True)
+gate.login("admin", "golden-password")
+print("done", flush=True)
+"""
+
+
+def test_a_kill_at_any_moment_of_the_conversion_leaves_data_that_opens_with_every_record(tmp_path):
+    """The conversion runs in a program killed with SIGKILL at moments spread over its run; after each kill the
+    folder opens, clear as before or encrypted with the administrator's key, with every row."""
+    source = _clear_copy(tmp_path / "source", GOLDEN / "schema-0007.sqlite")
+    services = open_services(source)
+    admin = services.auth.login("admin", "golden-password")
+    from spoke_client.services.seed import seed_demo
+
+    seed_demo(services.store, admin, services.auth.facility().id, 2000, 600, seed=3)
+    services.close()
+    photos = {}
+    for i in range(40):           # files in clear from before, sealed at the conversion: a kill may land there too
+        photo = f"photo {i} of Kamla Devi, 9876543210 ".encode() + os.urandom(150_000)
+        name = hashlib.sha256(photo).hexdigest()
+        (source.media / name[:2]).mkdir(parents=True, exist_ok=True)
+        (source.media / name[:2] / name).write_bytes(photo)
+        photos[name] = photo
+    before = _counts(source.database, None)
+    found_after_kill = []
+    # The program's own start-up takes most of a second; the kill lands at moments after "converting".
+    timing = subprocess.Popen([sys.executable, "-c", CONVERT, str(_copy_of(source, tmp_path / "timing").root)],
+                              stdout=subprocess.PIPE, text=True)
+    assert timing.stdout.readline().strip() == "converting"
+    started = time.monotonic()
+    assert timing.stdout.readline().strip() == "done" and timing.wait(timeout=60) == 0
+    full = time.monotonic() - started
+    for i, fraction in enumerate((0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)):
+        paths = _copy_of(source, tmp_path / f"run{i}")
+        proc = subprocess.Popen([sys.executable, "-c", CONVERT, str(paths.root)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "converting"
+        time.sleep(fraction * full)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        found_after_kill.append(database_kind(paths.database) if paths.database.exists() else "moved")
+        gate = Gate(paths, None if Gate(paths).locked else open_services(paths))
+        gate.login("admin", "golden-password")     # the resumed folder, and a conversion finished at this sign-in
+        key = gate.services.key
+        assert all(gate.services.attachments.files.read(n) == p for n, p in photos.items()), "every file reads back"
+        gate.services.close()
+        assert database_kind(paths.database) == "encrypted" and _counts(paths.database, key) == before
+        assert secrets_in(paths.root, leave_out=()) == [] and not list(paths.media.rglob("*.clear"))
+    # The kills landed before the switch and after it (the moments are spread over the whole run).
+    assert {"clear", "encrypted"} <= set(found_after_kill), found_after_kill
+
+
+def _copy_of(source: DataPaths, root: Path) -> DataPaths:
+    shutil.copytree(source.root, root / "data")
+    return DataPaths(root / "data")
+
+
+def test_sealing_the_clear_media_files_after_a_kill_at_each_step_keeps_every_content(tmp_path):
+    from spoke_client.services.keyslots import new_key
+    from spoke_client.services.media import MediaFiles
+    from spoke_client.services.sealed_files import is_sealed
+
+    files = MediaFiles(tmp_path / "media")
+    contents = [f"photo {i} of Kamla Devi ".encode() + os.urandom(70_000) for i in range(3)]
+    names = [files.put_bytes(c) for c in contents]       # a store from before the encryption: in clear
+    sealed = MediaFiles(tmp_path / "media", new_key())
+    # Killed after the second name was made, before sealing: the clear file has two names.
+    os.link(files.path(names[0]), files.path(names[0]).with_name(names[0] + ".clear"))
+    # Killed after sealing, before the old content was overwritten: a .clear name beside a sealed file.
+    keep = files.path(names[1]).with_name(names[1] + ".clear")
+    keep.write_bytes(contents[1])
+    from spoke_client.services.sealed_files import seal
+
+    seal(sealed.key, names[1], [contents[1]], files.path(names[1]))
+    assert sealed.seal_clear_files() == 2                # names[0] and names[2]; names[1] was sealed already
+    for name, content in zip(names, contents):
+        assert is_sealed(sealed.path(name)) and sealed.read(name) == content
+    assert not list((tmp_path / "media").rglob("*.clear"))
+    assert sealed.seal_clear_files() == 0
