@@ -1,9 +1,11 @@
-"""Patient search latency on a district's worth of patients, and the time to save a case with vitals."""
+"""Patient search latency on a district's worth of patients, and the time to save a case with vitals: on the encrypted
+database and on a clear copy of the same data, in one run."""
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -13,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from spoke_client.db.engine import connect, database_kind  # noqa: E402
 from spoke_client.db.models import PatientRow  # noqa: E402
 from spoke_client.domain.vitals import Vitals  # noqa: E402
 from spoke_client.paths import DataPaths  # noqa: E402
@@ -20,6 +23,7 @@ from spoke_client.services.auth import FacilityForm  # noqa: E402
 from spoke_client.services.cases import CaseForm  # noqa: E402
 from spoke_client.services.runtime import open_services  # noqa: E402
 from spoke_client.services.seed import seed_demo  # noqa: E402
+from spoke_client.services.vault import Gate  # noqa: E402
 
 
 def misspell(rng: random.Random, word: str) -> str:
@@ -65,26 +69,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--patients", type=int, default=1_000_000)
-    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parent / ".data"))
-    args = ap.parse_args()
-    paths = DataPaths(Path(args.data_dir) / f"p{args.patients}")
-    services = open_services(paths)
-    if services.auth.needs_setup():
-        _f, admin = services.auth.setup(FacilityForm("Bench HWC", "HWC-BENCH", "Sitapur", "Uttar Pradesh"), "admin",
-                                        "Bench Admin", "bench-password")
-    else:
-        admin = services.auth.login("admin", "bench-password")
-    with services.store.read() as s:
-        have = s.scalar(select(func.count()).select_from(PatientRow))
-    if have < args.patients:
-        t0 = time.perf_counter()
-        seed_demo(services.store, admin, services.auth.facility().id, args.patients - have, 0,
-                  progress=lambda d, t: print(f"  seeding {d:,}/{t:,}", end="\r", flush=True))
-        print(f"\nseeded {args.patients - have:,} patients in {time.perf_counter() - t0:.1f} s")
-    size_mb = paths.database.stat().st_size / 1e6
+def measure(services, admin, label: str) -> dict[str, float]:
     qs = queries(services)
     services.patients.search("warmup")
     for _, q in qs[:20]:
@@ -97,25 +82,75 @@ def main() -> None:
         by_kind.setdefault(kind, []).append((time.perf_counter() - t) * 1000)
         found += bool(hits)
     all_ms = [x for v in by_kind.values() for x in v]
-    print(f"patients: {args.patients:,}   database: {size_mb:,.0f} MB   queries: {len(qs)} ({found} with results)")
-    print(f"search  median {statistics.median(all_ms):6.2f} ms   p95 {pct(all_ms, 0.95):6.2f} ms   max {max(all_ms):6.2f} ms")
+    size_mb = services.paths.database.stat().st_size / 1e6
+    print(f"[{label}] database: {size_mb:,.0f} MB   queries: {len(qs)} ({found} with results)")
+    print(f"[{label}] search  median {statistics.median(all_ms):6.2f} ms   p95 {pct(all_ms, 0.95):6.2f} ms   "
+          f"max {max(all_ms):6.2f} ms")
     for kind, v in sorted(by_kind.items()):
-        print(f"  {kind:13s} n={len(v):3d}  median {statistics.median(v):6.2f} ms  p95 {pct(v, 0.95):6.2f} ms")
-
-    user = admin
+        print(f"[{label}]   {kind:13s} n={len(v):3d}  median {statistics.median(v):6.2f} ms  p95 {pct(v, 0.95):6.2f} ms")
     patient_ids = [h.patient.id for h in services.patients.search(qs[0][1])[:1]] or [None]
     saves = []
     for i in range(100):
-        case = services.cases.open_case(user, patient_ids[0])
+        case = services.cases.open_case(admin, patient_ids[0])
         t = time.perf_counter()
-        services.cases.save(user, case.id, CaseForm(complaints=("Fever", "Cough"), duration="3 days"),
+        services.cases.save(admin, case.id, CaseForm(complaints=("Fever", "Cough"), duration="3 days"),
                             vitals=Vitals(systolic_mmhg=130 + i % 20, diastolic_mmhg=85, pulse_per_min=88,
                                           respiratory_rate_per_min=18, temperature_c=37.9, spo2_pct=97,
                                           weight_kg=61.5, height_cm=158),
                             draft_key=f"case:{case.id}")
         saves.append((time.perf_counter() - t) * 1000)
-    print(f"save case with vitals  median {statistics.median(saves):6.2f} ms   p95 {pct(saves, 0.95):6.2f} ms")
+    print(f"[{label}] save case with vitals  median {statistics.median(saves):6.2f} ms   p95 {pct(saves, 0.95):6.2f} ms")
+    return {"p95": pct(all_ms, 0.95), "median": statistics.median(all_ms), "save": statistics.median(saves),
+            "save_p95": pct(saves, 0.95)}
+
+
+def main() -> None:
+    """The encrypted database (as every PC has it now) and a clear copy of the very same data (SQLCipher's export
+    with an empty key), measured one after the other in this run."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--patients", type=int, default=1_000_000)
+    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parent / ".data"))
+    args = ap.parse_args()
+    paths = DataPaths(Path(args.data_dir) / f"p{args.patients}-encrypted")
+    if database_kind(paths.database) == "encrypted" and paths.keyslots.exists():
+        gate = Gate(paths)
+        admin = gate.login("admin", "bench-password")
+        services = gate.services
+    else:
+        services = open_services(paths)
+        _f, admin = services.auth.setup(FacilityForm("Bench HWC", "HWC-BENCH", "Sitapur", "Uttar Pradesh"), "admin",
+                                        "Bench Admin", "bench-password")
+    with services.store.read() as s:
+        have = s.scalar(select(func.count()).select_from(PatientRow))
+    clear = DataPaths(Path(args.data_dir) / f"p{args.patients}-clear")
+    if have < args.patients:
+        t0 = time.perf_counter()
+        seed_demo(services.store, admin, services.auth.facility().id, args.patients - have, 0,
+                  progress=lambda d, t: print(f"  seeding {d:,}/{t:,}", end="\r", flush=True))
+        print(f"\nseeded {args.patients - have:,} patients in {time.perf_counter() - t0:.1f} s (encrypted)")
+        shutil.rmtree(clear.root, ignore_errors=True)
+    if not clear.database.exists():
+        clear.ensure()
+        con = connect(paths.database, services.key)
+        try:
+            con.execute("ATTACH DATABASE ? AS plain KEY ''", (str(clear.database),))
+            con.execute("SELECT sqlcipher_export('plain')")
+            con.execute("DETACH DATABASE plain")
+        finally:
+            con.close()
+    print(f"patients: {args.patients:,}")
+    encrypted = measure(services, admin, "encrypted")
     services.close()
+    plain = open_services(clear)
+    assert plain.key is None
+    try:
+        baseline = measure(plain, admin, "clear    ")
+    finally:
+        plain.close()
+    print(f"encrypted / clear:  search p95 {encrypted['p95']:.2f} / {baseline['p95']:.2f} ms "
+          f"({encrypted['p95'] / baseline['p95']:.2f}x; target p95 under 50 ms)   "
+          f"save median {encrypted['save']:.2f} / {baseline['save']:.2f} ms "
+          f"({encrypted['save'] / baseline['save']:.2f}x; target under 20 ms)")
 
 
 if __name__ == "__main__":
