@@ -71,7 +71,7 @@ def _key(paths: DataPaths, args: argparse.Namespace | None) -> bytes | None:
     who = _credentials(args)
     if who is None:
         raise _needs_a_user()
-    return Gate(paths)._unlock(*who)
+    return Gate(paths).unlock_key(*who)
 
 
 def _open(paths: DataPaths, args: argparse.Namespace | None = None, default_user: str | None = None) -> Services | int:

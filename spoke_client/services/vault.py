@@ -23,14 +23,16 @@ The conversion, and what a kill at any point leaves (`resume_conversion` runs at
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from spoke_client.db.engine import connect, database_kind, integrity_problems, owner_only
-from spoke_client.domain.errors import AuthenticationFailed, SpokeError
+from spoke_client.domain.errors import AccountLocked, AuthenticationFailed, SpokeError
 from spoke_client.domain.model import Role, User
 from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
@@ -40,6 +42,7 @@ from sync.files import fsync_dir
 log = logging.getLogger(__name__)
 
 ENCRYPTING = ".encrypting"
+FAILURES = "signin-failures.json"   # wrong passwords typed while the data was closed (user names, counts, times)
 CLEAR_COPY = ".clear"
 
 
@@ -248,7 +251,7 @@ class Gate:
 
         if self.services is None:
             if database_kind(self.paths.database) == "encrypted":
-                self.key = self._unlock(username, password)
+                self.key = self.unlock_key(username, password)
                 self.services = open_services(self.paths, key=self.key, keep_good_copy=True)
             else:
                 self.services = open_services(self.paths, keep_good_copy=True)
@@ -277,16 +280,32 @@ class Gate:
             self.services = open_services(self.paths, key=self.key, keep_good_copy=True)
         return self.services.auth.recover_admin(username, new_password)
 
-    def _unlock(self, username: str, password: str) -> bytes:
+    def unlock_key(self, username: str, password: str) -> bytes:
+        """The key from `username`'s slot. Wrong passwords count toward the same lock-out as the store's own
+        sign-in (MAX_FAILED_LOGINS, then LOCK_DURATION), kept in a small file beside the slots, as the data is not
+        open to keep them; unknown names count the same, so the answers do not tell which names exist."""
+        from spoke_client.services.auth import LOCK_DURATION, MAX_FAILED_LOGINS
+
+        name = username.strip().lower()
+        failures = _Failures(self.paths.root / FAILURES, MAX_FAILED_LOGINS, LOCK_DURATION.total_seconds())
+        minutes = failures.locked_minutes(name)
+        if minutes:
+            raise AccountLocked(_("Too many wrong passwords: this account is locked for {minutes} more minutes.")
+                                .format(minutes=minutes))
         slots = key_slots(self.paths)
-        slot_id = slots.find(username)
-        if slot_id is None or slot_id == RECOVERY:
-            raise AuthenticationFailed(slot_message(KeySlotError("no_slot", "")))
+        slot_id = slots.find(name)
         try:
-            return slots.unlock(slot_id, password)
+            if slot_id is None or slot_id == RECOVERY:
+                raise KeySlotError("no_slot", "")
+            key = slots.unlock(slot_id, password)
         except KeySlotError as exc:
             log.info("sign-in refused by the key slots (%s)", exc.code)
+            if failures.failed(name):
+                raise AccountLocked(_("Too many wrong passwords: this account is locked for {minutes} minutes.")
+                                    .format(minutes=int(LOCK_DURATION.total_seconds() // 60))) from exc
             raise AuthenticationFailed(slot_message(exc)) from exc
+        failures.cleared(name)
+        return key
 
     def encrypt(self, admin: User, password: str) -> None:
         """Converts the open clear store: slots for `admin` (and the recovery key, kept on the key ring to be shown
@@ -318,3 +337,44 @@ class Gate:
         self.users_without_key = others
         with self.services.store.write(admin.id) as w:
             w.audit("encrypt", "database", "", f"{len(others)} other users to be given a key")
+
+
+class _Failures:
+    """Wrong passwords per typed user name while the data is closed: `limit` of them lock the name for `lock_s`
+    seconds. A small JSON file replaced atomically; at most a thousand names are kept (the oldest go first)."""
+
+    def __init__(self, path: Path, limit: int, lock_s: float) -> None:
+        self.path, self.limit, self.lock_s = path, limit, lock_s
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            self.names = {str(k): dict(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (OSError, ValueError, TypeError, AttributeError):
+            self.names = {}
+
+    def locked_minutes(self, name: str) -> int:
+        until = float(self.names.get(name, {}).get("until", 0) or 0)
+        left = until - time.time()
+        return int(left // 60) + 1 if left > 0 else 0
+
+    def failed(self, name: str) -> bool:
+        """Counts one; True when this one locks the name."""
+        entry = self.names.pop(name, {})
+        count = int(entry.get("count", 0)) + 1
+        locks = count >= self.limit
+        self.names[name] = {"count": 0, "until": time.time() + self.lock_s} if locks else {"count": count, "until": 0}
+        while len(self.names) > 1000:
+            self.names.pop(next(iter(self.names)))
+        self._save()
+        return locks
+
+    def cleared(self, name: str) -> None:
+        if self.names.pop(name, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        temp = self.path.with_name(self.path.name + ".new")
+        try:
+            temp.write_text(json.dumps(self.names), encoding="utf-8")
+            os.replace(temp, self.path)
+        except OSError as exc:   # a full disk must not stop a sign-in: the count is a brake, not a lock on the data
+            log.warning("the count of wrong passwords could not be kept (%s)", type(exc).__name__)

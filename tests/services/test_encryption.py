@@ -134,6 +134,37 @@ def test_each_password_and_the_recovery_key_open_the_data_and_nothing_else_does(
         Gate(paths).login("admin", ADMIN_PASSWORD)
 
 
+def test_wrong_passwords_while_the_data_is_closed_lock_the_name_as_the_stores_sign_in_does(paths, services, admin,
+                                                                                          monkeypatch):
+    from spoke_client.domain.errors import AccountLocked
+    from spoke_client.services import vault
+
+    services.auth.add_user(admin, "sunita", "Sunita Yadav", Role.PARAMEDIC, "sunita-pass-1")
+    services.close()
+    now = [1_000_000.0]
+    monkeypatch.setattr(vault.time, "time", lambda: now[0])
+    for _ in range(4):
+        with pytest.raises(AuthenticationFailed):
+            Gate(paths).login("sunita", "wrong-password")
+    with pytest.raises(AccountLocked, match="15 minutes"):
+        Gate(paths).login("sunita", "wrong-password")
+    with pytest.raises(AccountLocked, match="more minutes"):
+        Gate(paths).login("sunita", "sunita-pass-1")      # even the right password, while locked
+    g = Gate(paths)
+    g.login("admin", ADMIN_PASSWORD)                        # another name is not locked
+    g.services.close()
+    for _ in range(5):                                      # names that do not exist count the same
+        with pytest.raises((AuthenticationFailed, AccountLocked)):
+            Gate(paths).login("nobody", "whatever-it-is")
+    with pytest.raises(AccountLocked):
+        Gate(paths).login("nobody", "whatever-it-is")
+    now[0] += 16 * 60
+    g = Gate(paths)
+    assert g.login("sunita", "sunita-pass-1").username == "sunita"
+    g.services.close()
+    assert "sunita" not in (paths.root / vault.FAILURES).read_text(), "a sign-in clears the count"
+
+
 def test_a_lost_key_file_is_taken_back_from_its_copy(paths, services, admin):
     services.close()
     paths.keyslots.unlink()
