@@ -9,10 +9,11 @@ debian_packages() {
   # Qt's xcb plugin needs these on a desktop; fonts give Devanagari; gettext builds the catalogs;
   # PortAudio records and plays sound; PulseAudio (with ALSA's pulse plugin) gives the tests a real
   # microphone without hardware (a sine source); poppler renders printed prescriptions in the tests; CUPS prints
-  # them (the tests start a private CUPS server with the cups-pdf printer).
+  # them (the tests start a private CUPS server with the cups-pdf printer); coturn relays the calls that tests force
+  # through TURN.
   local want=(fonts-noto-core fonts-dejavu-core poppler-utils cups printer-driver-cups-pdf libportaudio2 pulseaudio libasound2-plugins
               libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
-              libxcb-render-util0 libxcb-image0 xvfb xauth gettext chromium)
+              libxcb-render-util0 libxcb-image0 xvfb xauth gettext chromium coturn)
   command -v dpkg-query >/dev/null || return 0
   local missing=()
   for p in "${want[@]}"; do

@@ -396,18 +396,39 @@ class PrescriptionPayload(Payload):
     qr: _text(2000) = ""
 
 
+class CallPayload(Payload):
+    """A call between the spoke and a hub doctor on a case, as the hub recorded it when it ended: part of the
+    clinical record. The prescription's consultation mode (and so the List A rule) comes from these."""
+
+    entity: ClassVar[str] = "call"
+    parents: ClassVar[tuple[tuple[str, str], ...]] = (("case_id", "case"),)
+
+    case_id: Id
+    started_at: IsoDateTime                  # when the spoke rang
+    answered_at: IsoDateTime | None = None
+    ended_at: IsoDateTime
+    duration_s: Annotated[Int, Field(ge=0, le=86_400)] = 0   # from the answer to the end
+    outcome: Literal["completed", "missed", "cancelled", "failed"]
+    # "video": the doctor saw the patient's video during the call; "audio": they only talked; "none": no call.
+    mode_used: Literal["video", "audio", "none"] = "none"
+    doctor: _text(200) = ""
+    doctor_registration: _text(60) = ""
+    caller: _text(200) = ""
+    end_reason: _text(200) = ""
+
+
 # What a spoke may push; the hub makes other entities itself (prescriptions, questions), and refuses them
 # from a device.
 PAYLOADS: dict[str, type[Payload]] = {m.entity: m for m in (FacilityPayload, UserPayload, PatientPayload, CasePayload,
                                                             VitalsPayload, ConsentPayload, AttachmentPayload,
                                                             AnswerPayload)}
-HUB_PAYLOADS: dict[str, type[Payload]] = {m.entity: m for m in (QuestionPayload, PrescriptionPayload)}
+HUB_PAYLOADS: dict[str, type[Payload]] = {m.entity: m for m in (QuestionPayload, PrescriptionPayload, CallPayload)}
 ALL_PAYLOADS = PAYLOADS | HUB_PAYLOADS
 _KNOWN = {entity: frozenset({f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields)
                              | model.legacy_keys) for entity, model in ALL_PAYLOADS.items()}
 # Parents before children: the order in which a page of pulled changes is applied.
 APPLY_ORDER = ("facility", "user", "patient", "case", "vitals", "consent", "attachment", "question", "answer",
-               "prescription")
+               "prescription", "call")
 
 
 def validate(entity: str, payload: Any, *, entity_id: str | None = None, strict_keys: bool = False) -> Payload:

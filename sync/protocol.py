@@ -211,6 +211,31 @@ class BoxKeyRequest(_Model):
     box_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")]   # raw X25519 key, base64
 
 
+class CallRequest(_Model):
+    """A spoke rings the doctors of its hub about a case (signed as any request of the device)."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    case_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    caller: Annotated[str, Field(max_length=200)] = ""      # the health worker who rings, as the doctor sees them
+
+
+class IceServer(_Answer):
+    """A STUN or TURN server for the call's media (a TURN one with credentials that expire in a few hours)."""
+
+    urls: Annotated[list[Annotated[str, Field(max_length=300, pattern=r"^(stun|stuns|turn|turns):")]],
+                    Field(min_length=1, max_length=8)]
+    username: Annotated[str, Field(max_length=200)] = ""
+    credential: Annotated[str, Field(max_length=200)] = ""
+
+
+class CallStart(_Answer):
+    """The hub's answer: the call rings; signalling goes over the WebSocket /v1/calls/{call_id}/signal."""
+
+    call_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]
+    ring_seconds: Annotated[int, Field(ge=1, le=600)]
+    ice_servers: Annotated[list[IceServer], Field(max_length=8)] = []
+
+
 class BoxKeyResult(_Answer):
     protocol: Literal[1] = PROTOCOL_VERSION
     hub_key_id: str

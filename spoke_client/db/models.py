@@ -390,6 +390,27 @@ class PrescriptionRow(Base):
     __table_args__ = (Index("ix_prescription_case", "case_id"), Index("ix_prescription_issued", "issued_at"))
 
 
+class CallRow(Base):
+    """A call with the hub's doctor on a case, as the hub recorded it when it ended (pulled): when it rang, who
+    answered, how long it lasted, and whether the doctor saw the patient (video) or only heard them (audio)."""
+
+    __tablename__ = "case_call"
+    id: Mapped[str] = mapped_column(HubId, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("clinical_case.id"))
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime]
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(12))         # completed | missed | cancelled | failed
+    mode_used: Mapped[str] = mapped_column(String(10))       # video | audio | none
+    doctor: Mapped[str] = mapped_column(String(200), default="")
+    caller: Mapped[str] = mapped_column(String(200), default="")
+    end_reason: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_call_case", "case_id"),)
+
+
 class PrintJobRow(Base):
     """A prescription sent to a printer (the app's print queue): waiting, printing, printed or failed. `copy` is 1
     for the first paper of a prescription, 2 and more for duplicates (stamped DUPLICATE). `document` is the PDF as

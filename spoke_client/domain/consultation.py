@@ -125,3 +125,20 @@ class PrescriptionSummary:
     status: PrescriptionStatus
     signature_ok: bool
 
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call with the hub's doctor on a case, as the hub recorded it."""
+
+    id: str
+    case_id: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime
+    duration_s: int
+    outcome: str          # completed | missed | cancelled | failed
+    mode_used: str        # video | audio | none
+    doctor: str
+    caller: str
+    end_reason: str

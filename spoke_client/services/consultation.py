@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spoke_client.db.models import AnswerRow, PatientRow, PrescriptionRow, QuestionRow
+from spoke_client.db.models import AnswerRow, CallRow, PatientRow, PrescriptionRow, QuestionRow
 from spoke_client.domain.consultation import (
     Answer,
+    CallRecord,
     Prescription,
     PrescriptionStatus,
     PrescriptionSummary,
@@ -107,6 +108,15 @@ class ConsultationService:
     def received(self, limit: int = RECEIVED_SHOWN) -> list[PrescriptionSummary]:
         with self.store.read() as s:
             return prescription_summaries(s, limit)
+
+    def calls(self, case_id: str) -> list[CallRecord]:
+        """The case's calls with the hub, newest first, as the hub recorded them."""
+        with self.store.read() as s:
+            return [CallRecord(id=r.id, case_id=r.case_id, started_at=r.started_at, answered_at=r.answered_at,
+                               ended_at=r.ended_at, duration_s=r.duration_s, outcome=r.outcome, mode_used=r.mode_used,
+                               doctor=r.doctor, caller=r.caller, end_reason=r.end_reason)
+                    for r in s.scalars(select(CallRow).where(CallRow.case_id == case_id)
+                                       .order_by(CallRow.started_at.desc(), CallRow.id))]
 
     def hub_key_known(self) -> bool:
         return bool(self.store.get_setting(HUB_PUBLIC_KEY))

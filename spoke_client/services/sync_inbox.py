@@ -22,6 +22,7 @@ from spoke_client.db.bulk import among, insert_many
 from spoke_client.db.models import (
     AnswerRow,
     AttachmentRow,
+    CallRow,
     CaseRow,
     ConsentRow,
     FacilityRow,
@@ -591,6 +592,17 @@ class _Applier:
                         version=c.version)
 
         self._upsert(PrescriptionRow, ready, values)
+
+    def _apply_call(self, group) -> None:
+        """The hub's record of a call on a case (how the consultation was held), kept as it says."""
+        ready = self._with_parents(group, (("case_id", CaseRow),))
+
+        def values(c, p):
+            return dict(id=c.entity_id, case_id=p.case_id, started_at=p.started_at, answered_at=p.answered_at,
+                        ended_at=p.ended_at, duration_s=p.duration_s, outcome=p.outcome, mode_used=p.mode_used,
+                        doctor=p.doctor, caller=p.caller, end_reason=p.end_reason, version=c.version)
+
+        self._upsert(CallRow, ready, values)
 
     def _waiting(self, case_id: str) -> bool:
         """Whether a question of the case is open and not answered from this facility yet."""

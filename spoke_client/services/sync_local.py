@@ -240,18 +240,24 @@ def _public_key(value) -> str | None:
     return None
 
 
-def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
+def signed_client(store: Store, paths: DataPaths) -> HubClient:
+    """A client of the hub that signs as this PC (NotEnrolled before enrolment)."""
     url = store.get_setting(HUB_URL)
     if not url or not key_path(paths).exists():
         raise NotEnrolled(_("This computer is not enrolled with a hub yet: run 'spoke-client enroll --hub URL --code CODE'."))
     key = load_pem_private_key(key_path(paths).read_bytes(), password=None)
-    local = LocalSync(store, MediaFiles(paths.media, store.key))
     link = HubLink(store)
     client = HubClient(url, device_id=store.device_id, key=key, next_counter=link.next_counter,
                        allow_plain_http=bool(store.get_setting(HUB_ALLOW_HTTP)), raise_counter=link.raise_counter,
                        ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None,
                        clock=lambda: store.clock().timestamp())
     client.columns = store.get_setting(HUB_WIRE) == WIRE_COLUMNS   # learnt from the hub's answers last time
+    return client
+
+
+def make_engine(store: Store, paths: DataPaths) -> tuple[SyncEngine, LocalSync]:
+    client = signed_client(store, paths)
+    local = LocalSync(store, MediaFiles(paths.media, store.key))
     return SyncEngine(client, local.outbox, local.inbox, local.media), local
 
 

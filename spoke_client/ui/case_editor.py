@@ -21,7 +21,7 @@ from spoke_client.services.cases import EDITABLE, VITALS_OPEN, CaseForm, CaseSer
 from spoke_client.services.consultation import ConsultationService
 from spoke_client.services.drafts import DraftService
 from spoke_client.services.patients import NKDA
-from spoke_client.ui.case_hub import PrescriptionsBox, QuestionsBox
+from spoke_client.ui.case_hub import PrescriptionsBox, QuestionsBox, call_line
 from spoke_client.ui.case_parts import ComplaintsBox, ConsentBox, NotesBox
 from spoke_client.ui.models import relative_text
 from spoke_client.ui.patients import sex_label
@@ -32,6 +32,8 @@ from spoke_client.ui.widgets import ErrorLabel
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 700
+# A call with the hub is for a case at the hub, still open there.
+CALLABLE = (CaseStatus.QUEUED, CaseStatus.IN_CONSULTATION, CaseStatus.INFO_REQUESTED)
 LOAD_WAIT_S = 60   # how long a caller acting before the case is on screen waits for it (twice the busy timeout)
 VITALS_WRONG = N_("Some vital signs are not right (shown in red). Correct them, or clear them, and save again.")
 ALLERGY_STYLE = "color: #ffffff; background: #c62828; font-size: 15px; font-weight: bold; padding: 4px;"
@@ -59,8 +61,11 @@ class CaseEditor(QWidget):
 
     def __init__(self, runner: TaskRunner, cases: CaseService, drafts: DraftService, user: User, case_id: str,
                  parent: QWidget | None = None, attachments=None, devices=None,
-                 consultation: ConsultationService | None = None, printing=None) -> None:
+                 consultation: ConsultationService | None = None, printing=None, call_starter=None) -> None:
         super().__init__(parent)
+        # call_starter(case_id, events) -> a started call (spoke_client.services.call), or None without a hub.
+        self.call_starter = call_starter
+        self.call_window = None
         self.runner, self.cases, self.drafts, self.user = runner, cases, drafts, user
         self.consultation = consultation or ConsultationService(cases.store)
         self.printing = printing         # PrintService, or None where the editor is shown without printing
@@ -117,6 +122,12 @@ class CaseEditor(QWidget):
         self.prescriptions.save_requested.connect(self.save_prescription_pdf)
         left.addWidget(self.questions)
         left.addWidget(self.prescriptions)
+        self.calls_label = QLabel()
+        self.calls_label.setObjectName("calls")
+        self.calls_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.calls_label.setWordWrap(True)
+        self.calls_label.hide()
+        left.addWidget(self.calls_label)
         self.complaints = ComplaintsBox()
         self.notes = NotesBox()
         left.addWidget(self.complaints)
@@ -164,7 +175,13 @@ class CaseEditor(QWidget):
         self.queue_button.setObjectName("queue")
         self.cancel_button = QPushButton(_("Cancel case"))
         self.cancel_button.setObjectName("cancel_case")
-        for b in (self.save_button, self.ready_button, self.speciality, self.queue_button, self.cancel_button):
+        self.call_button = QPushButton(_("Call hub"))
+        self.call_button.setObjectName("call_hub")
+        self.call_button.setToolTip(_("A video call with a doctor on duty at the hub about this case. If nobody "
+                                      "answers, the case stays in the queue."))
+        self.call_button.clicked.connect(self.call_hub)
+        for b in (self.save_button, self.ready_button, self.speciality, self.queue_button, self.call_button,
+                  self.cancel_button):
             buttons.addWidget(b)
         outer.addWidget(self.actions)
         self.save_button.clicked.connect(lambda: self.save())
@@ -271,6 +288,7 @@ class CaseEditor(QWidget):
         self.ready_button.setVisible(status == CaseStatus.DRAFT)
         sendable = status in (CaseStatus.DRAFT, CaseStatus.READY)
         self.queue_button.setVisible(sendable)
+        self.call_button.setVisible(self.call_starter is not None and status in CALLABLE)
         self.speciality.setVisible(sendable)
         if sendable:
             index = self.speciality.findData(self.case.speciality)
@@ -281,7 +299,25 @@ class CaseEditor(QWidget):
     # --- what the hub's doctor sent back -------------------------------------------------------------
     def _hub_fetcher(self):
         consultation, case_id = self.consultation, self.case_id
-        return lambda: (consultation.questions(case_id), consultation.prescriptions(case_id))
+        return lambda: (consultation.questions(case_id), consultation.prescriptions(case_id),
+                        consultation.calls(case_id))
+
+    def call_hub(self):
+        """Opens the call window and rings the hub (the window stays open beside the case: a photo or vitals
+        taken meanwhile reach the doctor by sync)."""
+        from spoke_client.ui.call_window import CallWindow
+
+        if self.call_starter is None or self.case is None:
+            return None
+        if self.call_window is not None and self.call_window.last_state not in ("ended", "refused", "unreachable",
+                                                                               "lost", "failed"):
+            self.call_window.raise_()
+            return self.call_window
+        title = self.patient.name if self.patient is not None else self.case_id
+        self.call_window = CallWindow(self.call_starter, self.case_id, title, parent=self)
+        self.call_window.finished_call.connect(lambda _code: self.refresh_from_hub())
+        self.call_window.show()
+        return self.call_window
 
     def print_prescription(self, prescription_id: str) -> None:
         from spoke_client.ui.printing import job_sentence, print_prescription
@@ -317,9 +353,11 @@ class CaseEditor(QWidget):
                             prescription_id, exc.message if isinstance(exc, SpokeError) else str(exc), error=True))
 
     def _show_hub(self, hub: tuple) -> None:
-        questions, prescriptions = hub
+        questions, prescriptions, calls = hub
         self.questions.set_questions(questions, self.case.status)
         self.prescriptions.set_prescriptions(prescriptions)
+        self.calls_label.setText("\n".join(call_line(c) for c in calls[:5]))
+        self.calls_label.setVisible(bool(calls))
 
     def refresh_from_hub(self) -> None:
         """After a sync brought something: the case's status, questions and prescriptions, without touching what

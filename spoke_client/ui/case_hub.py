@@ -37,6 +37,16 @@ def _when(moment) -> str:
     return when_text(moment, year=True)
 
 
+def call_line(c) -> str:
+    """One call with the hub, as the case shows it: when, with whom, how, how long, how it ended."""
+    mode = {"video": _("video"), "audio": _("audio only"), "none": ""}.get(c.mode_used, c.mode_used)
+    outcome = {"completed": _("call"), "missed": _("missed call"), "cancelled": _("call stopped before an answer"),
+               "failed": _("call cut off")}.get(c.outcome, c.outcome)
+    minutes = _("{m} min {s} s").format(m=c.duration_s // 60, s=c.duration_s % 60) if c.answered_at else ""
+    parts = [p for p in (_when(c.started_at), outcome, c.doctor, mode, minutes) if p]
+    return " · ".join(parts)
+
+
 def _clear(layout) -> None:
     while layout.count():
         item = layout.takeAt(0)

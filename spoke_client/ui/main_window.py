@@ -401,6 +401,16 @@ class MainWindow(QMainWindow):
         self.printing_button.setStyleSheet("color: #8a5a00; font-weight: bold;" if waiting else "")
         self.printing_button.setToolTip("\n".join(j.detail for j in open_jobs))
 
+    def _call_starter(self):
+        """Starts a call with the hub about a case, as the signed-in user with the camera last used for photos."""
+        from spoke_client.services.call import call_hub
+
+        services, user = self.services, self.user
+        if user is None:
+            return None
+        return lambda case_id, events: call_hub(services.store, services.paths, case_id, user.full_name, events,
+                                                camera_source=services.attachments.remembered_camera())
+
     def open_case(self, case_id: str) -> CaseEditor:
         for i in range(self.fixed_tabs, self.tabs.count()):
             w = self.tabs.widget(i)
@@ -409,7 +419,8 @@ class MainWindow(QMainWindow):
                 return w
         editor = CaseEditor(self.runner, self.services.cases, self.services.drafts, self.user, case_id,
                             attachments=self.services.attachments, devices=self.services.devices,
-                            consultation=self.services.consultation, printing=self.services.printing)
+                            consultation=self.services.consultation, printing=self.services.printing,
+                            call_starter=self._call_starter())
         editor.changed.connect(self.home.refresh)
         editor.loaded.connect(lambda: self._name_tab(editor))
         self.tabs.addTab(editor, _("Opening…"))   # the patient's name once the case has loaded

@@ -29,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=8470)
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes (each a Python interpreter: use about one per core on a busy hub)")
+    s.add_argument("--stun", action="append", default=[], metavar="URL",
+                   help="a STUN server handed to both ends of each call, e.g. stun:stun.example.org:3478 (repeatable)")
+    s.add_argument("--turn", action="append", default=[], metavar="URL",
+                   help="a TURN server for calls, e.g. turn:turn.example.org:3478?transport=udp (repeatable); each call "
+                        "gets credentials for a few hours made with the server's shared secret")
+    s.add_argument("--turn-secret-file", default=os.environ.get("SPOKE_HUB_TURN_SECRET_FILE") or None,
+                   help="a file holding the TURN server's static-auth-secret (coturn's use-auth-secret)")
     s.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
                    help="where uploaded files are kept (default: next to a SQLite database, else the data folder)")
     s = sub.add_parser("create-facility", help="register a health-and-wellness centre; prints its id")
@@ -99,7 +106,18 @@ def main(argv: list[str] | None = None) -> int:
             import uvicorn
 
             from sync.hub.app import create_app
+            from sync.hub.calls import IceConfig
 
+            # Calls' ICE servers, for this process and its workers (never a TURN password: only its secret's file).
+            if args.stun:
+                os.environ["SPOKE_HUB_STUN"] = " ".join(args.stun)
+            if args.turn:
+                os.environ["SPOKE_HUB_TURN"] = " ".join(args.turn)
+            if args.turn_secret_file:
+                os.environ["SPOKE_HUB_TURN_SECRET_FILE"] = args.turn_secret_file
+            hub.ice = IceConfig.from_env()
+            if hub.ice.turn and not hub.ice.secret:
+                raise SystemExit("spoke-hub: --turn needs --turn-secret-file (the TURN server's shared secret)")
             if args.workers > 1:
                 # Each worker builds its own app from the environment (uvicorn imports it by name).
                 hub.engine.dispose()

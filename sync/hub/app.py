@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.hub import formulary
 from sync.hub.auth import Device, signed_headers
+from sync.hub.calls import IceConfig, relay
 from sync.hub.console import router as console_router
 from sync.hub.errors import HubError
 from sync.hub.clinic import PrescriptionRefused
@@ -40,6 +41,8 @@ from sync.protocol import (
     MEDIA_CONTENT_TYPE,
     BoxKeyRequest,
     BoxKeyResult,
+    CallRequest,
+    CallStart,
     Digest,
     EnrollRequest,
     EnrollResult,
@@ -98,6 +101,7 @@ def app_from_env() -> FastAPI:
               stderr=True, rotate=False)
     media = os.environ.get("SPOKE_HUB_MEDIA_DIR")
     hub = Hub(make_hub_engine(os.environ["SPOKE_HUB_DB"]), media_dir=Path(media) if media else None)
+    hub.ice = IceConfig.from_env()
     return create_app(hub, os.environ.get("SPOKE_HUB_ADMIN_TOKEN"))
 
 
@@ -234,6 +238,31 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
         key_id, hub_key = await run_in_threadpool(hub.register_box_key, device, req.box_key)
         return _gzip(BoxKeyResult(hub_key_id=key_id, hub_box_key=hub_key))
 
+    # --- calls: the spoke rings, then signals over a WebSocket (sync.hub.calls) ------------------------------
+    @app.post("/v1/calls", response_model=CallStart, openapi_extra=_openapi_body(CallRequest),
+              responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+    async def start_call(request: Request) -> Response:
+        device, body = await _device(request, SMALL_BODY)
+        req = decode(CallRequest, body, request.headers.get("content-encoding"))
+        started = await run_in_threadpool(hub.start_call, device, req.case_id, req.caller)
+        return _gzip(CallStart(**started))
+
+    @app.websocket("/v1/calls/{call_id}/signal")
+    async def call_signal(ws: WebSocket, call_id: str) -> None:
+        """The spoke's end of a call's signalling: the upgrade request is signed as any GET of the device."""
+        await ws.accept()
+        try:
+            signed = signed_headers({k.lower(): v for k, v in ws.headers.items()})
+            path = ws.url.path + (f"?{ws.url.query}" if ws.url.query else "")
+            client = ws.client.host if ws.client else ""
+            device = await run_in_threadpool(hub.authenticate, "GET", path, signed, b"", client)
+            await run_in_threadpool(hub.device_call, device, call_id)
+        except HubError as exc:
+            await ws.send_json({"kind": "error", "code": exc.code, "message": exc.message})
+            await ws.close(4000 + min(exc.status, 999))
+            return
+        await relay(ws, hub, call_id, "spoke")
+
     @app.get("/v1/bundles/{bundle_id}/{part}", responses={404: {"model": ErrorBody}})
     async def bundle_status(bundle_id: str, part: Annotated[int, PathParam(ge=1, le=9999)]) -> JSONResponse:
         """How much of one part of a spoke's bundle the hub has (a relay PC resumes from there); no device
@@ -334,7 +363,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
 
     app.include_router(staff_router(hub))
     app.include_router(console_router(hub))
-    _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate, BoxKeyRequest])
+    _with_schemas(app, [EnrollRequest, PushBatch, CaseUpdate, BoxKeyRequest, CallRequest])
     return app
 
 

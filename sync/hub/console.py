@@ -22,7 +22,9 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+import json
+
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -30,6 +32,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from sync.hub import formulary
+from sync.hub.calls import relay
 from sync.hub.clinic import FREQUENCIES, INSTRUCTIONS, ROUTES, MedicineDraft, PrescriptionDraft, PrescriptionRefused, age_text
 from sync.hub.errors import HubError
 from sync.hub.models import HubFacility, HubFacilityHub, HubOrg
@@ -229,8 +232,33 @@ class Texts:
                  "not_admin": _("Only an administrator of this hub may do this."),
                  "case_finished": _("This case is not open any more."),
                  "not_correctable": _("This prescription cannot be corrected here."),
-                 "session_ended": _("Your session ended; sign in again.")}
+                 "session_ended": _("Your session ended; sign in again."),
+                 "no_call": _("No such call at this hub."),
+                 "not_your_call": _("This call was answered by another doctor."),
+                 "call_over": _("This call has already ended.")}
         return known.get(exc.code, exc.message)
+
+    def call_reason(self, code: str) -> str:
+        _ = self._
+        return {"spoke_hung_up": _("The spoke hung up."), "doctor_hung_up": _("You hung up."),
+                "no_answer": _("No doctor answered in time."), "cancelled": _("The spoke stopped calling."),
+                "spoke_gone": _("The spoke's connection was lost."),
+                "doctor_gone": _("Your connection to the hub was lost.")}.get(code, _("The call ended."))
+
+    def call_words(self) -> dict:
+        """What the call page's script says, in this language."""
+        _ = self._
+        reasons = {code: self.call_reason(code) for code in ("spoke_hung_up", "doctor_hung_up", "no_answer",
+                                                            "cancelled", "spoke_gone", "doctor_gone")}
+        return {"connecting": _("Connecting to the spoke..."), "live": _("In the call"),
+                "ended": _("The call ended."), "lost": _("The connection to the hub was lost; the call ended. "
+                                                         "The case stays in the queue."),
+                "audio_only": _("Weak link: video paused, the call goes on with sound only."),
+                "video_back": _("The link recovered: video is back."),
+                "no_camera": _("No camera or microphone could be opened here; check the browser's permission."),
+                "good": _("Link: good"), "fair": _("Link: fair"), "poor": _("Link: poor"),
+                "mute": _("Mute"), "unmute": _("Unmute"), "camera_off": _("Camera off"), "camera_on": _("Camera on"),
+                "reasons": reasons}
 
     def vitals(self, values: dict) -> list[tuple[str, str]]:
         """(measure, value with its unit) of a vitals set, in a fixed order."""
@@ -487,6 +515,11 @@ def router(hub) -> APIRouter:
             raise HubError(403, "csrf", "This form is out of date; reload the page and try again.")
         return staff, csrf, form
 
+    def call_id_ok(call_id: str) -> str:
+        if not re.fullmatch(r"[0-9a-f-]{36}", call_id):
+            raise HubError(404, "no_call", "No such call at this hub.")
+        return call_id
+
     def case_id_ok(case_id: str) -> str:
         if not _ID.fullmatch(case_id):
             raise HubError(404, "no_case", "No such case at this hub.")
@@ -742,6 +775,47 @@ def router(hub) -> APIRouter:
         return FileResponse(report.paths[0], media_type="application/octet-stream", filename=name,
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
                             background=BackgroundTask(shutil.rmtree, folder, True))
+
+    # --- calls from the spokes (sync.hub.calls) -----------------------------------------------------------
+    @pages.get("/calls/ringing")
+    async def ringing(request: Request) -> Response:
+        """The calls ringing for this doctor now: the part every console page asks for every two seconds."""
+        staff, csrf = await signed_in(request)
+        calls = await run_in_threadpool(hub.ringing_calls, staff)
+        return render(request, "_ringing.html", staff=staff, csrf=csrf, calls=calls, today=date.today())
+
+    @pages.post("/calls/{call_id}/answer")
+    async def answer_call(call_id: str, request: Request) -> Response:
+        staff, _csrf, _form = await posted(request)
+        view = await run_in_threadpool(hub.answer_call, staff, call_id_ok(call_id))
+        return _see(f"/console/calls/{view.id}")
+
+    @pages.get("/calls/{call_id}")
+    async def call_page(call_id: str, request: Request) -> Response:
+        staff, csrf = await signed_in(request)
+        view = await run_in_threadpool(hub.doctor_call, staff, call_id_ok(call_id))
+        t = Texts(choose_language(request)[0])
+        ice = json.dumps(await run_in_threadpool(hub.ice_for, "doctor", view.id))
+        return render(request, "call.html", staff=staff, csrf=csrf, call=view, ice=ice, today=date.today(),
+                      words=json.dumps(t.call_words()), vitals_rows=t.vitals(view.vitals or {}))
+
+    @pages.websocket("/calls/{call_id}/ws")
+    async def call_ws(ws: WebSocket, call_id: str) -> None:
+        """The doctor's end of a call's signalling: their console session (the cookie), from a page of this hub
+        (the Origin; a page elsewhere cannot ride the doctor's cookie), and only the doctor who answered."""
+        await ws.accept()
+        try:
+            origin = ws.headers.get("origin", "")
+            host = ws.headers.get("host", "")
+            if not host or origin not in (f"http://{host}", f"https://{host}"):
+                raise HubError(403, "bad_origin", "This call can only be joined from the hub's own console.")
+            staff, _csrf = await run_in_threadpool(hub.session_of, ws.cookies.get(COOKIE))
+            await run_in_threadpool(hub.doctor_call, staff, call_id_ok(call_id))
+        except HubError as exc:
+            await ws.send_json({"kind": "error", "code": exc.code, "message": exc.message})
+            await ws.close(4000 + min(exc.status, 999))
+            return
+        await relay(ws, hub, call_id, "doctor")
 
     # --- the stylesheet and the script --------------------------------------------------------------------
     shipped = {p.name for p in STATIC.iterdir() if p.is_file()}

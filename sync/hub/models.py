@@ -268,3 +268,44 @@ class HubBundleUpload(HubBase):
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class HubCall(HubBase):
+    """A call from a spoke to the doctors of the hub on a case: ringing, answered by one doctor, then ended (or
+    missed, or cancelled by the spoke). Each end's last sign of life is kept here, so whichever worker serves an
+    end sees that the other went quiet; the ended call becomes a `call` record on the case."""
+
+    __tablename__ = "hub_call"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64))
+    facility_id: Mapped[str] = mapped_column(ForeignKey("hub_facility.id"))
+    device_id: Mapped[str] = mapped_column(String(36))
+    caller: Mapped[str] = mapped_column(String(200), default="")   # the spoke's user who rang (a health worker)
+    state: Mapped[str] = mapped_column(String(12))                 # ringing | answered | ended
+    outcome: Mapped[str] = mapped_column(String(12), default="")   # completed | missed | cancelled | failed
+    end_reason: Mapped[str] = mapped_column(String(40), default="")
+    created_at: Mapped[datetime]
+    ring_until: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    doctor_id: Mapped[str | None] = mapped_column(String(36))
+    video_seen: Mapped[bool] = mapped_column(default=False)        # the doctor's browser saw the patient's video
+    spoke_seen_at: Mapped[datetime | None]
+    doctor_seen_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_hub_call_state", "state", "facility_id"), Index("ix_hub_call_case", "case_id"))
+
+
+class HubCallSignal(HubBase):
+    """A signalling message of a call on its way to one end (an SDP offer or answer, a change of mode, a
+    hang-up): written by the worker that received it, read by the worker that serves the other end."""
+
+    __tablename__ = "hub_call_signal"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("hub_call.id"))
+    to_side: Mapped[str] = mapped_column(String(6))                # spoke | doctor
+    kind: Mapped[str] = mapped_column(String(20))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_hub_call_signal_to", "call_id", "to_side", "seq"),)

@@ -23,6 +23,7 @@ from sync.hlc import HybridLogicalClock, Stamp, StampAhead, check_not_ahead
 from sync.hub import casebook
 from sync.hub.auth import Device, HubAuth
 from sync.hub.bundles import HubBundles
+from sync.hub.calls import HubCalls
 from sync.hub.clinic import HubClinic
 from sync.hub.staff import HubStaffing
 from sync.hub.errors import HubError
@@ -94,7 +95,7 @@ def default_media_dir(engine: Engine) -> Path:
     return Path(platformdirs.user_data_dir("SpokeHub", "Spoke")) / "media"
 
 
-class Hub(HubAuth, HubMedia, HubStaffing, HubClinic, HubBundles):
+class Hub(HubAuth, HubMedia, HubStaffing, HubClinic, HubBundles, HubCalls):
     def __init__(self, engine: Engine, media_dir: Path | None = None) -> None:
         self.engine = engine
         self.media_dir = Path(media_dir) if media_dir else default_media_dir(engine)

@@ -25,6 +25,8 @@ from sync.protocol import (
     MEDIA_CONTENT_TYPE,
     BoxKeyRequest,
     BoxKeyResult,
+    CallRequest,
+    CallStart,
     Digest,
     EnrollRequest,
     EnrollResult,
@@ -220,6 +222,19 @@ class HubClient:
         if status.sha256 != sha256 or status.size != size:
             raise HubGarbage("The hub answered for another file.")
         return status
+
+    def start_call(self, case_id: str, caller: str) -> CallStart:
+        """Rings the doctors of the hub about a case; the answer names the call and its ICE servers."""
+        return self._call("POST", "/v1/calls", encode(CallRequest(case_id=case_id, caller=caller[:200])), CallStart)
+
+    def signed_headers(self, method: str, path: str) -> dict[str, str]:
+        """The signature headers of a bodiless request (the WebSocket upgrade of a call's signalling)."""
+        if not (self.device_id and self.key and self.next_counter):
+            raise HubRefused(401, "not_enrolled", "This computer is not enrolled with a hub yet.")
+        counter = self.next_counter()
+        signature = self.key.sign(signing_text(method, path, counter, b""))
+        return {H_DEVICE: self.device_id, H_COUNTER: str(counter), H_SIGNATURE: b64(signature),
+                H_PROTOCOL: str(PROTOCOL_REVISION)}
 
     # --- plumbing -------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: bytes | None, model, *, signed: bool = True,

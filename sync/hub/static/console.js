@@ -13,6 +13,19 @@
       }).then(function (html) { if (html) { queue.innerHTML = html; } }).catch(function () {});
     }, 1000 * parseInt(queue.getAttribute("data-refresh"), 10));
   }
+  // Calls ringing for this doctor, on every page, asked for every two seconds (a ringing phone cannot wait for
+  // the queue's refresh).
+  var ringing = document.getElementById("ringing");
+  if (ringing) {
+    var ask = function () {
+      fetch(ringing.getAttribute("data-ringing"), {credentials: "same-origin"}).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) { if (html !== null && ringing.innerHTML !== html) { ringing.innerHTML = html; } })
+        .catch(function () {});
+    };
+    ask();
+    setInterval(ask, 2000);
+  }
   // A formulary item is picked by its label; the hub reads the same label back (console.medicine_label).
   var show = {
     formulary: function (i) { return [i.medicine + " \u2014 " + i.form + " " + i.strength, i.section + " \u00b7 TPG " + i.tpg_list]; },

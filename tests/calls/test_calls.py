@@ -1,0 +1,135 @@
+"""Calls at the service level, all real but the doctor's browser (a Python aiortc peer on the console's own
+WebSocket stands in for it; tests/calls/test_call_e2e.py has Chromium): a real spoke PC with its encrypted data
+enrolled to a real hub on loopback, its camera a video file and its microphone PulseAudio's sine source."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, LinkJudge, LinkSample, call_hub
+from sync.hub.errors import HubError
+from tests.calls.doctor_peer import DoctorPeer
+from tests.calls.test_call_e2e import Heard
+from tests.sync.test_consultation_sync import enrolled, queued_case, synced
+from tests.sync.conftest import spoke  # noqa: F401
+
+
+def ringing_call(hub, case_id: str, timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with hub.session() as s:
+            from sync.hub.models import HubCall
+            row = s.query(HubCall).filter_by(case_id=case_id, state="ringing").first()
+            if row is not None:
+                return row.id
+        time.sleep(0.05)
+    raise AssertionError("the call never rang at the hub")
+
+
+@pytest.fixture
+def pc_with_a_queued_case(clinic, facilities, spoke, hub_server, camera_video, pulse_sine):
+    hub, _org, _admin, mehta, rao = clinic
+    services, admin, paths = enrolled(spoke, hub, hub_server, facilities[0], "spoke-pc")
+    _kamla, case = queued_case(services, admin)
+    synced(services, paths)
+    mehta = hub.set_on_duty(mehta, True)
+    rao = hub.set_on_duty(rao, True)
+    return hub, hub_server, services, paths, admin, case, mehta, rao
+
+
+def test_a_call_is_recorded_on_the_case_synced_and_gives_the_prescription_its_mode(pc_with_a_queued_case,
+                                                                                   camera_video):
+    hub, server, services, paths, admin, case, mehta, rao = pc_with_a_queued_case
+    heard = Heard()
+    call = call_hub(services.store, paths, case.id, admin.full_name, heard, camera_source=str(camera_video))
+    heard.wait_for("ringing")
+    call_id = ringing_call(hub, case.id)
+    rung = hub.ringing_calls(mehta)
+    assert [c.id for c in rung] == [call_id] and rung[0].complaints == "Headache" and rung[0].caller == admin.full_name
+    assert rung[0].flags, "the ringing call shows the case's red flags"
+    hub.answer_call(mehta, call_id)
+    with pytest.raises(HubError) as taken:          # the second doctor is told who took it
+        hub.answer_call(rao, call_id)
+    assert taken.value.code == "call_taken" and "Dr Rajesh Mehta" in taken.value.message
+    token = hub.sign_in("dr.mehta", "mehta-pass-12").token
+    doctor = DoctorPeer(server.url, token, call_id, hub.ice_for("doctor", call_id)).start()
+    heard.wait_for("live", 30)
+    deadline = time.monotonic() + 20
+    while (doctor.frames < 20 or call.stats.video_frames_in < 20 or call.stats.audio_frames_in < 50) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert doctor.frames >= 20 and doctor.audio >= 50, (doctor.frames, doctor.audio)
+    assert call.stats.video_frames_in >= 20 and call.stats.audio_frames_in >= 50, call.stats
+    assert heard.local > 10 and heard.links, "the spoke shows its own view and the link's quality"
+    time.sleep(4)      # a few seconds of measurements: the bitrates a rural link must carry
+    video, audio = call.stats.sent_kbps("video"), call.stats.sent_kbps("audio")
+    assert video is not None and 20 < video <= 330, f"video at {video} kbit/s"
+    assert audio is not None and 10 < audio <= 45, f"audio at {audio} kbit/s (Opus at 24 plus RTP)"
+    print(f"sent: video {video:.0f} kbit/s, audio {audio:.0f} kbit/s")
+    call.hang_up()
+    assert "You hung up" in heard.wait_for("ended")
+    assert doctor.closed.wait(10) and doctor.ended["reason"] == "spoke_hung_up"
+    assert call.wait(10)
+
+    assert hub.case_view(mehta, case.id).consultation_mode == "video"
+    synced(services, paths)
+    [record] = services.consultation.calls(case.id)
+    assert (record.outcome, record.mode_used, record.doctor) == ("completed", "video", "Dr Rajesh Mehta")
+    assert record.duration_s >= 1 and record.caller == admin.full_name
+    assert services.cases.get(case.id).status.value == "queued"
+
+
+def test_a_call_nobody_answers_is_missed_and_the_case_stays_queued(pc_with_a_queued_case, camera_video):
+    hub, _server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
+    hub.ring_seconds = 2
+    heard = Heard()
+    started = time.monotonic()
+    call = call_hub(services.store, paths, case.id, admin.full_name, heard, camera_source=str(camera_video))
+    assert "No doctor answered" in heard.wait_for("ended", 15)
+    assert time.monotonic() - started < 8
+    assert call.wait(10)
+    with pytest.raises(HubError) as over:
+        hub.answer_call(mehta, ringing_call_id(hub, case.id))
+    assert over.value.code == "call_over"
+    synced(services, paths)
+    [record] = services.consultation.calls(case.id)
+    assert (record.outcome, record.mode_used) == ("missed", "none")
+    assert services.cases.get(case.id).status.value == "queued"
+    assert hub.case_view(mehta, case.id).consultation_mode == "store_and_forward"
+
+
+def ringing_call_id(hub, case_id: str) -> str:
+    from sync.hub.models import HubCall
+    with hub.session() as s:
+        return s.query(HubCall).filter_by(case_id=case_id).one().id
+
+
+def test_without_a_doctor_on_duty_or_a_hub_the_user_is_told_at_once(pc_with_a_queued_case, camera_video):
+    hub, server, services, paths, admin, case, mehta, rao = pc_with_a_queued_case
+    hub.set_on_duty(mehta, False)
+    hub.set_on_duty(rao, False)
+    heard = Heard()
+    started = time.monotonic()
+    call_hub(services.store, paths, case.id, admin.full_name, heard, camera_source=str(camera_video)).wait(10)
+    assert "No doctor of the hub is on duty" in heard.wait_for("refused", 1)
+    server.stop()
+    heard = Heard()
+    call_hub(services.store, paths, case.id, admin.full_name, heard, camera_source=str(camera_video)).wait(20)
+    assert "cannot be reached" in heard.wait_for("unreachable", 1)
+    assert time.monotonic() - started < 15
+    assert services.cases.get(case.id).status.value == "queued"
+
+
+def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_holds_good():
+    judge = LinkJudge()
+    good, poor = LinkSample(loss=0.0, rtt=0.05), LinkSample(loss=0.2, rtt=0.3)
+    assert [judge.feed(poor) for _ in range(POOR_SAMPLES)] == [None] * (POOR_SAMPLES - 1) + ["audio"]
+    assert not judge.video
+    flapping = [judge.feed(s) for s in [good] * (GOOD_SAMPLES - 1) + [poor] + [good] * (GOOD_SAMPLES - 1)]
+    assert flapping == [None] * len(flapping), "a link at the edge does not bring video back"
+    assert judge.feed(good) == "video" and judge.video
+    assert LinkJudge.level(LinkSample(loss=0.0, rtt=1.5)) == "poor"
+    assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=50_000)) == "poor"
+    assert LinkJudge.level(LinkSample(loss=0.05, rtt=0.1)) == "fair"
