@@ -577,6 +577,7 @@ class HubCall:
         """Every STATS_SECONDS: loss and round trip from the RTCP reports of both directions, and the bitrate
         the doctor's REMB allows, judged into good / fair / poor; a change of mode is told to the doctor."""
         last: dict[int, tuple[int, int]] = {}
+        reported: dict[str, object] = {}     # each remote report's time: a stream we stopped sending reports no more
         pc = self._pc
         while pc.connectionState == "connected":
             await asyncio.sleep(STATS_SECONDS)
@@ -585,7 +586,11 @@ class HubCall:
             for s in report.values():
                 kind = type(s).__name__
                 if kind == "RTCRemoteInboundRtpStreamStats":
-                    losses.append(float(s.fractionLost or 0))
+                    if reported.get(s.id) == s.timestamp:
+                        continue         # no new receiver report for this stream since the last look
+                    reported[s.id] = s.timestamp
+                    # aiortc gives RTCP's own field: the fraction lost in 1/256ths (the standard's stats say 0-1).
+                    losses.append(float(s.fractionLost or 0) / 256)
                     if s.roundTripTime:
                         rtts.append(float(s.roundTripTime))
                 elif kind == "RTCInboundRtpStreamStats":
@@ -603,6 +608,11 @@ class HubCall:
             allowed = getattr(encoder, "requested", None) if self._judge.video else None
             sample = LinkSample(loss=max(losses, default=0.0), rtt=max(rtts, default=None), allowed_bps=allowed)
             level = LinkJudge.level(sample)
+            if level != getattr(self, "_level", None):
+                self._level = level
+                log.info("call %s: link %s (%.0f%% lost, round trip %s, REMB %s)", self.call_id, level,
+                         sample.loss * 100, f"{sample.rtt * 1000:.0f} ms" if sample.rtt is not None else "-",
+                         sample.allowed_bps)
             self.events.link(level, _link_text(level, sample))
             change = self._judge.feed(sample)
             if change:

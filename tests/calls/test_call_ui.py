@@ -5,6 +5,7 @@ loop during the call is measured); hanging up ends both ends and the case shows 
 from __future__ import annotations
 
 
+import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from spoke_client.services.call import call_hub
@@ -15,6 +16,10 @@ from tests.sync.conftest import spoke  # noqa: F401
 from tests.sync.test_consultation_sync import synced
 from tests.ui.conftest import runner, screenshot  # noqa: F401
 from tests.ui.test_consultation_ui import loaded
+
+# The relay, the link and the window are what these test, not the hub's database: SQLite only (the signalling on
+# PostgreSQL is tested in test_calls.py and test_call_e2e.py).
+ONE_HUB_DATABASE = pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
 
 
 class StallMeter:
@@ -39,6 +44,7 @@ class StallMeter:
         return self.longest
 
 
+@ONE_HUB_DATABASE
 def test_call_hub_from_the_case_with_both_pictures_and_no_stall(qtbot, runner, pc_with_a_queued_case, camera_video,
                                                                screenshot):
     hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case

@@ -21,6 +21,9 @@ from tests.calls.test_calls import pc_with_a_queued_case, ringing_call  # noqa: 
 from tests.sync.conftest import free_port, spoke  # noqa: F401
 
 SECRET = "spoke-test-turn-secret"
+# The relay, the link and the window are what these test, not the hub's database: SQLite only (the signalling on
+# PostgreSQL is tested in test_calls.py and test_call_e2e.py).
+ONE_HUB_DATABASE = pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -53,6 +56,7 @@ def test_the_hub_hands_out_credentials_coturn_accepts_and_that_expire():
     assert IceConfig(turn=("turn:t.example.org",)).servers("x") == [], "no secret, no TURN server offered"
 
 
+@ONE_HUB_DATABASE
 def test_a_call_relayed_through_turn_carries_both_ways(pc_with_a_queued_case, camera_video, coturn):
     hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
     url, log = coturn
@@ -77,3 +81,103 @@ def test_a_call_relayed_through_turn_carries_both_ways(pc_with_a_queued_case, ca
     assert call.stats.relayed and doctor.relayed, "the media went through the TURN server"
     text = log.read_text(errors="replace")
     assert "spoke-" in text and "doctor-" in text, "coturn saw both ends' time-limited users"
+
+
+class LossyUdp:
+    """A UDP relay on loopback in front of coturn that drops a share of the datagrams each way (set `loss`): the
+    spoke's whole media path, as a weak rural link would treat it."""
+
+    def __init__(self, target_port: int) -> None:
+        import random
+        import select
+        import socket
+        import threading
+
+        self.loss = 0.0
+        self.dropped = 0
+        self._random = random.Random(7)
+        self.listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.listen.bind(("127.0.0.1", 0))
+        self.port = self.listen.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+        self.upstream: dict[tuple, socket.socket] = {}
+        self.back: dict[socket.socket, tuple] = {}
+        self.running = True
+
+        def pump() -> None:
+            while self.running:
+                ready, _, _ = select.select([self.listen, *self.back], [], [], 0.2)
+                for sock in ready:
+                    data, source = sock.recvfrom(65536)
+                    if self._random.random() < self.loss:
+                        self.dropped += 1
+                        continue
+                    if sock is self.listen:
+                        up = self.upstream.get(source)
+                        if up is None:
+                            up = self.upstream[source] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            up.bind(("127.0.0.1", 0))
+                            self.back[up] = source
+                        up.sendto(data, self.target)
+                    else:
+                        self.listen.sendto(data, self.back[sock])
+
+        self.thread = threading.Thread(target=pump, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        for s in [self.listen, *self.back]:
+            s.close()
+
+
+@ONE_HUB_DATABASE
+def test_a_weak_link_drops_video_keeps_sound_and_video_comes_back(pc_with_a_queued_case, camera_video, coturn):
+    hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
+    url, _log = coturn
+    lossy = LossyUdp(int(url.split(":")[2].split("?")[0]))
+    try:
+        heard = Heard()
+        spoke_ice = IceConfig(turn=(f"turn:127.0.0.1:{lossy.port}?transport=udp",), secret=SECRET)
+        hub.ice = spoke_ice      # the spoke reaches coturn through the weak link; the doctor directly
+        call = HubCall(signed_client(services.store, paths), case.id, admin.full_name, heard,
+                       open_camera=lambda: __import__("spoke_client.services.camera", fromlist=["Camera"]).Camera(
+                           str(camera_video)), relay_only=True).start()
+        heard.wait_for("ringing")
+        call_id = ringing_call(hub, case.id)
+        hub.answer_call(mehta, call_id)
+        doctor_ice = IceConfig(turn=(url,), secret=SECRET).servers(f"doctor-{call_id[:8]}")
+        doctor = DoctorPeer(server.url, hub.sign_in("dr.mehta", "mehta-pass-12").token, call_id, doctor_ice,
+                            relay_only=True).start()
+        heard.wait_for("live", 40)
+        deadline = time.monotonic() + 20
+        while doctor.frames < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert doctor.frames >= 20 and call.stats.mode == "video"
+        lossy.loss = 0.15
+        deadline = time.monotonic() + 20
+        while call.stats.mode != "audio" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert call.stats.mode == "audio", "video stays on a link that loses 15 % of its packets"
+        assert any("video paused" in text for code, text in heard.states)
+        frames, audio = doctor.frames, doctor.audio
+        time.sleep(2)
+        assert doctor.frames - frames <= 3, "video still flows after the switch to sound only"
+        print(f"sound frames at the doctor in 2 s of sound only: {doctor.audio - audio}")
+        assert doctor.audio - audio > 15, "the sound goes on"
+        assert doctor.modes == ["audio"], "the doctor's end is told"
+        lossy.loss = 0.0
+        deadline = time.monotonic() + 25
+        while call.stats.mode != "video" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert call.stats.mode == "video", "video does not come back on a link that recovered"
+        frames = doctor.frames
+        time.sleep(2)
+        assert doctor.frames - frames > 10 and doctor.modes == ["audio", "video"]
+        assert any("video is back" in text for code, text in heard.states)
+        call.hang_up()
+        heard.wait_for("ended")
+        assert call.wait(10) and doctor.closed.wait(10)
+    finally:
+        lossy.close()
