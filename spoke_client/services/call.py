@@ -164,6 +164,7 @@ def _tracks():
             self._running = asyncio.Event()
             self._running.set()
             self._pts = 0
+            self.sent = 0          # frames handed to the encoder
             self._next = time.monotonic()
             self.problem = ""
             self.switch(open_camera)
@@ -218,6 +219,7 @@ def _tracks():
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts, frame.time_base = self._pts, fractions.Fraction(1, 90_000)
             self._pts += 90_000 // VIDEO_FPS
+            self.sent += 1
             return frame
 
         def stop(self) -> None:
@@ -625,7 +627,12 @@ class HubCall:
 
     def _apply_video(self) -> None:
         if self._camera_track is not None:
-            self._camera_track.set_sending(self._camera_wanted and self._judge.video)
+            sending = self._camera_wanted and self._judge.video
+            self._camera_track.set_sending(sending)
+            if sending and getattr(self, "_video_sender", None) is not None:
+                # After a pause the far end has no picture to build on: start again from a keyframe (what a PLI
+                # from it would ask; aiortc's sender method for that).
+                self._video_sender._send_keyframe()
 
     async def _close(self, pc) -> None:
         for track in (self._camera_track, self._mic_track):

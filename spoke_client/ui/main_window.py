@@ -401,6 +401,10 @@ class MainWindow(QMainWindow):
         self.printing_button.setStyleSheet("color: #8a5a00; font-weight: bold;" if waiting else "")
         self.printing_button.setToolTip("\n".join(j.detail for j in open_jobs))
 
+    def _sync_for_call(self, editor: CaseEditor) -> None:
+        if editor.call_window is not None and editor.call_window.last_state == "live" and hasattr(self, "sync"):
+            self.sync.sync_now()
+
     def _call_starter(self):
         """Starts a call with the hub about a case, as the signed-in user with the camera last used for photos."""
         from spoke_client.services.call import call_hub
@@ -422,6 +426,10 @@ class MainWindow(QMainWindow):
                             consultation=self.services.consultation, printing=self.services.printing,
                             call_starter=self._call_starter())
         editor.changed.connect(self.home.refresh)
+        # During a call, what the paramedic adds (vitals, a photo) goes to the hub at once, for the doctor to see.
+        editor.changed.connect(lambda: self._sync_for_call(editor))
+        if editor.attachments_panel is not None:
+            editor.attachments_panel.changed.connect(lambda: self._sync_for_call(editor))
         editor.loaded.connect(lambda: self._name_tab(editor))
         self.tabs.addTab(editor, _("Opening…"))   # the patient's name once the case has loaded
         self.tabs.setCurrentWidget(editor)

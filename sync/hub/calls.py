@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -43,6 +43,7 @@ HEARTBEAT_SECONDS = 2.0    # each end's WebSocket writes its sign of life this o
 POLL_SECONDS = 0.15        # and looks for messages from the other end this often
 MAX_SIGNAL_BYTES = 64 * 1024   # an SDP with every candidate is a few kB
 MAX_SIGNALS = 400          # messages one end may send in a call
+SIGNALS_KEPT = timedelta(days=1)
 CALLABLE = ("queued", "in_consultation", "info_requested")
 LIVE = ("ringing", "answered")
 # What each end may send; the hub itself sends `answered`, `ended` and `error`.
@@ -124,6 +125,8 @@ class HubCalls:
         hub yet, it is finished, a call on it already rings, or no doctor is on duty to answer."""
         with self.session.begin() as s:
             self._sweep(s)
+            # Signalling messages are kept a day (for the technician), then dropped: the call record stays.
+            s.execute(delete(HubCallSignal).where(HubCallSignal.at < utcnow() - SIGNALS_KEPT))
             case = s.get(HubCase, case_id)
             if case is None or case.facility_id != device.facility_id:
                 raise HubError(404, "no_case", "The hub does not have this case yet. Send it first (sync), then call.")

@@ -96,6 +96,7 @@ class CaseView:
     taken_by: str
     taken_by_me: bool
     consultation_mode: str
+    calls: list[dict] = field(default_factory=list)   # the calls with the spoke on this case, newest first
 
 
 def age_text(birth: str, on: date) -> str:
@@ -246,7 +247,8 @@ class HubClinic:
                 answers=sorted(children("answer"), key=lambda a: a.get("answered_at") or ""),
                 prescriptions=sorted(children("prescription"), key=lambda p: p.get("issued_at") or ""),
                 earlier=self._earlier(s, doctor, patient_id, case_id), taken_by=taker.full_name if taker else "",
-                taken_by_me=row.taken_by == doctor.id, consultation_mode=self._mode(s, case_id))
+                taken_by_me=row.taken_by == doctor.id, consultation_mode=self._mode(s, case_id),
+                calls=sorted(children("call"), key=lambda c: c.get("started_at") or "", reverse=True))
             audit(s, doctor.id, "view", "case", case_id)
             return view
 

@@ -238,6 +238,11 @@ class Texts:
                  "call_over": _("This call has already ended.")}
         return known.get(exc.code, exc.message)
 
+    def call_outcome(self, outcome: str) -> str:
+        _ = self._
+        return {"completed": _("call"), "missed": _("missed call"), "cancelled": _("call stopped before an answer"),
+                "failed": _("call cut off")}.get(outcome, outcome)
+
     def call_reason(self, code: str) -> str:
         _ = self._
         return {"spoke_hung_up": _("The spoke hung up."), "doctor_hung_up": _("You hung up."),

@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 
 from spoke_client.services.call import HubCall
 from spoke_client.services.camera import Camera
@@ -90,7 +91,11 @@ def test_a_call_from_the_spoke_answered_in_the_browser(clinic, facilities, spoke
         text = heard.wait_for("ended")
         assert "doctor hung up" in text
         page.wait_for_function("() => window.spokeCall.ended !== ''", timeout=10_000)
+        assert "You hung up" in page.inner_text("#call-note")
         assert call.wait(10)
+        page.goto(f"{process.url}/console/cases/c-call")     # the call is on the case, and gives its mode
+        assert "video" in page.inner_text(".call-record") and "Dr Rajesh Mehta" in page.inner_text(".call-record")
+        assert "video" in page.inner_text("dl")
         context.close()
 
 
@@ -101,6 +106,7 @@ def power_cut(process: HubProcess) -> None:
     process.wait_dead()
 
 
+@pytest.mark.parametrize("hub_db_url", ["postgresql"], indirect=True)   # the production hub; SQLite's above
 def test_the_hub_killed_mid_call_ends_it_at_both_ends_and_the_case_stays_queued(clinic, facilities, spoke_factory,
                                                                               hub_db_url, tmp_path, chromium,
                                                                               camera_video, pulse_sine):

@@ -83,6 +83,13 @@ def test_a_call_relayed_through_turn_carries_both_ways(pc_with_a_queued_case, ca
     assert "spoke-" in text and "doctor-" in text, "coturn saw both ends' time-limited users"
 
 
+def said(heard: Heard, words: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(words in text for _code, text in heard.states):
+        assert time.monotonic() < deadline, f"the spoke never said {words!r}: {heard.states}"
+        time.sleep(0.05)
+
+
 class LossyUdp:
     """A UDP relay on loopback in front of coturn that drops a share of the datagrams each way (set `loss`): the
     spoke's whole media path, as a weak rural link would treat it."""
@@ -160,10 +167,11 @@ def test_a_weak_link_drops_video_keeps_sound_and_video_comes_back(pc_with_a_queu
         while call.stats.mode != "audio" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert call.stats.mode == "audio", "video stays on a link that loses 15 % of its packets"
-        assert any("video paused" in text for code, text in heard.states)
+        said(heard, "video paused")
+        time.sleep(1)          # frames already on their way (and in the far end's jitter buffer) arrive
         frames, audio = doctor.frames, doctor.audio
         time.sleep(2)
-        assert doctor.frames - frames <= 3, "video still flows after the switch to sound only"
+        assert doctor.frames - frames <= 2, "video still flows after the switch to sound only"
         print(f"sound frames at the doctor in 2 s of sound only: {doctor.audio - audio}")
         assert doctor.audio - audio > 15, "the sound goes on"
         assert doctor.modes == ["audio"], "the doctor's end is told"
@@ -173,9 +181,14 @@ def test_a_weak_link_drops_video_keeps_sound_and_video_comes_back(pc_with_a_queu
             time.sleep(0.1)
         assert call.stats.mode == "video", "video does not come back on a link that recovered"
         frames = doctor.frames
-        time.sleep(2)
-        assert doctor.frames - frames > 10 and doctor.modes == ["audio", "video"]
-        assert any("video is back" in text for code, text in heard.states)
+        # An aiortc receiving end shows a picture again only once its jitter buffer gets past the hole the loss
+        # left (128 packets later; Chromium asks for a keyframe sooner): up to about 10 s at a low bitrate.
+        deadline = time.monotonic() + 20
+        while doctor.frames - frames <= 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert doctor.frames - frames > 10 and doctor.modes == ["audio", "video"], (
+            doctor.frames - frames, doctor.modes, call._camera_track.sent, heard.states[-3:], heard.links[-8:])
+        said(heard, "video is back")
         call.hang_up()
         heard.wait_for("ended")
         assert call.wait(10) and doctor.closed.wait(10)
