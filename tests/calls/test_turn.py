@@ -61,16 +61,7 @@ def test_a_call_relayed_through_turn_carries_both_ways(pc_with_a_queued_case, ca
     hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
     url, log = coturn
     hub.ice = IceConfig(turn=(url,), secret=SECRET)
-    heard = Heard()
-    call = HubCall(signed_client(services.store, paths), case.id, admin.full_name, heard,
-                   open_camera=lambda: __import__("spoke_client.services.camera", fromlist=["Camera"]).Camera(
-                       str(camera_video)), relay_only=True).start()
-    heard.wait_for("ringing")
-    call_id = ringing_call(hub, case.id)
-    hub.answer_call(mehta, call_id)
-    doctor = DoctorPeer(server.url, hub.sign_in("dr.mehta", "mehta-pass-12").token, call_id,
-                        hub.ice_for("doctor", call_id), relay_only=True).start()
-    heard.wait_for("live", 40)
+    heard, call, doctor = relayed_call(pc_with_a_queued_case, camera_video, lambda call_id: hub.ice_for("doctor", call_id))
     deadline = time.monotonic() + 20
     while (doctor.frames < 20 or call.stats.video_frames_in < 20) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -81,6 +72,23 @@ def test_a_call_relayed_through_turn_carries_both_ways(pc_with_a_queued_case, ca
     assert call.stats.relayed and doctor.relayed, "the media went through the TURN server"
     text = log.read_text(errors="replace")
     assert "spoke-" in text and "doctor-" in text, "coturn saw both ends' time-limited users"
+
+
+def relayed_call(pc_with_a_queued_case, camera_video, doctor_ice):
+    """The spoke rings with relayed candidates only, Dr Mehta answers with relayed candidates only; live."""
+    from spoke_client.services.camera import Camera
+
+    hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
+    heard = Heard()
+    call = HubCall(signed_client(services.store, paths), case.id, admin.full_name, heard,
+                   open_camera=lambda: Camera(str(camera_video)), relay_only=True).start()
+    heard.wait_for("ringing")
+    call_id = ringing_call(hub, case.id)
+    hub.answer_call(mehta, call_id)
+    doctor = DoctorPeer(server.url, hub.sign_in("dr.mehta", "mehta-pass-12").token, call_id, doctor_ice(call_id),
+                        relay_only=True).start()
+    heard.wait_for("live", 40)
+    return heard, call, doctor
 
 
 def said(heard: Heard, words: str, timeout: float = 5) -> None:
@@ -145,19 +153,10 @@ def test_a_weak_link_drops_video_keeps_sound_and_video_comes_back(pc_with_a_queu
     url, _log = coturn
     lossy = LossyUdp(int(url.split(":")[2].split("?")[0]))
     try:
-        heard = Heard()
-        spoke_ice = IceConfig(turn=(f"turn:127.0.0.1:{lossy.port}?transport=udp",), secret=SECRET)
-        hub.ice = spoke_ice      # the spoke reaches coturn through the weak link; the doctor directly
-        call = HubCall(signed_client(services.store, paths), case.id, admin.full_name, heard,
-                       open_camera=lambda: __import__("spoke_client.services.camera", fromlist=["Camera"]).Camera(
-                           str(camera_video)), relay_only=True).start()
-        heard.wait_for("ringing")
-        call_id = ringing_call(hub, case.id)
-        hub.answer_call(mehta, call_id)
-        doctor_ice = IceConfig(turn=(url,), secret=SECRET).servers(f"doctor-{call_id[:8]}")
-        doctor = DoctorPeer(server.url, hub.sign_in("dr.mehta", "mehta-pass-12").token, call_id, doctor_ice,
-                            relay_only=True).start()
-        heard.wait_for("live", 40)
+        # The spoke reaches coturn through the weak link; the doctor directly.
+        hub.ice = IceConfig(turn=(f"turn:127.0.0.1:{lossy.port}?transport=udp",), secret=SECRET)
+        heard, call, doctor = relayed_call(pc_with_a_queued_case, camera_video, lambda call_id: IceConfig(
+            turn=(url,), secret=SECRET).servers(f"doctor-{call_id[:8]}"))
         deadline = time.monotonic() + 20
         while doctor.frames < 20 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -31,14 +31,19 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 REFRESH_S = 2   # the queue's table refreshes this often here (25 s in use), so the test sees it happen
 
 
-@pytest.fixture(scope="module")
-def chromium():
+def launched_chromium(flags: list[str]):
+    """Debian's chromium through Playwright (never a downloaded browser), closed at the end."""
     if not shutil.which(CHROMIUM):
         pytest.fail("Debian's chromium is missing: apt-get install chromium (Playwright must not download one)")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    yield from launched_chromium(FLAGS)
 
 
 class Browser:
