@@ -6,7 +6,7 @@ the two ends, or through the TURN server the hub names. aiortc's asyncio loop ru
 screen needs (state, pictures, link quality) leaves it through the `CallEvents` callbacks, which the UI turns
 into Qt signals. Nothing here touches Qt.
 
-Rural links: video is sent at most 320x240 and 15 frames a second, with VP8 held between 60 and 300 kbit/s and
+Rural links: video is sent at most 320x240 and 15 frames a second, with VP8 held between 60 and 180 kbit/s and
 Opus at 24 kbit/s (aiortc's own encoders, bounded through the seam where its senders pick an encoder). When the
 link measures poor (loss and round trip from RTCP receiver reports, and the bitrate the far end's REMB allows) the
 call drops video at both ends and keeps sound; when it measures good again for a while, video comes back.
@@ -34,7 +34,7 @@ log = logging.getLogger("spoke.call")
 
 VIDEO_SIZE = (320, 240)
 VIDEO_FPS = 15
-VIDEO_MIN_BPS, VIDEO_MAX_BPS = 60_000, 300_000
+VIDEO_MIN_BPS, VIDEO_MAX_BPS = 60_000, 180_000   # with Opus, under a 256 kbit/s link (bench/call_bench.py)
 OPUS_BPS = 24_000
 AUDIO_RATE = 48_000
 AUDIO_FRAME = 960              # 20 ms
@@ -42,6 +42,7 @@ STATS_SECONDS = 1.0            # how often the link is measured
 POOR_LOSS, POOR_RTT, POOR_BPS = 0.10, 1.0, 90_000
 GOOD_LOSS, GOOD_RTT = 0.03, 0.5
 POOR_SAMPLES, GOOD_SAMPLES = 3, 6  # poor for 3 s drops video; good for 6 s brings it back
+RETRY_WINDOW_SAMPLES, MAX_WAIT_SAMPLES = 30, 96   # dropped again within 30 s: wait twice as long, at most 96 s
 
 
 class CallEvents(Protocol):
@@ -113,11 +114,16 @@ class LinkSample:
 @dataclass
 class LinkJudge:
     """Decides audio-only from what the link measures: POOR_SAMPLES poor samples in a row drop video,
-    GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap)."""
+    GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap). A link that cannot carry
+    video at all looks good once video is off: when video has to be dropped again soon after it came back, the
+    judge waits twice as long before the next try (up to MAX_WAIT_SAMPLES), so sound is not cut every few seconds
+    by a hopeless try."""
 
     video: bool = True
     poor_run: int = 0
     good_run: int = 0
+    wait: int = GOOD_SAMPLES          # good samples needed before video comes back
+    since_back: int | None = None     # samples since video last came back
 
     @staticmethod
     def level(s: LinkSample) -> str:
@@ -133,11 +139,15 @@ class LinkJudge:
         level = self.level(s)
         self.poor_run = self.poor_run + 1 if level == "poor" else 0
         self.good_run = self.good_run + 1 if level == "good" else 0
+        if self.since_back is not None:
+            self.since_back += 1
         if self.video and self.poor_run >= POOR_SAMPLES:
+            soon = self.since_back is not None and self.since_back <= RETRY_WINDOW_SAMPLES
+            self.wait = min(self.wait * 2, MAX_WAIT_SAMPLES) if soon else GOOD_SAMPLES
             self.video, self.poor_run = False, 0
             return "audio"
-        if not self.video and self.good_run >= GOOD_SAMPLES:
-            self.video, self.good_run = True, 0
+        if not self.video and self.good_run >= self.wait:
+            self.video, self.good_run, self.since_back = True, 0, 0
             return "video"
         return None
 
@@ -371,6 +381,7 @@ class HubCall:
         self.client, self.case_id, self.caller, self.events = client, case_id, caller, events
         self.open_camera, self.microphone, self.relay_only, self.ca_bundle = open_camera, microphone, relay_only, ca_bundle
         self.stats = CallStats()
+        self.camera_source = None    # the camera the call opened first (call_hub sets it), for Switch camera
         self.state = "idle"
         self.call_id: str | None = None
         self.finished = threading.Event()
@@ -406,7 +417,9 @@ class HubCall:
 
         if self._camera_track is None or not sources:
             return
-        self._camera_index = (getattr(self, "_camera_index", 0) + 1) % len(sources)
+        if not hasattr(self, "_camera_index"):
+            self._camera_index = sources.index(self.camera_source) if self.camera_source in sources else -1
+        self._camera_index = (self._camera_index + 1) % len(sources)
         source = sources[self._camera_index]
         self._camera_track.switch(lambda: Camera(source))
 
@@ -492,8 +505,10 @@ class HubCall:
                     from aiortc import RTCSessionDescription
 
                     await pc.setRemoteDescription(RTCSessionDescription(sdp=str(message.get("sdp", "")), type="answer"))
-                elif kind == "mode" and message.get("mode") in ("camera_off", "camera_on"):
-                    pass      # the doctor's camera: their video simply stops or comes back
+                elif kind == "mode" and message.get("mode") == "camera_off":
+                    self._say("live", _("The doctor turned their camera off; the call goes on."))
+                elif kind == "mode" and message.get("mode") == "camera_on":
+                    self._say("live", _("In the call"))
                 elif kind == "ended":
                     ended = True
                     reason = REASONS.get(str(message.get("reason")))
@@ -681,11 +696,13 @@ def call_hub(store, paths, case_id: str, caller: str, events: CallEvents, *, cam
              microphone=None) -> HubCall:
     """A call from this PC about a case, started: signed as this PC, with the camera last used for photos (or the
     first one) and the default microphone. NotEnrolled when the PC has no hub yet."""
-    from spoke_client.services.camera import Camera
+    from spoke_client.services.camera import Camera, parse_source
     from spoke_client.services.sync_local import signed_client
     from spoke_client.services.hub_link import HUB_CA_BUNDLE
 
     client = signed_client(store, paths)
     source = camera_source if camera_source not in (None, "") else 0
-    return HubCall(client, case_id, caller, events, open_camera=lambda: Camera(source), microphone=microphone,
-                   ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None).start()
+    call = HubCall(client, case_id, caller, events, open_camera=lambda: Camera(source), microphone=microphone,
+                   ca_bundle=store.get_setting(HUB_CA_BUNDLE) or None)
+    call.camera_source = parse_source(source) if isinstance(source, (str, int)) else source
+    return call.start()

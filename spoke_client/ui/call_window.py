@@ -5,6 +5,8 @@ newest picture is drawn at most 15 times a second, so the window never waits for
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
@@ -22,6 +24,7 @@ class _Bridge(QObject):
 
     state = Signal(str, str)
     link = Signal(str, str)
+    cameras = Signal(object)      # the USB cameras found, for "Switch camera"
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,7 +62,7 @@ class CallWindow(QDialog):
         self.bridge = _Bridge()
         self.call = None
         self.last_state = ""
-        self.cameras = cameras or []
+        self.cameras = list(cameras or [])   # the sources Switch camera goes through (found ones are added)
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
         self.state_label = QLabel(_("Calling the hub..."))
@@ -110,6 +113,14 @@ class CallWindow(QDialog):
         self._draw.timeout.connect(self._draw_frames)
         self._draw.start()
         self._events = _Events(self.bridge)
+        self.bridge.cameras.connect(self._found_cameras)
+        if cameras is None:
+            # Probing cameras takes a moment per number: off the window's thread.
+            from spoke_client.services.camera import list_cameras
+
+            bridge = self.bridge
+            threading.Thread(target=lambda: bridge.cameras.emit(list_cameras()), daemon=True,
+                             name="call-cameras").start()
         try:
             self.call = starter(case_id, self._events)
         except SpokeError as exc:
@@ -127,6 +138,12 @@ class CallWindow(QDialog):
             self.hangup_button.setText(_("Close"))
             self.link_label.setText("")
             self.finished_call.emit(code)
+
+    def _found_cameras(self, found: list) -> None:
+        current = getattr(self.call, "camera_source", None)
+        known = ([current] if current is not None and current not in self.cameras else []) + list(self.cameras)
+        self.cameras = known + [c for c in found if c not in known]
+        self.switch_button.setEnabled(len(self.cameras) > 1 and self.last_state not in OVER)
 
     def _link(self, level: str, text: str) -> None:
         colour = {"good": "#0b6e3a", "fair": "#b34700", "poor": "#c62828"}.get(level, "#333")

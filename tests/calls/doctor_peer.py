@@ -37,7 +37,7 @@ class DoctorPeer:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        from spoke_client.services.call import _relayed
+        from spoke_client.services.call import _bounded_encoders, _relayed
 
         self._loop = asyncio.get_running_loop()
         self._hangup = asyncio.Event()
@@ -48,8 +48,23 @@ class DoctorPeer:
         if self.relay_only:
             config.iceTransportPolicy = RTCIceTransportPolicy.RELAY
         pc = RTCPeerConnection(config)
+        class GatedVideo(VideoStreamTrack):
+            """The doctor's camera, stopped while the spoke says the link carries sound only (as the console
+            page's script does)."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.sending = asyncio.Event()
+                self.sending.set()
+
+            async def recv(self):
+                await self.sending.wait()
+                return await super().recv()
+
+        _bounded_encoders()        # the console caps its video as the spoke does
+        video = GatedVideo()
         pc.addTrack(AudioStreamTrack())
-        pc.addTrack(VideoStreamTrack())
+        pc.addTrack(video)
         told = False
 
         async def count(track) -> None:
@@ -85,6 +100,10 @@ class DoctorPeer:
                     await ws.send(json.dumps({"kind": "answer", "sdp": pc.localDescription.sdp, "type": "answer"}))
                 elif m["kind"] == "mode":
                     self.modes.append(m["mode"])
+                    if m["mode"] == "audio":
+                        video.sending.clear()
+                    elif m["mode"] == "video":
+                        video.sending.set()
                 elif m["kind"] == "ended":
                     self.ended = m
                     break

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import cv2
+import numpy as np
 import pytest
 
 from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, LinkJudge, LinkSample, call_hub
@@ -14,6 +16,10 @@ from tests.calls.doctor_peer import DoctorPeer
 from tests.calls.test_call_e2e import Heard
 from tests.sync.test_consultation_sync import enrolled, queued_case, synced
 from tests.sync.conftest import spoke  # noqa: F401
+
+
+# The hub's refusals and clocks on one database (the PostgreSQL hub's sweep is in test_call_e2e.py's power cut).
+ONE_HUB_DATABASE = pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
 
 
 def ringing_call(hub, case_id: str, timeout: float = 10):
@@ -63,7 +69,19 @@ def test_a_call_is_recorded_on_the_case_synced_and_gives_the_prescription_its_mo
     assert doctor.frames >= 20 and doctor.audio >= 50, (doctor.frames, doctor.audio)
     assert call.stats.video_frames_in >= 20 and call.stats.audio_frames_in >= 50, call.stats
     assert heard.local > 10 and heard.links, "the spoke shows its own view and the link's quality"
-    time.sleep(4)      # a few seconds of measurements: the bitrates a rural link must carry
+    # Switch camera: the next source (a second camera, here a green video) is what the spoke sends now.
+    green = camera_video.parent / "green.avi"
+    writer = cv2.VideoWriter(str(green), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    for _ in range(5):
+        writer.write(np.full((480, 640, 3), (40, 200, 40), np.uint8))
+    writer.release()
+    call.switch_camera([str(camera_video), str(green)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (heard.last_local is not None and heard.last_local[:, :, 1].mean() > 150
+                                               and heard.last_local[:, :, 0].mean() < 80):
+        time.sleep(0.05)
+    assert heard.last_local[:, :, 1].mean() > 150, "the second camera's picture is not the one sent"
+    time.sleep(3)      # a few seconds of measurements: the bitrates a rural link must carry
     video, audio = call.stats.sent_kbps("video"), call.stats.sent_kbps("audio")
     assert video is not None and 20 < video <= 330, f"video at {video} kbit/s"
     assert audio is not None and 10 < audio <= 45, f"audio at {audio} kbit/s (Opus at 24 plus RTP)"
@@ -81,6 +99,7 @@ def test_a_call_is_recorded_on_the_case_synced_and_gives_the_prescription_its_mo
     assert services.cases.get(case.id).status.value == "queued"
 
 
+@ONE_HUB_DATABASE
 def test_a_call_nobody_answers_is_missed_and_the_case_stays_queued(pc_with_a_queued_case, camera_video):
     hub, _server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
     hub.ring_seconds = 2
@@ -106,6 +125,7 @@ def ringing_call_id(hub, case_id: str) -> str:
         return s.query(HubCall).filter_by(case_id=case_id).one().id
 
 
+@ONE_HUB_DATABASE
 def test_without_a_doctor_on_duty_or_a_hub_the_user_is_told_at_once(pc_with_a_queued_case, camera_video):
     hub, server, services, paths, admin, case, mehta, rao = pc_with_a_queued_case
     hub.set_on_duty(mehta, False)
@@ -130,6 +150,16 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     flapping = [judge.feed(s) for s in [good] * (GOOD_SAMPLES - 1) + [poor] + [good] * (GOOD_SAMPLES - 1)]
     assert flapping == [None] * len(flapping), "a link at the edge does not bring video back"
     assert judge.feed(good) == "video" and judge.video
+    # A link that cannot carry video: each try that fails soon doubles the wait before the next one.
+    waits = []
+    for _ in range(4):
+        assert [judge.feed(poor) for _ in range(POOR_SAMPLES)][-1] == "audio"
+        waits.append(next(n for n in range(1, 200) if judge.feed(good) == "video"))
+    assert waits == [2 * GOOD_SAMPLES, 4 * GOOD_SAMPLES, 8 * GOOD_SAMPLES, 96], waits
+    for _ in range(40):                 # video holds for longer than the retry window: the next drop waits 6 again
+        assert judge.feed(good) is None
+    assert [judge.feed(poor) for _ in range(POOR_SAMPLES)][-1] == "audio"
+    assert next(n for n in range(1, 200) if judge.feed(good) == "video") == GOOD_SAMPLES
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=1.5)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=50_000)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.05, rtt=0.1)) == "fair"

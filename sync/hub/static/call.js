@@ -12,7 +12,7 @@
   var remote = document.getElementById("remote"), local = document.getElementById("local");
   var buttons = {mute: document.getElementById("mute"), camera: document.getElementById("camera"),
     hangup: document.getElementById("hangup")};
-  var VIDEO_BPS = 300000, AUDIO_BPS = 32000, FPS = 15;
+  var VIDEO_BPS = 180000, AUDIO_BPS = 32000, FPS = 15;
   var pc = new RTCPeerConnection({iceServers: ice});
   var stream = null, videoTrack = null, videoSender = null, over = false, linkAudioOnly = false, cameraOff = false;
   var told = false;
