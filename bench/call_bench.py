@@ -28,26 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.poor_link_bench import HUB_IP, HUB_NS, SPOKE_IP, SPOKE_NS, in_ns, sh, teardown_link  # noqa: E402
+from bench import poor_link_bench  # noqa: E402
+from bench.poor_link_bench import HUB_IP, HUB_NS, SPOKE_NS, in_ns, teardown_link  # noqa: E402
 
 PORT = 8471
 
 
 def setup_link(rate_kbit: int) -> None:
-    teardown_link()
-    sh("ip", "netns", "add", HUB_NS)
-    sh("ip", "netns", "add", SPOKE_NS)
-    sh("ip", "link", "add", "veth-bh", "type", "veth", "peer", "name", "veth-bs")
-    sh("ip", "link", "set", "veth-bh", "netns", HUB_NS)
-    sh("ip", "link", "set", "veth-bs", "netns", SPOKE_NS)
-    for ns, dev, ip in ((HUB_NS, "veth-bh", HUB_IP), (SPOKE_NS, "veth-bs", SPOKE_IP)):
-        sh(*in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", dev))
-        sh(*in_ns(ns, "ip", "link", "set", dev, "up"))
-        sh(*in_ns(ns, "ip", "link", "set", "lo", "up"))
-        sh(*in_ns(ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"), check=False)
-        # A queue of at most 300 ms, as a rural link's modem keeps; what does not fit is dropped.
-        sh(*in_ns(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rate_kbit}kbit", "burst", "1600",
-                  "latency", "300ms"))
+    # A queue of at most 300 ms, as a rural link's modem keeps; what does not fit is dropped. No added loss.
+    poor_link_bench.setup_link(rate_kbit, 0, queue="300ms")
 
 
 # --- the hub's side: the hub, its doctor on duty, who answers the first call -------------------------------------

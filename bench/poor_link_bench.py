@@ -42,8 +42,10 @@ def in_ns(ns: str, *cmd: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
 
 
-def setup_link(rate_kbit: int, loss_pct: int) -> None:
-    if shutil.which("nft") is None:
+def setup_link(rate_kbit: int, loss_pct: int, queue: str = "2s") -> None:
+    """The two namespaces and their veth pair, TBF at rate_kbit each way (queue: how long TBF may hold a
+    packet), and nftables dropping loss_pct % of what comes in (none at 0)."""
+    if loss_pct and shutil.which("nft") is None:
         print("installing nftables (Debian) for packet loss ...", flush=True)
         sh("apt-get", "install", "-y", "-qq", "nftables")
     teardown_link()
@@ -59,7 +61,9 @@ def setup_link(rate_kbit: int, loss_pct: int) -> None:
         # Offloads would hand TBF 64 KB super-packets; the link then bursts past its rate.
         sh(*in_ns(ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"), check=False)
         sh(*in_ns(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rate_kbit}kbit", "burst", "1600",
-                  "latency", "2s"))
+                  "latency", queue))
+        if not loss_pct:
+            continue
         sh(*in_ns(ns, "nft", "add table inet lossy"))
         sh(*in_ns(ns, "nft", "add chain inet lossy input { type filter hook input priority 0; policy accept; }"))
         sh(*in_ns(ns, "nft", f"add rule inet lossy input iifname {dev} numgen random mod 100 < {loss_pct} drop"))
