@@ -358,7 +358,6 @@ class CallStats:
     audio_frames_in: int = 0
     audio_peak_in: int = 0
     mode: str = "video"
-    modes_used: set[str] = field(default_factory=set)
     relayed: bool = False
     # What this end sent, by kind, between the first and the last measurement (for bitrates).
     sent_first: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -560,9 +559,12 @@ class HubCall:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState == "connected":
-                self.stats.modes_used.add(self.stats.mode)
-                self._say("live", _("In the call"))
-                self._stats_task = asyncio.ensure_future(self._measure(ws))
+                if self._camera_track.problem or self._mic_track.problem:
+                    self._say("live", _("In the call, but this computer's camera or microphone could not be "
+                                        "opened: check it is plugged in (the doctor may not see or hear you)."))
+                else:
+                    self._say("live", _("In the call"))
+                self._stats_task = asyncio.ensure_future(self._measure(ws))   # kept: a task needs a reference
             elif pc.connectionState == "failed":
                 self._say("failed", _("The call's sound and picture could not get through the network. The case "
                                       "stays in the queue."))
@@ -634,7 +636,6 @@ class HubCall:
             change = self._judge.feed(sample)
             if change:
                 self.stats.mode = change
-                self.stats.modes_used.add(change)
                 self._apply_video()
                 await ws.send(json.dumps({"kind": "mode", "mode": change, "why": "link"}))
                 self._say("live", _("Weak link: video paused, the call goes on with sound only.") if change == "audio"

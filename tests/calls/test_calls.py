@@ -163,3 +163,48 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=1.5)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=50_000)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.05, rtt=0.1)) == "fair"
+
+
+@ONE_HUB_DATABASE
+def test_garbage_on_the_signalling_socket_is_refused_and_the_call_goes_on(pc_with_a_queued_case):
+    """A spoke (or anything holding its key) that sends garbage gets an error for each message; the call rings on,
+    and an unsigned socket is refused outright."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from spoke_client.services.sync_local import signed_client
+
+    hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
+    client = signed_client(services.store, paths)
+    start = client.start_call(case.id, "ANM")
+    path = f"/v1/calls/{start.call_id}/signal"
+    url = server.url.replace("http://", "ws://") + path
+
+    async def talk() -> tuple[list[dict], dict]:
+        async with connect(url, additional_headers=client.signed_headers("GET", path)) as ws:
+            answers = []
+            for bad in ("not json", json.dumps([1, 2]), json.dumps({"kind": "answer", "sdp": "x"}),
+                        json.dumps({"kind": "offer", "sdp": "x" * 70_000})):
+                await ws.send(bad)
+                while True:
+                    m = json.loads(await ws.recv())
+                    if m["kind"] == "error":
+                        answers.append(m)
+                        break
+            answers.append({"ringing": [c.id for c in hub.ringing_calls(mehta)]})
+        async with connect(url) as unsigned:
+            refused = json.loads(await unsigned.recv())
+        return answers, refused
+
+    answers, refused = asyncio.run(talk())
+    *errors, still = answers
+    assert len(errors) == 4 and all(a["message"] for a in errors)
+    assert still["ringing"] == [start.call_id], "the garbage did not end the call"
+    assert refused["kind"] == "error" and refused["code"]
+    time.sleep(0.3)
+    # The first socket closed without a hang-up: that ends the ringing call as stopped, as the spoke's window would.
+    from sync.hub.models import HubCall
+    with hub.session() as s:
+        assert s.get(HubCall, start.call_id).outcome == "cancelled"
