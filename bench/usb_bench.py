@@ -41,7 +41,8 @@ sys.stdout.write(done.stdout[-2000:])
 
 def measured(*command: str) -> tuple[float, float, str]:
     """(seconds, peak resident MB, output) of one command in its own process."""
-    r = subprocess.run([sys.executable, "-c", PEAK, *command], capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "SPOKE_USER": "admin", "SPOKE_PASSWORD": "bench-pass"}   # spoke_pc's administrator
+    r = subprocess.run([sys.executable, "-c", PEAK, *command], capture_output=True, text=True, cwd=ROOT, env=env)
     first, _, rest = r.stdout.partition("\n")
     seconds, peak_kb, code = first.split()
     if code != "0":
@@ -108,8 +109,9 @@ def main() -> None:
         data_dir = str(hub.tmp / "pc1")
         client = [sys.executable, "-m", "spoke_client", "--data-dir", data_dir]
         _s, base_mb, _o = measured(sys.executable, "-c", "import sys; from spoke_client.paths import DataPaths; "
-                                   "from spoke_client.services.runtime import open_services; "
-                                   "from pathlib import Path; open_services(DataPaths(Path(sys.argv[1]))).close()", data_dir)
+                                   "from spoke_client.services.vault import Gate; from pathlib import Path; "
+                                   "g = Gate(DataPaths(Path(sys.argv[1]))); g.login('admin', 'bench-pass'); "
+                                   "g.services.close()", data_dir)
         seconds, export_mb, out = measured(*client, "bundle", "export", "--out", str(drive))
         [bundle] = drive.glob("*.spokebundle")
         size_mb = bundle.stat().st_size / 2**20

@@ -8,10 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from spoke_client.domain.errors import SpokeError, ValidationFailed
+from spoke_client.domain.errors import DatabaseDamaged, SpokeError, ValidationFailed
 from spoke_client.i18n import _
 from spoke_client.paths import DataPaths
-from spoke_client.services.runtime import DamagedDatabase, Services, last_good_copy, open_services, restore_good_copy
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the store's modules load once a task's password is derived (vault.Gate.login): less memory
+    from spoke_client.services.runtime import Services
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
@@ -78,10 +81,12 @@ def _open(paths: DataPaths, args: argparse.Namespace | None = None, default_user
     try:
         if _locked(paths):
             return _unlocked(paths, args, default_user)
+        from spoke_client.services.runtime import open_services
+
         return open_services(paths)
-    except DamagedDatabase as exc:
+    except DatabaseDamaged as exc:
         _err(exc.message)
-        if exc.last_good:
+        if getattr(exc, "last_good", None):
             _err(_("To restore it: spoke-client --data-dir {d} restore-good-copy").format(d=paths.root))
         return EXIT_DAMAGED
     except SpokeError as exc:
@@ -245,6 +250,8 @@ def cmd_recover(paths: DataPaths, args: argparse.Namespace) -> int:
 
 
 def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
+    from spoke_client.services.runtime import last_good_copy, restore_good_copy
+
     try:
         key = _key(paths, args)
     except SpokeError as exc:
@@ -323,12 +330,13 @@ def cmd_sync(paths: DataPaths, args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
-    from spoke_client.services import bundles
-
+    # The bundle modules load after the sign-in's key derivation (_open): its memory is given back first.
     if args.bundle_command == "import":
         services = _open(paths, args)
         if isinstance(services, int):
             return services
+        from spoke_client.services import bundles
+
         try:
             report = bundles.import_return(services.store, paths, Path(args.file))
         except bundles.BundleError as exc:
@@ -351,6 +359,8 @@ def cmd_bundle(paths: DataPaths, args: argparse.Namespace) -> int:
     services = _open(paths, args)
     if isinstance(services, int):
         return services
+    from spoke_client.services import bundles
+
     out = Path(args.out)
     try:
         if args.carry:

@@ -129,16 +129,19 @@ class AuthService:
             return _user(row)
 
     # --- sign-in --------------------------------------------------------------------------------
-    def login(self, username: str, password: str) -> User:
+    def login(self, username: str, password: str, proven_user: str | None = None) -> User:
+        """`proven_user`: the id of the user whose key slot this password has just opened (vault.Gate), which
+        proves it as the stored hash would: that user's hash is not derived a second time (Argon2id, 64 MiB and
+        most of a second, once per sign-in is enough). Every other check (active, locked) is made as always."""
         # Failures are committed (counter, lock, audit) and only then raised.
         username = username.strip().lower()
         with self.store.write(None) as w:
-            outcome = self._attempt(w, username, password)
+            outcome = self._attempt(w, username, password, proven_user)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def _attempt(self, w, username: str, password: str) -> User | Exception:
+    def _attempt(self, w, username: str, password: str, proven_user: str | None = None) -> User | Exception:
         row = w.session.scalars(select(UserRow).where(UserRow.username == username)).first()
         if row is None or not row.active:
             # The same message for unknown and disabled users: do not reveal which names exist.
@@ -150,7 +153,7 @@ class AuthService:
             return AccountLocked(
                 _("Too many wrong passwords: this account is locked for {minutes} more minutes.").format(minutes=minutes)
             )
-        if self._verify(row, password):
+        if (proven_user is not None and proven_user == row.id) or self._verify(row, password):
             row.failed_logins = 0
             row.locked_until = None
             w.user_id = row.id

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -35,7 +36,6 @@ from spoke_client.domain.consultation import Prescription, PrescriptionStatus
 from spoke_client.domain.errors import NotFound, SpokeError
 from spoke_client.domain.model import User, VitalsStatus
 from spoke_client.i18n import _
-from spoke_client.services import rx_pdf
 from spoke_client.services.cases import _vitals_record
 from spoke_client.services.consultation import to_prescription
 from spoke_client.services.hub_link import HUB_FACILITY_NAME
@@ -49,6 +49,9 @@ from spoke_client.services.printers import (
     system_print_system,
 )
 from spoke_client.services.store import Store, new_id
+
+if TYPE_CHECKING:   # reportlab, numpy and the QR code's libraries load with the first paper, not with the store
+    from spoke_client.services import rx_pdf
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class PrintService:
 
     def choose(self, actor: User, printer: str | None = None, language: str | None = None,
                paper: str | None = None) -> None:
+        from spoke_client.services import rx_pdf
+
         if language is not None and language not in rx_pdf.languages():
             raise SpokeError(_("Prescriptions cannot be printed in {language}.").format(language=language))
         if paper is not None and paper not in rx_pdf.SIZES:
@@ -135,7 +140,9 @@ class PrintService:
         issued = [r.id for r in rows if r.status == PrescriptionStatus.ISSUED.value]
         return issued[0] if issued else rows[0].id
 
-    def document(self, prescription_id: str, copy: int = 1, today: date | None = None) -> rx_pdf.RxDocument:
+    def document(self, prescription_id: str, copy: int = 1, today: date | None = None) -> "rx_pdf.RxDocument":
+        from spoke_client.services import rx_pdf
+
         with self.store.read() as s:
             row = s.get(PrescriptionRow, prescription_id)
             if row is None:
@@ -162,6 +169,8 @@ class PrintService:
 
     def pdf(self, prescription_id: str, language: str | None = None, paper: str | None = None,
             copy: int = 1) -> bytes:
+        from spoke_client.services import rx_pdf
+
         return rx_pdf.render(self.document(prescription_id, copy), language or self.language(), paper or self.paper())
 
     def save_pdf(self, actor: User, prescription_id: str, out: Path, language: str | None = None,

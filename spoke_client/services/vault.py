@@ -247,15 +247,20 @@ class Gate:
         return key_slots(self.paths).label
 
     def login(self, username: str, password: str) -> User:
-        from spoke_client.services.runtime import open_services
-
+        proven = None
         if self.services is None:
             if database_kind(self.paths.database) == "encrypted":
-                self.key = self.unlock_key(username, password)
+                # Derived before the store's modules are loaded: the 64 MiB of Argon2id are given back before
+                # they are, so a command-line task's peak memory is the larger of the two, not their sum.
+                self.key, proven = self._unlock(username, password)
+            from spoke_client.services.runtime import open_services
+
+            if proven is not None:
                 self.services = open_services(self.paths, key=self.key, keep_good_copy=True)
             else:
                 self.services = open_services(self.paths, keep_good_copy=True)
-        user = self.services.auth.login(username, password)
+        # The slot that opened the key proved this password for its user: the store does not derive it again.
+        user = self.services.auth.login(username, password, proven_user=proven)
         if self.services.keys is None and user.role == Role.ADMIN and database_kind(self.paths.database) == "clear":
             try:
                 self.encrypt(user, password)
@@ -281,9 +286,13 @@ class Gate:
         return self.services.auth.recover_admin(username, new_password)
 
     def unlock_key(self, username: str, password: str) -> bytes:
+        return self._unlock(username, password)[0]
+
+    def _unlock(self, username: str, password: str) -> tuple[bytes, str]:
         """The key from `username`'s slot. Wrong passwords count toward the same lock-out as the store's own
         sign-in (MAX_FAILED_LOGINS, then LOCK_DURATION), kept in a small file beside the slots, as the data is not
-        open to keep them; unknown names count the same, so the answers do not tell which names exist."""
+        open to keep them; unknown names count the same, so the answers do not tell which names exist. With the key,
+        the id of the user whose slot opened it."""
         from spoke_client.services.auth import LOCK_DURATION, MAX_FAILED_LOGINS
 
         name = username.strip().lower()
@@ -305,7 +314,7 @@ class Gate:
                                     .format(minutes=int(LOCK_DURATION.total_seconds() // 60))) from exc
             raise AuthenticationFailed(slot_message(exc)) from exc
         failures.cleared(name)
-        return key
+        return key, slot_id
 
     def encrypt(self, admin: User, password: str) -> None:
         """Converts the open clear store: slots for `admin` (and the recovery key, kept on the key ring to be shown

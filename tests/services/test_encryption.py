@@ -377,3 +377,32 @@ def test_sealing_the_clear_media_files_after_a_kill_at_each_step_keeps_every_con
         assert is_sealed(sealed.path(name)) and sealed.read(name) == content
     assert not list((tmp_path / "media").rglob("*.clear"))
     assert sealed.seal_clear_files() == 0
+
+
+def test_the_first_sign_in_derives_the_password_once_and_still_refuses_a_disabled_user(paths, services, admin,
+                                                                                        monkeypatch):
+    """The key slot that opens with the password proves it: the store's own hash is not derived a second time (each
+    Argon2id derivation is 64 MiB and most of a second); an account disabled in the store stays refused even with a
+    slot that still opens (a key file restored from before it was disabled)."""
+    import argon2
+
+    from spoke_client.services import keyslots
+
+    sunita = services.auth.add_user(admin, "sunita", "Sunita Yadav", Role.PARAMEDIC, "sunita-pass-1")
+    services.close()
+    before = paths.keyslots.read_bytes()
+    derived: list[str] = []
+    real_derive, real_verify = keyslots.hash_secret_raw, argon2.PasswordHasher.verify
+    monkeypatch.setattr(keyslots, "hash_secret_raw", lambda *a, **k: derived.append("slot") or real_derive(*a, **k))
+    monkeypatch.setattr(argon2.PasswordHasher, "verify",
+                        lambda self, *a: derived.append("store") or real_verify(self, *a))
+    gate = Gate(paths)
+    assert gate.login("sunita", "sunita-pass-1").id == sunita.id
+    assert derived == ["slot"]
+    admin_again = gate.services.auth.login("admin", ADMIN_PASSWORD)   # the data open: the store's hash, as always
+    assert derived == ["slot", "store"]
+    gate.services.auth.set_active(admin_again, sunita.id, False)
+    gate.services.close()
+    paths.keyslots.write_bytes(before)
+    with pytest.raises(AuthenticationFailed):
+        Gate(paths).login("sunita", "sunita-pass-1")
