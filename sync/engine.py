@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sync.files import sha256_file
+from sync.files import PartialDownload, sha256_file
 from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, PushResult, Rejection, SetDigest
 from sync.transport.http import HubClient, HubGarbage, HubRefused, HubUnreachable
 
@@ -42,6 +42,8 @@ class MediaItem:
     path: Path
     # The plain content of a file kept sealed at rest (the spoke's media store): read through this, not `path`.
     opener: Callable[[], BinaryIO] | None = None
+    # Where a download goes, when not a plain file at `path` (a spoke keeps its downloads sealed as they arrive).
+    partial: PartialDownload | None = None
 
     def open(self) -> BinaryIO:
         return self.opener() if self.opener is not None else open(self.path, "rb")
@@ -286,7 +288,7 @@ class SyncEngine:
         for item in items:
             _check(cancel)
             try:
-                self.client.media_get(item.sha256, item.path)
+                self.client.media_get(item.sha256, item.partial or item.path)
             except HubRefused as exc:
                 if exc.status != 404:
                     raise

@@ -37,7 +37,7 @@ from spoke_client.services.sync_outbox import Outbox
 from sync import bundle
 from sync.bundle import BundleError, BundleWriter
 from sync.engine import MediaItem
-from sync.files import sha256_file
+from sync.files import sha256_blocks, sha256_file
 from sync.protocol import PushBatch, encode
 
 log = logging.getLogger(__name__)
@@ -390,50 +390,58 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
     files_box = MediaFiles(paths.media, store.key)
     outbox, inbox, media = Outbox(store), Inbox(store, files_box), MediaBox(store, files_box)
     acknowledged = received = prescriptions = files = 0
-    current = None   # (sha256, size, open file, path)
-    for kind, body in stream:
-        if kind == b"M":
-            with store.write(None) as w:
-                _raise_sequence(w, json.loads(body).get("bundle_sequence"))
-        elif kind == b"A":
-            ids = json.loads(gzip.decompress(body))
-            acknowledged += outbox.acknowledge(ids)
-        elif kind == b"K":
-            hashes = json.loads(gzip.decompress(body))
-            with store.write(None) as w:
-                for at in range(0, len(hashes), 500):
-                    w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256.in_(hashes[at:at + 500]),
-                                                                 MediaBlobRow.uploaded_at.is_(None))
-                                      .values(uploaded_at=w.now))
-        elif kind == b"P":
-            page = decode(PullPage, body)
-            received += inbox.apply(page)
-            prescriptions += sum(1 for c in page.changes if c.entity == "prescription")
-        elif kind == b"F":
-            f = json.loads(body)
-            target = files_box.partial_path(f["sha256"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            current = [f["sha256"], f["size"], open(target, "wb"), target]
-            if f["size"] == 0:
-                current = _file_done(media, current)
-                files += 1
-        elif kind == b"D":
-            current[2].write(body)
-            current[1] -= len(body)
-            if current[1] == 0:
-                current = _file_done(media, current)
-                files += 1
+    current = None   # [sha256, bytes still to come, the writer's context, its write, the kept download]
+    try:
+        for kind, body in stream:
+            if kind == b"M":
+                with store.write(None) as w:
+                    _raise_sequence(w, json.loads(body).get("bundle_sequence"))
+            elif kind == b"A":
+                ids = json.loads(gzip.decompress(body))
+                acknowledged += outbox.acknowledge(ids)
+            elif kind == b"K":
+                hashes = json.loads(gzip.decompress(body))
+                with store.write(None) as w:
+                    for at in range(0, len(hashes), 500):
+                        w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256.in_(hashes[at:at + 500]),
+                                                                     MediaBlobRow.uploaded_at.is_(None))
+                                          .values(uploaded_at=w.now))
+            elif kind == b"P":
+                page = decode(PullPage, body)
+                received += inbox.apply(page)
+                prescriptions += sum(1 for c in page.changes if c.entity == "prescription")
+            elif kind == b"F":
+                f = json.loads(body)
+                partial = files_box.partial(f["sha256"])    # sealed as it arrives on an encrypted store
+                writing = partial.writer(0)
+                current = [f["sha256"], f["size"], writing, writing.__enter__(), partial]
+                if f["size"] == 0:
+                    current = _file_done(media, current)
+                    files += 1
+            elif kind == b"D":
+                current[3](body)
+                current[1] -= len(body)
+                if current[1] == 0:
+                    current = _file_done(media, current)
+                    files += 1
+    finally:
+        if current is not None:
+            current[2].__exit__(None, None, None)     # a file cut short stays kept aside, sealed, until replaced
     return ImportReport(header.bundle_id, acknowledged, received, prescriptions, files)
 
 
 def _file_done(media: MediaBox, current) -> None:
-    sha256, _left, f, path = current
-    f.close()
-    if _sha256(path) != sha256:
-        path.unlink(missing_ok=True)
+    sha256, size, writing, _write, partial = current
+    writing.__exit__(None, None, None)
+    try:
+        whole = sha256_blocks(partial.blocks())
+    except OSError:
+        whole = None
+    if whole != sha256:
+        partial.discard()
         log.warning("a file of a return bundle did not match its hash; it is fetched by network instead")
         return None
-    media.media_fetched(MediaItem(sha256, path.stat().st_size, path))
+    media.media_fetched(MediaItem(sha256, partial.size(), partial.path, partial=partial))
     return None
 
 

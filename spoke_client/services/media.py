@@ -19,9 +19,18 @@ from spoke_client.db.models import AttachmentRow, CaseRow, ChangeRow, MediaBlobR
 from spoke_client.domain.errors import FieldProblem, NotAllowed, NotFound, ValidationFailed
 from spoke_client.domain.model import Attachment, AttachmentKind, AttachmentStatus, CaseStatus, User
 from spoke_client.i18n import _
-from spoke_client.services.sealed_files import SealedFileError, is_sealed, media_key, read_sealed, seal
+from spoke_client.services.sealed_files import (
+    MAGIC_PARTIAL,
+    SealedFileError,
+    SealedPartial,
+    is_sealed,
+    media_key,
+    read_sealed,
+    seal,
+)
 from spoke_client.services.settings import AUDIO_MAX_SECONDS, CAMERA_SOURCE, PHOTO_LONG_SIDE, SettingsService
 from spoke_client.services.store import Store, new_id
+from sync.files import PartialDownload, PlainPartial
 from sync.files import fsync_dir as _fsync_dir
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024   # a scanned report or a long recording; far above a clinical photo
@@ -78,18 +87,29 @@ class MediaFiles:
             return io.BytesIO(data)
         return open_plain if self.key is not None else None
 
-    def adopt(self, sha256: str, downloaded: Path) -> None:
-        """Moves a downloaded (already verified) file into place; sealed first when the store is encrypted (the
-        download itself waits in clear in incoming/ until it is complete and checked)."""
+    def adopt(self, sha256: str, downloaded: PartialDownload | Path) -> None:
+        """Moves a downloaded (already verified) file into place: a plain download is renamed; a sealed one
+        (an encrypted store keeps its downloads sealed as they arrive, `partial`) is sealed again as a media
+        file, without ever being in clear on the disk."""
         target = self.path(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if self.key is None:
-            os.replace(downloaded, target)
+        partial = PlainPartial(downloaded) if isinstance(downloaded, Path) else downloaded
+        if self.key is None and isinstance(partial, PlainPartial):
+            os.replace(partial.path, target)
+        elif self.key is None:
+            self._write(target, sha256, partial.blocks())
+            partial.discard()
         else:
-            with open(downloaded, "rb") as f:
-                seal(self.key, sha256, iter(lambda: f.read(1 << 20), b""), target)
-            downloaded.unlink(missing_ok=True)
+            seal(self.key, sha256, partial.blocks(), target)
+            partial.discard()
         _fsync_dir(target.parent)
+
+    def partial(self, sha256: str) -> PartialDownload:
+        """Where a download of this file waits until it is whole and checked: sealed as it arrives when the store
+        is encrypted, else a plain file."""
+        path = self.partial_path(sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SealedPartial(self.key, sha256, path) if self.key is not None else PlainPartial(path)
 
     def viewable(self, sha256: str, suffix: str = "") -> Path:
         """A path the system's viewer can open: the file itself, or for a sealed one a clear copy in a private
@@ -135,6 +155,19 @@ class MediaFiles:
             _fsync_dir(folder)
         return done
 
+    def forget_clear_downloads(self) -> int:
+        """Removes (zeroed first) downloads kept in clear in incoming/, from before the data was encrypted or
+        before downloads were sealed as they arrive; they are fetched again, sealed. Returns how many."""
+        incoming = self.root / "incoming"
+        if self.key is None or not incoming.is_dir():
+            return 0
+        gone = 0
+        for path in incoming.iterdir():
+            if path.is_file() and not _starts_with(path, MAGIC_PARTIAL):
+                _zero_and_remove(path)
+                gone += 1
+        return gone
+
     def partial_path(self, sha256: str) -> Path:
         return self.root / "incoming" / f"{sha256}.part"
 
@@ -162,14 +195,60 @@ class MediaFiles:
 
 
 _VIEW_FOLDER: Path | None = None
+VIEW_PREFIX = "spoke-view-"
 
 
 def _view_folder() -> Path:
     global _VIEW_FOLDER
     if _VIEW_FOLDER is None or not _VIEW_FOLDER.is_dir():
-        _VIEW_FOLDER = Path(tempfile.mkdtemp(prefix="spoke-view-"))   # mode 0700
+        # mode 0700; the process id in the name tells a later start whether its Spoke is still running
+        _VIEW_FOLDER = Path(tempfile.mkdtemp(prefix=f"{VIEW_PREFIX}{os.getpid()}-"))
         atexit.register(shutil.rmtree, _VIEW_FOLDER, True)
     return _VIEW_FOLDER
+
+
+def sweep_view_copies(temp: Path | None = None) -> int:
+    """Removes the clear copies made for the system's viewer by a Spoke that did not exit cleanly (killed, a power
+    cut): its folder outlived it. A folder of a Spoke still running is left; on Windows, where a process cannot be
+    asked whether it is alive without a handle, a folder older than a day is taken as left. Returns how many."""
+    temp = temp or Path(tempfile.gettempdir())
+    gone = 0
+    for folder in temp.glob(f"{VIEW_PREFIX}*"):
+        try:
+            if not folder.is_dir() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
+                continue
+            pid = int(folder.name.removeprefix(VIEW_PREFIX).split("-", 1)[0])
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _running(pid, folder):
+            continue
+        for copy in folder.iterdir():
+            _zero_and_remove(copy)
+        shutil.rmtree(folder, ignore_errors=True)
+        gone += 1
+    return gone
+
+
+def _running(pid: int, folder: Path) -> bool:
+    if os.name != "posix":
+        import time
+
+        return time.time() - folder.stat().st_mtime < 86400
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True        # another account's process has that number
+    return True
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _zero_and_remove(path: Path) -> None:

@@ -23,7 +23,7 @@ from spoke_client.services.consultation import ConsultationService
 from spoke_client.services.printing import PrintService
 from spoke_client.services.devices import DeviceService
 from spoke_client.services.drafts import DraftService
-from spoke_client.services.media import AttachmentService, MediaFiles
+from spoke_client.services.media import AttachmentService, MediaFiles, sweep_view_copies
 from spoke_client.services.patients import PatientService
 from spoke_client.services.settings import SettingsService
 from spoke_client.services.store import Store
@@ -122,6 +122,10 @@ def open_services(paths: DataPaths, *, key: bytes | None = None, keep_good_copy:
             w.set_setting(MEDIA_SEALED, "1")
         if sealed:
             log.info("sealed %d media files kept in clear from before the encryption", sealed)
+    if key is not None and services.attachments.files.forget_clear_downloads():
+        log.info("downloads kept in clear removed; they are fetched again, sealed")
+    if key is not None and sweep_view_copies():
+        log.info("clear copies left for the viewer by a Spoke that did not exit cleanly were removed")
     if keep_good_copy:
         take_good_copy(paths, key=key)
     return services

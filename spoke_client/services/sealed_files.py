@@ -8,12 +8,20 @@ A file keeps its name, the SHA-256 of its plain content, so sync and deduplicati
 
 The media key is derived from the database key (HKDF, its own label), so one unlock opens both. A chunk changed,
 a file cut short, chunks reordered, or a file put under another file's name all fail to open.
+
+A download from the hub (or a file of a return bundle) is sealed as it arrives, before it is whole or checked:
+`SealedPartial` keeps it in media/incoming/ as MAGIC_PARTIAL (b"SPKP1\\n"), a 16-byte random salt, then records
+of a 4-byte length and a block of at most 64 KiB sealed with ChaCha20-Poly1305 under HKDF-SHA256(media key, salt)
+(its own label), the nonce the record's number, the file's name as associated data. Records can be appended after
+a cut link; a record cut short by a crash is dropped and fetched again. The whole content is checked against its
+SHA-256 before it is kept, so a record dropped or changed on the disk only costs a new download.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAGIC = b"SPKM1\n"
+MAGIC_PARTIAL = b"SPKP1\n"
 SALT = 16
 CHUNK = 64 * 1024
 TAG = 16
@@ -99,6 +108,124 @@ def open_sealed(key: bytes, name: str, path: Path) -> Iterator[bytes]:
 
 def read_sealed(key: bytes, name: str, path: Path) -> bytes:
     return b"".join(open_sealed(key, name, path))
+
+
+class SealedPartial:
+    """A download kept sealed between tries (the module's docstring has the format); a PartialDownload of sync."""
+
+    def __init__(self, key: bytes, name: str, path: Path) -> None:
+        self.key, self.path, self._aad = key, path, name.encode("ascii")
+
+    def _scan(self, decrypt: bool = False) -> Iterator[tuple[int, int, int, bytes | None]]:
+        """(record number, plain bytes so far, file offset after the record, its plain block when decrypting) for
+        each whole record; stops at the first one cut short. Nothing when the file is absent or not a sealed
+        download."""
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            head = f.read(len(MAGIC_PARTIAL) + SALT)
+            if len(head) != len(MAGIC_PARTIAL) + SALT or not head.startswith(MAGIC_PARTIAL):
+                return
+            aead = ChaCha20Poly1305(_hkdf(self.key, head[len(MAGIC_PARTIAL):], b"spoke media download v1")) \
+                if decrypt else None
+            counter = plain = 0
+            while True:
+                size = f.read(4)
+                length = int.from_bytes(size, "big") if len(size) == 4 else 0
+                if not TAG <= length <= CHUNK + TAG:
+                    return
+                record = f.read(length) if aead is not None else None
+                if record is None:
+                    f.seek(length, os.SEEK_CUR)
+                    if f.tell() > os.fstat(f.fileno()).st_size:
+                        return
+                elif len(record) < length:
+                    return
+                block = None
+                if aead is not None:
+                    try:
+                        block = aead.decrypt(counter.to_bytes(12, "big"), record, self._aad)
+                    except InvalidTag:
+                        raise SealedFileError("a kept download is damaged or not this file") from None
+                plain += length - TAG
+                yield counter, plain, f.tell(), block
+                counter += 1
+
+    def _end(self) -> tuple[int, int, int]:
+        """(records, plain bytes, file offset) of the whole records."""
+        last = (-1, 0, len(MAGIC_PARTIAL) + SALT, None)
+        for last in self._scan():
+            pass
+        return last[0] + 1, last[1], last[2]
+
+    def size(self) -> int:
+        return self._end()[1]
+
+    @contextlib.contextmanager
+    def writer(self, offset: int) -> Iterator[Callable[[bytes], None]]:
+        """Appends from `offset`: 0 (starting over, with a new salt) or the size already here. Each block is
+        sealed and written as a record; flushed and fsynced when the block of code ends, however it ends."""
+        records, plain, end = self._end()
+        if offset not in (0, plain):
+            raise ValueError(f"a kept download holds {plain} bytes, not {offset}")
+        if offset == 0 or records == 0:
+            if self.path.exists() and not self._is_ours():
+                _zero(self.path)        # a download kept in clear before the data was encrypted
+            salt = os.urandom(SALT)
+            f = open(self.path, "wb")
+            f.write(MAGIC_PARTIAL + salt)
+            records = 0
+        else:
+            f = open(self.path, "r+b")
+            f.seek(len(MAGIC_PARTIAL))
+            salt = f.read(SALT)
+            f.seek(end)
+            f.truncate()
+        aead = ChaCha20Poly1305(_hkdf(self.key, salt, b"spoke media download v1"))
+        counter = records
+
+        def write(data: bytes) -> None:
+            nonlocal counter
+            view = memoryview(data)
+            for at in range(0, len(view), CHUNK):
+                sealed = aead.encrypt(counter.to_bytes(12, "big"), bytes(view[at:at + CHUNK]), self._aad)
+                f.write(len(sealed).to_bytes(4, "big") + sealed)
+                counter += 1
+
+        try:
+            yield write
+        finally:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+
+    def blocks(self) -> Iterator[bytes]:
+        for _n, _plain, _end, block in self._scan(decrypt=True):
+            yield block
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _is_ours(self) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                return f.read(len(MAGIC_PARTIAL)) == MAGIC_PARTIAL
+        except OSError:
+            return False
+
+
+def _zero(path: Path) -> None:
+    """Overwrites a clear file's content with zeros (as far as the file system lets it reach)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        pass
 
 
 def _nonce(counter: int, last: bool) -> bytes:

@@ -42,13 +42,11 @@ class MediaBox:
         with self.store.read() as s:
             rows = s.execute(select(MediaBlobRow.sha256, MediaBlobRow.size_bytes)
                              .where(MediaBlobRow.present.is_(False)).order_by(MediaBlobRow.created_at)).all()
-        items = [MediaItem(r.sha256, r.size_bytes, self.files.partial_path(r.sha256)) for r in rows]
-        for item in items:
-            item.path.parent.mkdir(parents=True, exist_ok=True)
-        return items
+        return [MediaItem(r.sha256, r.size_bytes, self.files.partial_path(r.sha256), partial=self.files.partial(r.sha256))
+                for r in rows]
 
     def media_fetched(self, item: MediaItem) -> None:
-        self.files.adopt(item.sha256, item.path)
+        self.files.adopt(item.sha256, item.partial or item.path)
         with self.store.write(None) as w:
             # It came from the hub, so the hub has it: never uploaded back.
             w.session.execute(update(MediaBlobRow).where(MediaBlobRow.sha256 == item.sha256)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pydantic import ValidationError
 
-from sync.files import sha256_file
+from sync.files import PartialDownload, PlainPartial, sha256_blocks
 from sync.protocol import (
     H_COUNTER,
     H_DEVICE,
@@ -177,16 +176,18 @@ class HubClient:
                             content_type=MEDIA_CONTENT_TYPE)
         return self._checked_status(status, sha256, size)
 
-    def media_get(self, sha256: str, dest: Path, chunk_bytes: int = 1 << 16,
+    def media_get(self, sha256: str, dest: Path | PartialDownload, chunk_bytes: int = 1 << 16,
                   progress: Callable[[int], None] | None = None) -> None:
-        """Downloads into dest, resuming a partial dest by a Range request; the file is accepted only if its
-        SHA-256 matches (a proxy's page or a cut stream never passes for the file)."""
-        have = dest.stat().st_size if dest.exists() else 0
+        """Downloads into dest (a path, or a PartialDownload the caller keeps, sealed or not), resuming a partial
+        one by a Range request; the file is accepted only if its SHA-256 matches (a proxy's page or a cut stream
+        never passes for the file)."""
+        partial = PlainPartial(dest) if isinstance(dest, Path) else dest
+        have = partial.size()
         headers = {"Range": f"bytes={have}-"} if have else {}
         r = self._send("GET", f"/v1/media/{sha256}", None, accept=MEDIA_CONTENT_TYPE, extra=headers, stream=True)
         try:
             if r.status_code == 416 and have:
-                return self._verify_download(dest, sha256)   # we already had it all
+                return self._verify_download(partial, sha256)   # we already had it all
             self._raise_for_error(r)
             if r.headers.get("Content-Type", "").split(";")[0] != MEDIA_CONTENT_TYPE:
                 raise HubGarbage("The answer was not a file from the hub (a captive portal or proxy page?).")
@@ -194,27 +195,26 @@ class HubClient:
                 have = 0   # the server ignored the range: start over
             elif r.status_code != 206:
                 raise HubGarbage(f"HTTP {r.status_code} while fetching a file")
-            with open(dest, "r+b" if have else "wb") as f:
-                f.seek(have)
-                f.truncate()
+            with partial.writer(have) as write:
                 try:
                     for block in r.iter_content(chunk_bytes):
-                        f.write(block)
+                        write(block)
                         if progress:
                             progress(len(block))
                 except requests.RequestException as exc:
                     raise HubUnreachable(f"the link was cut during a download ({exc})") from exc
-                finally:
-                    f.flush()
-                    os.fsync(f.fileno())
         finally:
             r.close()
-        self._verify_download(dest, sha256)
+        self._verify_download(partial, sha256)
 
     @staticmethod
-    def _verify_download(dest: Path, sha256: str) -> None:
-        if sha256_file(dest) != sha256:
-            dest.unlink(missing_ok=True)
+    def _verify_download(partial: PartialDownload, sha256: str) -> None:
+        try:
+            whole = sha256_blocks(partial.blocks())
+        except OSError:
+            whole = None       # a kept download that no longer opens (damaged): fetched again
+        if whole != sha256:
+            partial.discard()
             raise HubGarbage("A file from the hub arrived damaged (checksum mismatch); it will be fetched again.")
 
     @staticmethod

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 import time
 from pathlib import Path
 
@@ -406,3 +405,41 @@ def test_the_first_sign_in_derives_the_password_once_and_still_refuses_a_disable
     paths.keyslots.write_bytes(before)
     with pytest.raises(AuthenticationFailed):
         Gate(paths).login("sunita", "sunita-pass-1")
+
+
+def test_a_photo_opened_in_the_viewer_is_a_private_clear_copy_removed_after_a_crash(paths, services, admin, tmp_path,
+                                                                                   monkeypatch):
+    """The system's viewer needs the plain file: it gets a copy in a folder of this account's only, removed when
+    Spoke exits, and, when Spoke was killed before it could, at the next start."""
+    import tempfile
+
+    from spoke_client.domain.model import AttachmentKind
+    from spoke_client.services import media
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(media, "_VIEW_FOLDER", None)
+    (tmp_path / "tmp").mkdir()
+    kamla = services.patients.register(admin, PATIENTS[0])
+    case = services.cases.open_case(admin, kamla.id)
+    photo = b"\xff\xd8\xff" + os.urandom(5000) + b"Kamla Devi"
+    a = services.attachments.attach(admin, case.id, AttachmentKind.PHOTO, photo, "image/jpeg", "rash",
+                                    width_px=10, height_px=10)
+    assert b"Kamla Devi" not in services.attachments.files.path(a.sha256).read_bytes()
+    shown = services.attachments.files.viewable(a.sha256, ".jpg")
+    assert shown.read_bytes() == photo and shown.suffix == ".jpg"
+    assert shown.stat().st_mode & 0o077 == 0 and shown.parent.stat().st_mode & 0o077 == 0
+
+    # A Spoke that was killed left its folder: its process is gone, so the next start removes it.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    left = tmp_path / "tmp" / f"{media.VIEW_PREFIX}{gone.pid}-x1y2"
+    left.mkdir()
+    (left / "0123456789abcdef.jpg").write_bytes(photo)
+    services.close()
+    gate = Gate(paths)
+    gate.login("admin", ADMIN_PASSWORD)
+    try:
+        assert not left.exists(), "a dead Spoke's clear copies are removed at the next start"
+        assert shown.read_bytes() == photo, "this Spoke's own copy stays while it runs (the viewer may have it open)"
+    finally:
+        gate.services.close()

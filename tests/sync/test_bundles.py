@@ -296,6 +296,7 @@ def test_a_field_week_by_usb_drive_alone_the_work_goes_the_prescription_comes_ba
     assert report.prescriptions == 1 and report.files == 1
     [shown] = other.attachments.list(case.id)
     assert other.attachments.read_bytes(shown) == photo
+    assert list((other_paths.media / "incoming").iterdir()) == [], "the bundle's file was sealed, then kept"
 
 
 @pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)

@@ -13,7 +13,7 @@ from spoke_client.db.models import MediaBlobRow
 from spoke_client.domain.model import AttachmentKind
 from spoke_client.services.sync_local import LocalSync, enroll, sync_once
 from sync.protocol import MAX_CHUNK_BYTES
-from sync.transport.http import HubGarbage, HubRefused
+from sync.transport.http import HubGarbage, HubRefused, HubUnreachable
 from tests.sync.faults import FaultyProxy
 from tests.sync.test_engine import queued_case
 
@@ -107,6 +107,65 @@ def test_a_download_resumes_from_a_partial_file_and_is_checked(facilities, spoke
     assert not partial.exists()
     pc.client.media_get(sha(data), partial)
     assert partial.read_bytes() == data
+
+
+def test_an_encrypted_pcs_download_is_sealed_as_it_arrives_and_resumes_after_a_cut(facilities, spoke_factory,
+                                                                                     tmp_path):
+    """A file fetched by a PC whose data is encrypted never lies in clear on its disk, not even half of it: the
+    kept download is sealed block by block, resumes after a cut link or a crash in the middle of a block, and a
+    changed byte in it costs a new download, never a wrong file."""
+    import requests
+
+    from spoke_client.services.media import MediaFiles
+
+    pc = spoke_factory(facilities[0])
+    data = os.urandom(400_000)
+    digest = sha(data)
+    pc.client.media_put(digest, 0, len(data), data)
+    files = MediaFiles(tmp_path / "media", os.urandom(32))
+    partial = files.partial(digest)
+
+    def cut_after(limit):
+        got = [0]
+
+        def progress(n):
+            got[0] += n
+            if got[0] >= limit:
+                raise requests.ConnectionError("cable pulled")
+        return progress
+
+    with pytest.raises(HubUnreachable):
+        pc.client.media_get(digest, partial, progress=cut_after(150_000))
+    kept = partial.size()
+    assert 150_000 <= kept < len(data)
+    raw = partial.path.read_bytes()
+    assert not any(data[i:i + 24] in raw for i in range(0, kept - 24, 997)), "no piece of the content in clear"
+
+    with open(partial.path, "r+b") as f:          # a crash in the middle of writing the last block
+        f.truncate(len(raw) - 7)
+    assert partial.size() < kept
+    pc.client.media_get(digest, partial)          # resumes from the last whole block
+    assert partial.size() == len(data) and b"".join(partial.blocks()) == data
+    files.adopt(digest, partial)
+    assert files.read(digest) == data and list((tmp_path / "media" / "incoming").iterdir()) == []
+
+    # A changed byte in a kept download: detected when the download is checked, thrown away, fetched whole.
+    again = files.partial(digest)
+    with pytest.raises(HubUnreachable):
+        pc.client.media_get(digest, again, progress=cut_after(100_000))
+    raw = bytearray(again.path.read_bytes())
+    raw[100] ^= 0x01
+    again.path.write_bytes(bytes(raw))
+    with pytest.raises(HubGarbage):
+        pc.client.media_get(digest, again)
+    assert not again.path.exists()
+    pc.client.media_get(digest, again)
+    assert b"".join(again.blocks()) == data
+
+    # A download kept in clear by an earlier version, before the data was encrypted: zeroed and removed.
+    clear = files.partial_path("ab" * 32)
+    clear.write_bytes(data[:5000])
+    assert files.forget_clear_downloads() == 1 and not clear.exists() and again.path.exists()
 
 
 # --- the client engine, end to end -----------------------------------------------------------------
