@@ -42,6 +42,8 @@ STATS_SECONDS = 1.0            # how often the link is measured
 POOR_LOSS, POOR_RTT, POOR_BPS = 0.10, 1.0, 90_000
 GOOD_LOSS, GOOD_RTT = 0.03, 0.5
 POOR_SAMPLES, GOOD_SAMPLES = 3, 6  # poor for 3 s drops video; good for 6 s brings it back
+PROBE_SAMPLES = 6                  # the first 3 s of video (the call's start, each try), sampled each 0.5 s: one
+                                   # poor sample drops it
 RETRY_WINDOW_SAMPLES, MAX_WAIT_SAMPLES = 30, 96   # dropped again within 30 s: wait twice as long, at most 96 s
 
 
@@ -68,7 +70,10 @@ def _bounded_encoders() -> None:
 
         def __init__(self) -> None:
             super().__init__()
+            # Start at the floor: the far end's REMB raises it within seconds where the link allows, and a link
+            # too narrow for video loses less sound before the judge drops it.
             self.target_bitrate = VIDEO_MAX_BPS
+            self.requested = VIDEO_MAX_BPS     # nothing heard from the far end yet: not a sign of a poor link
 
         @property
         def target_bitrate(self) -> int:
@@ -114,7 +119,9 @@ class LinkSample:
 @dataclass
 class LinkJudge:
     """Decides audio-only from what the link measures: POOR_SAMPLES poor samples in a row drop video,
-    GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap). A link that cannot carry
+    GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap). Video on probation (the
+    first PROBE_SAMPLES of the call and of each try) is dropped at its first poor sample: a link too narrow for
+    video and sound loses sound from the first second, so it should not lose three. A link that cannot carry
     video at all looks good once video is off: when video has to be dropped again soon after it came back, the
     judge waits twice as long before the next try (up to MAX_WAIT_SAMPLES), so sound is not cut every few seconds
     by a hopeless try."""
@@ -124,6 +131,7 @@ class LinkJudge:
     good_run: int = 0
     wait: int = GOOD_SAMPLES          # good samples needed before video comes back
     since_back: int | None = None     # samples since video last came back
+    probation: int = PROBE_SAMPLES    # samples of video left on probation
 
     @staticmethod
     def level(s: LinkSample) -> str:
@@ -141,13 +149,16 @@ class LinkJudge:
         self.good_run = self.good_run + 1 if level == "good" else 0
         if self.since_back is not None:
             self.since_back += 1
-        if self.video and self.poor_run >= POOR_SAMPLES:
+        on_probation = self.video and self.probation > 0
+        if self.video:
+            self.probation = max(0, self.probation - 1)
+        if self.video and (self.poor_run >= POOR_SAMPLES or (on_probation and level == "poor")):
             soon = self.since_back is not None and self.since_back <= RETRY_WINDOW_SAMPLES
             self.wait = min(self.wait * 2, MAX_WAIT_SAMPLES) if soon else GOOD_SAMPLES
-            self.video, self.poor_run = False, 0
+            self.video, self.poor_run, self.probation = False, 0, 0
             return "audio"
         if not self.video and self.good_run >= self.wait:
-            self.video, self.good_run, self.since_back = True, 0, 0
+            self.video, self.good_run, self.since_back, self.probation = True, 0, 0, PROBE_SAMPLES
             return "video"
         return None
 
@@ -599,7 +610,8 @@ class HubCall:
         reported: dict[str, object] = {}     # each remote report's time: a stream we stopped sending reports no more
         pc = self._pc
         while pc.connectionState == "connected":
-            await asyncio.sleep(STATS_SECONDS)
+            # Video on probation is looked at twice as often: on a link too narrow for it, each second costs sound.
+            await asyncio.sleep(STATS_SECONDS / 2 if self._judge.probation else STATS_SECONDS)
             report = await pc.getStats()
             losses, rtts = [], []
             for s in report.values():

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, LinkJudge, LinkSample, call_hub
+from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, PROBE_SAMPLES, LinkJudge, LinkSample, call_hub
 from sync.hub.errors import HubError
 from tests.calls.doctor_peer import DoctorPeer
 from tests.calls.test_call_e2e import Heard
@@ -143,17 +143,24 @@ def test_without_a_doctor_on_duty_or_a_hub_the_user_is_told_at_once(pc_with_a_qu
 
 
 def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_holds_good():
-    judge = LinkJudge()
     good, poor = LinkSample(loss=0.0, rtt=0.05), LinkSample(loss=0.2, rtt=0.3)
+    # The call's first seconds are video on probation: one poor sample drops it (a link too narrow for video and
+    # sound loses sound from its first second).
+    judge = LinkJudge()
+    assert judge.feed(good) is None and judge.feed(poor) == "audio" and not judge.video
+    # Past its probation, video is dropped after POOR_SAMPLES poor samples in a row, not at one.
+    judge = LinkJudge()
+    assert [judge.feed(good) for _ in range(PROBE_SAMPLES)] == [None] * PROBE_SAMPLES and judge.probation == 0
     assert [judge.feed(poor) for _ in range(POOR_SAMPLES)] == [None] * (POOR_SAMPLES - 1) + ["audio"]
     assert not judge.video
     flapping = [judge.feed(s) for s in [good] * (GOOD_SAMPLES - 1) + [poor] + [good] * (GOOD_SAMPLES - 1)]
     assert flapping == [None] * len(flapping), "a link at the edge does not bring video back"
     assert judge.feed(good) == "video" and judge.video
-    # A link that cannot carry video: each try that fails soon doubles the wait before the next one.
+    # A link that cannot carry video: each try is on probation (its first poor sample ends it), and each that
+    # fails soon doubles the wait before the next one.
     waits = []
     for _ in range(4):
-        assert [judge.feed(poor) for _ in range(POOR_SAMPLES)][-1] == "audio"
+        assert judge.feed(poor) == "audio"
         waits.append(next(n for n in range(1, 200) if judge.feed(good) == "video"))
     assert waits == [2 * GOOD_SAMPLES, 4 * GOOD_SAMPLES, 8 * GOOD_SAMPLES, 96], waits
     for _ in range(40):                 # video holds for longer than the retry window: the next drop waits 6 again
