@@ -43,8 +43,10 @@ POOR_LOSS, POOR_RTT, POOR_BPS = 0.10, 1.0, 90_000
 GOOD_LOSS, GOOD_RTT = 0.03, 0.5
 POOR_SAMPLES, GOOD_SAMPLES = 3, 6  # poor for 3 s drops video; good for 6 s brings it back
 PROBE_SAMPLES = 6                  # the first 3 s of video (the call's start, each try), sampled each 0.5 s: one
-                                   # poor sample drops it
+                                   # sample with loss or delay drops it
 RETRY_WINDOW_SAMPLES, MAX_WAIT_SAMPLES = 30, 96   # dropped again within 30 s: wait twice as long, at most 96 s
+RECONNECT_SECONDS = 6.0        # a signalling socket that dropped mid-call is opened again for this long (the hub
+                               # ends a call whose end has been silent for 15 s)
 
 
 class CallEvents(Protocol):
@@ -114,13 +116,15 @@ class LinkSample:
     loss: float          # fraction of packets lost, the worst direction
     rtt: float | None    # seconds, from RTCP receiver reports
     allowed_bps: int | None = None   # the far end's REMB estimate for our video
+    sent_bps: int | None = None      # what our video actually sent since the last sample
 
 
 @dataclass
 class LinkJudge:
     """Decides audio-only from what the link measures: POOR_SAMPLES poor samples in a row drop video,
     GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap). Video on probation (the
-    first PROBE_SAMPLES of the call and of each try) is dropped at its first poor sample: a link too narrow for
+    first PROBE_SAMPLES of the call and of each try) is dropped at its first sample with loss or delay (not a low
+    REMB alone: estimators start low): a link too narrow for
     video and sound loses sound from the first second, so it should not lose three. A link that cannot carry
     video at all looks good once video is off: when video has to be dropped again soon after it came back, the
     judge waits twice as long before the next try (up to MAX_WAIT_SAMPLES), so sound is not cut every few seconds
@@ -135,8 +139,11 @@ class LinkJudge:
 
     @staticmethod
     def level(s: LinkSample) -> str:
-        if s.loss >= POOR_LOSS or (s.rtt is not None and s.rtt >= POOR_RTT) or \
-                (s.allowed_bps is not None and s.allowed_bps < POOR_BPS):
+        # A low REMB is a narrow link only when it allows less than the video is sending: an estimate follows what
+        # arrives, so a still picture that costs the encoder little gets a low one on any link.
+        squeezed = s.allowed_bps is not None and s.allowed_bps < POOR_BPS and \
+            (s.sent_bps is None or s.allowed_bps < s.sent_bps)
+        if s.loss >= POOR_LOSS or (s.rtt is not None and s.rtt >= POOR_RTT) or squeezed:
             return "poor"
         if s.loss <= GOOD_LOSS and (s.rtt is None or s.rtt <= GOOD_RTT):
             return "good"
@@ -152,7 +159,10 @@ class LinkJudge:
         on_probation = self.video and self.probation > 0
         if self.video:
             self.probation = max(0, self.probation - 1)
-        if self.video and (self.poor_run >= POOR_SAMPLES or (on_probation and level == "poor")):
+        # On probation only loss or delay drops video at once: a browser's first REMB estimates start low (Chromium's
+        # was 70 kbit/s on loopback) and climb within seconds.
+        lossy = s.loss >= POOR_LOSS or (s.rtt is not None and s.rtt >= POOR_RTT)
+        if self.video and (self.poor_run >= POOR_SAMPLES or (on_probation and lossy)):
             soon = self.since_back is not None and self.since_back <= RETRY_WINDOW_SAMPLES
             self.wait = min(self.wait * 2, MAX_WAIT_SAMPLES) if soon else GOOD_SAMPLES
             self.video, self.poor_run, self.probation = False, 0, 0
@@ -409,8 +419,8 @@ class HubCall:
         return self
 
     def hang_up(self) -> None:
-        if self._loop is not None and self._hangup is not None:
-            self._loop.call_soon_threadsafe(self._hangup.set)
+        if self._hangup is not None:
+            self._soon(lambda: self._hangup.set())
 
     def mute(self, muted: bool) -> None:
         if self._mic_track is not None:
@@ -418,8 +428,16 @@ class HubCall:
 
     def camera(self, on: bool) -> None:
         self._camera_wanted = on
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._apply_video)
+        self._soon(self._apply_video)
+
+    def _soon(self, fn) -> None:
+        """`fn` on the call's own loop; nothing once the call is over (a second click on Hang up)."""
+        loop = self._loop
+        if loop is not None and not self.finished.is_set():
+            try:
+                loop.call_soon_threadsafe(fn)
+            except RuntimeError:      # the loop closed between the check and the call
+                pass
 
     def switch_camera(self, sources: list) -> None:
         """The next of `sources` (camera numbers or addresses) after the one in use."""
@@ -471,26 +489,71 @@ class HubCall:
         self.call_id = start.call_id
         await self._signal(start)
 
-    async def _signal(self, start) -> None:
-        import websockets
+    async def _connect(self, path: str, after: int, timeout: float):
+        """The call's signalling socket, signed as any GET of this PC; `after`: the last message number received,
+        so a socket opened again mid-call carries on from there."""
         from websockets.asyncio.client import connect
 
-        path = f"/v1/calls/{start.call_id}/signal"
+        full = path + (f"?after={after}" if after else "")
         url = ("wss://" if self.client.base_url.startswith("https://") else "ws://") + \
-            self.client.base_url.split("://", 1)[1] + path
+            self.client.base_url.split("://", 1)[1] + full
         context = None
         if url.startswith("wss://"):
             context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else ssl.create_default_context()
+        return await connect(url, additional_headers=self.client.signed_headers("GET", full), ssl=context,
+                             open_timeout=timeout, max_size=256 * 1024, ping_interval=5, ping_timeout=10)
+
+    async def _reconnect(self, path: str):
+        """After the signalling socket dropped mid-call (the sound and picture go their own way and may well go
+        on): a new socket within RECONNECT_SECONDS, under the hub's quiet time, or None."""
+        import websockets
+
+        was = self.state
+        self._say("reconnecting", _("The link to the hub dropped; reconnecting. The call goes on meanwhile."))
+        deadline, pause = time.monotonic() + RECONNECT_SECONDS, 0.25
+        while time.monotonic() < deadline and not self._hangup.is_set():
+            try:
+                ws = await self._connect(path, self._seq, max(1.0, min(5.0, deadline - time.monotonic())))
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
+                await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 2.0)
+                continue
+            log.info("call %s: signalling reconnected", self.call_id)
+            self._ws = ws
+            if was == "live":
+                self._say("live", _("In the call"))
+                if self.stats.mode == "audio":     # the doctor may have missed it while the socket was down
+                    await self._send({"kind": "mode", "mode": "audio", "why": "link"})
+            else:
+                self._say(was, _("Ringing at the hub. Waiting for a doctor to answer...") if was == "ringing"
+                          else _("Connecting..."))
+            return ws
+        return None
+
+    async def _send(self, message: dict) -> None:
+        """To the doctor through the hub; a message while the socket is down is dropped (the call's state, not
+        its history, is what matters, and `_reconnect` says the mode again)."""
+        import websockets
+
         try:
-            ws = await connect(url, additional_headers=self.client.signed_headers("GET", path), ssl=context,
-                               open_timeout=15, max_size=256 * 1024, ping_interval=5, ping_timeout=10)
+            await self._ws.send(json.dumps(message))
+        except websockets.exceptions.ConnectionClosed:
+            log.info("call %s: a signalling message was dropped with its socket", self.call_id)
+
+    async def _signal(self, start) -> None:
+        import websockets
+
+        path = f"/v1/calls/{start.call_id}/signal"
+        self._seq = 0
+        try:
+            ws = self._ws = await self._connect(path, 0, 15)
         except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
             self._say("unreachable", _("The hub cannot be reached now, so the call cannot start. The case stays "
                                        "in the queue for the doctor to see when it arrives."))
             return
         self._say("ringing", _("Ringing at the hub. Waiting for a doctor to answer..."))
         pc = None
-        ended = False
+        ended = hung_up = False
         hangup = asyncio.create_task(self._hangup.wait())
         try:
             while True:
@@ -498,19 +561,32 @@ class HubCall:
                 done, _pending = await asyncio.wait({receive, hangup}, return_when=asyncio.FIRST_COMPLETED)
                 if hangup in done:
                     receive.cancel()
+                    hung_up = True
                     await ws.send(json.dumps({"kind": "hangup"}))
                     self._hangup = asyncio.Event()   # wait for the hub's "ended", or the socket to close
                     hangup = asyncio.create_task(asyncio.sleep(5))
                     continue
                 try:
-                    message = json.loads(receive.result())
+                    text = receive.result()
+                except websockets.exceptions.ConnectionClosed as exc:
+                    if hung_up or not _dropped(exc):
+                        raise
+                    again = await self._reconnect(path)
+                    if again is None:
+                        raise
+                    ws = again
+                    continue
+                try:
+                    message = json.loads(text)
                 except (ValueError, TypeError):
                     continue
                 kind = message.get("kind") if isinstance(message, dict) else None
+                if isinstance(message, dict) and isinstance(message.get("seq"), int):
+                    self._seq = max(self._seq, message["seq"])
                 if kind == "answered":
                     self._say("connecting", _("{doctor} answered. Connecting...").format(
                         doctor=str(message.get("doctor", ""))[:200] or _("The doctor")))
-                    pc = await self._offer(ws, start)
+                    pc = await self._offer(start)
                 elif kind == "answer" and pc is not None:
                     from aiortc import RTCSessionDescription
 
@@ -539,7 +615,7 @@ class HubCall:
             await self._close(pc)
             await ws.close()
 
-    async def _offer(self, ws, start):
+    async def _offer(self, start):
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
@@ -575,14 +651,14 @@ class HubCall:
                                         "opened: check it is plugged in (the doctor may not see or hear you)."))
                 else:
                     self._say("live", _("In the call"))
-                self._stats_task = asyncio.ensure_future(self._measure(ws))   # kept: a task needs a reference
+                self._stats_task = asyncio.ensure_future(self._measure())   # kept: a task needs a reference
             elif pc.connectionState == "failed":
                 self._say("failed", _("The call's sound and picture could not get through the network. The case "
                                       "stays in the queue."))
                 self._hangup.set()
 
         await pc.setLocalDescription(await pc.createOffer())
-        await ws.send(json.dumps({"kind": "offer", "sdp": pc.localDescription.sdp, "type": "offer"}))
+        await self._send({"kind": "offer", "sdp": pc.localDescription.sdp, "type": "offer"})
         return pc
 
     async def _consume(self, track) -> None:
@@ -603,11 +679,12 @@ class HubCall:
         except MediaStreamError:
             pass
 
-    async def _measure(self, ws) -> None:
+    async def _measure(self) -> None:
         """Every STATS_SECONDS: loss and round trip from the RTCP reports of both directions, and the bitrate
         the doctor's REMB allows, judged into good / fair / poor; a change of mode is told to the doctor."""
         last: dict[int, tuple[int, int]] = {}
         reported: dict[str, object] = {}     # each remote report's time: a stream we stopped sending reports no more
+        video_before: tuple[float, int] | None = None
         pc = self._pc
         while pc.connectionState == "connected":
             # Video on probation is looked at twice as often: on a link too narrow for it, each second costs sound.
@@ -637,7 +714,12 @@ class HubCall:
                     self.stats.sent_last[s.kind] = sample
             encoder = getattr(self._video_sender, "_RTCRtpSender__encoder", None)
             allowed = getattr(encoder, "requested", None) if self._judge.video else None
-            sample = LinkSample(loss=max(losses, default=0.0), rtt=max(rtts, default=None), allowed_bps=allowed)
+            video_now, sent_bps = self.stats.sent_last.get("video"), None
+            if video_now is not None and video_before is not None and video_now[0] > video_before[0]:
+                sent_bps = int((video_now[1] - video_before[1]) * 8 / (video_now[0] - video_before[0]))
+            video_before = video_now
+            sample = LinkSample(loss=max(losses, default=0.0), rtt=max(rtts, default=None), allowed_bps=allowed,
+                                sent_bps=sent_bps)
             level = LinkJudge.level(sample)
             if level != getattr(self, "_level", None):
                 self._level = level
@@ -649,7 +731,7 @@ class HubCall:
             if change:
                 self.stats.mode = change
                 self._apply_video()
-                await ws.send(json.dumps({"kind": "mode", "mode": change, "why": "link"}))
+                await self._send({"kind": "mode", "mode": change, "why": "link"})
                 self._say("live", _("Weak link: video paused, the call goes on with sound only.") if change == "audio"
                           else _("The link recovered: video is back."))
 
@@ -671,6 +753,13 @@ class HubCall:
         if pc is not None:
             self.stats.relayed = _relayed(pc)
             await pc.close()
+
+
+def _dropped(exc) -> bool:
+    """Whether a closed signalling socket dropped (no closing handshake, or the hub going away for a restart),
+    rather than being closed by the hub on purpose (a refusal, 4xxx; the end of the call, 1000)."""
+    code = exc.rcvd.code if exc.rcvd is not None else None
+    return code is None or code in (1001, 1006, 1011, 1012, 1013, 1014)
 
 
 def _relayed(pc) -> bool:

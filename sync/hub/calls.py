@@ -333,13 +333,19 @@ class HubCalls:
 
 
 # --- the WebSocket of one end -----------------------------------------------------------------------------------
-async def relay(ws: WebSocket, hub, call_id: str, side: str) -> None:
+async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> None:
     """Carries one end's signalling until the call ends or the end goes: what the end sends is written for the
-    other end; what is written for this end is sent, in order; every HEARTBEAT_SECONDS this end's sign of life is
-    written (and the call's clocks are checked, so a call nobody answers, or whose other end died, ends).
-    The socket closing without a hang-up ends the call: the other end is told at once."""
+    other end; what is written for this end is sent, in order, each with its number (`seq`); every
+    HEARTBEAT_SECONDS this end's sign of life is written (and the call's clocks are checked, so a call nobody
+    answers, or whose other end died, ends).
+
+    The socket closed cleanly without a hang-up (the end's window closed) ends the call, and the other end is told
+    at once. A socket that dropped (no closing handshake: a link cut, a modem's reset) leaves the call on: the end
+    may open a new socket with `after`, the last number it received, and carry on, its media never having
+    stopped; if it does not come back within the quiet time, the call's clocks end it."""
     gone = asyncio.Event()
     allowed = FROM[side]
+    closed_cleanly = [False]
 
     async def inbound() -> None:
         try:
@@ -360,21 +366,24 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str) -> None:
                         problem = exc.message
                 if problem:
                     await ws.send_json({"kind": "error", "message": problem})
-        except (WebSocketDisconnect, RuntimeError):
+        except WebSocketDisconnect as exc:
+            closed_cleanly[0] = exc.code in (1000, 1001)
+        except RuntimeError:
             pass
         finally:
             gone.set()
 
     async def outbound() -> bool:
-        after, beat = 0, 0.0
+        nonlocal after
+        beat = 0.0
         while not gone.is_set():
             now = time.monotonic()
             if now - beat >= HEARTBEAT_SECONDS:
                 await run_in_threadpool(hub.call_heartbeat, call_id, side)
                 beat = now
             for seq, kind, body in await run_in_threadpool(hub.signals_for, call_id, side, after):
+                await ws.send_json({"kind": kind, **body, "seq": seq})
                 after = seq
-                await ws.send_json({"kind": kind, **body})
                 if kind == "ended":
                     return True
             try:
@@ -390,8 +399,10 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str) -> None:
         over = False
     finally:
         reader.cancel()
-    if not over:
+    if not over and closed_cleanly[0]:
         await run_in_threadpool(hub.end_call, call_id, side)
+    elif not over:
+        log.info("call %s: the %s's socket dropped; the call waits for it to come back", call_id, side)
     if ws.client_state == WebSocketState.CONNECTED:
         try:
             await ws.close(1000)

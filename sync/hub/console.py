@@ -256,6 +256,7 @@ class Texts:
         reasons = {code: self.call_reason(code) for code in ("spoke_hung_up", "doctor_hung_up", "no_answer",
                                                             "cancelled", "spoke_gone", "doctor_gone")}
         return {"connecting": _("Connecting to the spoke..."), "live": _("In the call"),
+                "reconnecting": _("The link to the hub dropped; reconnecting. The call goes on meanwhile."),
                 "ended": _("The call ended."), "lost": _("The connection to the hub was lost; the call ended. "
                                                          "The case stays in the queue."),
                 "audio_only": _("Weak link: video paused, the call goes on with sound only."),
@@ -820,7 +821,11 @@ def router(hub) -> APIRouter:
             await ws.send_json({"kind": "error", "code": exc.code, "message": exc.message})
             await ws.close(4000 + min(exc.status, 999))
             return
-        await relay(ws, hub, call_id, "doctor")
+        try:
+            after = max(0, int(ws.query_params.get("after", "0")))
+        except ValueError:
+            after = 0
+        await relay(ws, hub, call_id, "doctor", after)
 
     # --- the stylesheet and the script --------------------------------------------------------------------
     shipped = {p.name for p in STATIC.iterdir() if p.is_file()}

@@ -157,3 +157,47 @@ def test_the_hub_killed_mid_call_ends_it_at_both_ends_and_the_case_stays_queued(
         row = s.query(Row).filter_by(case_id="c-cut").one()
         assert (row.state, row.outcome) == ("ended", "failed")
     assert hub.case_view(mehta, "c-cut").case["status"] == "queued"
+
+
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_the_doctors_socket_that_drops_mid_call_is_opened_again_on_any_worker(clinic, facilities, spoke_factory,
+                                                                              hub_db_url, tmp_path, chromium,
+                                                                              camera_video, pulse_sine):
+    """The doctor's browser reaches the hub through a link that drops (a reset under its signalling socket): the
+    page says it is reconnecting, opens the socket again (on whichever of the two workers takes it), the call
+    goes on, the spoke is told nothing, and the doctor's hang-up afterwards reaches the spoke."""
+    from tests.calls.links import CuttableTcp
+
+    hub, _org, _admin, mehta, _rao = clinic
+    spoke = spoke_factory(facilities[0])
+    calm_case(spoke, "c-drop", "p-drop")
+    hub.set_on_duty(mehta, True)
+    with HubProcess(hub_db_url, tmp_path, workers=2).start() as process:
+        link = CuttableTcp(process.port)
+        try:
+            client = HubClient(process.url, device_id=spoke.client.device_id, key=spoke.client.key,
+                               next_counter=spoke.client.next_counter, allow_plain_http=True)
+            context, page = signed_in_doctor(chromium, link.url, "dr.mehta", "mehta-pass-12")
+            heard = Heard()
+            call = HubCall(client, "c-drop", "ANM Sunita", heard, open_camera=lambda: Camera(str(camera_video)))
+            call.start()
+            heard.wait_for("ringing")
+            page.wait_for_selector("section.ringing button.answer", timeout=10_000)
+            page.click("section.ringing button.answer")
+            heard.wait_for("live", 30)
+            page.wait_for_function("() => window.spokeCall.frames > 10 && window.spokeCall.state === 'live'",
+                                   timeout=30_000)
+            before = link.connections
+            link.cut()
+            page.wait_for_function("() => window.spokeCall.states.slice(-2).join() === 'reconnecting,live'",
+                                   timeout=10_000)
+            assert link.connections > before and page.evaluate("() => window.spokeCall.ended") == ""
+            frames = page.evaluate("() => window.spokeCall.frames")
+            page.wait_for_function(f"() => window.spokeCall.frames > {frames + 15}", timeout=10_000)
+            assert [c for c, _t in heard.states].count("lost") == 0 and call.state == "live"
+            page.click("#hangup")
+            assert "doctor hung up" in heard.wait_for("ended")
+            assert call.wait(10)
+            context.close()
+        finally:
+            link.close()

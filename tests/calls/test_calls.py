@@ -13,6 +13,7 @@ import pytest
 from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, PROBE_SAMPLES, LinkJudge, LinkSample, call_hub
 from sync.hub.errors import HubError
 from tests.calls.doctor_peer import DoctorPeer
+from tests.calls.links import CuttableTcp
 from tests.calls.test_call_e2e import Heard
 from tests.sync.test_consultation_sync import enrolled, queued_case, synced
 from tests.sync.conftest import spoke  # noqa: F401
@@ -148,6 +149,9 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     # sound loses sound from its first second).
     judge = LinkJudge()
     assert judge.feed(good) is None and judge.feed(poor) == "audio" and not judge.video
+    # A low REMB alone is not enough on probation (a browser's estimate starts low and climbs): three in a row are.
+    judge, low = LinkJudge(), LinkSample(loss=0.0, rtt=0.05, allowed_bps=70_000)
+    assert [judge.feed(low) for _ in range(POOR_SAMPLES)] == [None] * (POOR_SAMPLES - 1) + ["audio"]
     # Past its probation, video is dropped after POOR_SAMPLES poor samples in a row, not at one.
     judge = LinkJudge()
     assert [judge.feed(good) for _ in range(PROBE_SAMPLES)] == [None] * PROBE_SAMPLES and judge.probation == 0
@@ -169,6 +173,9 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     assert next(n for n in range(1, 200) if judge.feed(good) == "video") == GOOD_SAMPLES
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=1.5)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=50_000)) == "poor"
+    # A low REMB that still allows more than the video sends (a still picture) is no sign of a narrow link.
+    assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=70_000, sent_bps=50_000)) == "good"
+    assert LinkJudge.level(LinkSample(loss=0.0, rtt=0.1, allowed_bps=70_000, sent_bps=150_000)) == "poor"
     assert LinkJudge.level(LinkSample(loss=0.05, rtt=0.1)) == "fair"
 
 
@@ -215,3 +222,62 @@ def test_garbage_on_the_signalling_socket_is_refused_and_the_call_goes_on(pc_wit
     from sync.hub.models import HubCall
     with hub.session() as s:
         assert s.get(HubCall, start.call_id).outcome == "cancelled"
+
+
+@ONE_HUB_DATABASE
+def test_a_signalling_socket_that_drops_mid_call_is_opened_again_and_the_call_goes_on(pc_with_a_queued_case,
+                                                                                        camera_video):
+    """The link under the spoke's signalling socket drops (a reset, no closing handshake) while the sound and
+    picture go their own way: the spoke says it is reconnecting, opens a new socket that carries on from the
+    last message it had, the doctor's end notices nothing, and hanging up afterwards goes through the new one.
+    A socket closed cleanly without a hang-up still ends the call at once (the garbage test above)."""
+    from sync.hub.models import HubCall as Row
+    from sync.transport.http import HubClient
+    from spoke_client.services.call import HubCall
+    from spoke_client.services.camera import Camera
+    from spoke_client.services.sync_local import signed_client
+
+    hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
+    link = CuttableTcp(server.port)
+    signed = signed_client(services.store, paths)
+    client = HubClient(link.url, device_id=signed.device_id, key=signed.key, next_counter=signed.next_counter,
+                       allow_plain_http=True)
+    heard = Heard()
+    call = HubCall(client, case.id, admin.full_name, heard, open_camera=lambda: Camera(str(camera_video))).start()
+    try:
+        heard.wait_for("ringing")
+        call_id = ringing_call(hub, case.id)
+        hub.answer_call(mehta, call_id)
+        doctor = DoctorPeer(server.url, hub.sign_in("dr.mehta", "mehta-pass-12").token, call_id,
+                            hub.ice_for("doctor", call_id)).start()
+        heard.wait_for("live", 30)
+        deadline = time.monotonic() + 20
+        while (doctor.audio < 50 or call.stats.audio_frames_in < 50) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert doctor.audio >= 50 and call.stats.audio_frames_in >= 50
+        sockets_before = link.connections
+        link.cut()
+        assert "reconnecting" in heard.wait_for("reconnecting", 10)
+        deadline = time.monotonic() + 10
+        while not (heard.states[-1][0] == "live" and link.connections > sockets_before) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heard.states[-1][0] == "live" and link.connections > sockets_before, heard.states[-3:]
+        # The media never stopped, and the hub and the doctor still hold the call.
+        heard_before, doctor_before = call.stats.audio_frames_in, doctor.audio
+        time.sleep(2)
+        assert call.stats.audio_frames_in > heard_before + 50 and doctor.audio > doctor_before + 50
+        assert not doctor.closed.is_set()
+        with hub.session() as s:
+            assert s.get(Row, call_id).state == "answered"
+        call.hang_up()
+        assert "You hung up" in heard.wait_for("ended")
+        assert doctor.closed.wait(10) and doctor.ended["reason"] == "spoke_hung_up"
+        assert call.wait(10)
+        with hub.session() as s:
+            assert s.get(Row, call_id).outcome == "completed"
+        assert [c for c, _t in heard.states].count("lost") == 0
+        call.hang_up()          # a second click once the call is over: nothing happens
+    finally:
+        call.hang_up()
+        link.close()

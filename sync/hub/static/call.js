@@ -17,12 +17,47 @@
   var stream = null, videoTrack = null, videoSender = null, over = false, linkAudioOnly = false, cameraOff = false;
   var told = false;
   // What the call carried, for the technician (and the tests): frames decoded, sound received, how it ended.
-  var seen = window.spokeCall = {frames: 0, audioBytes: 0, ended: "", mode: "video", state: "connecting"};
+  var seen = window.spokeCall = {frames: 0, audioBytes: 0, ended: "", mode: "video", state: "connecting",
+                                 states: ["connecting"]};
   var protocol = location.protocol === "https:" ? "wss://" : "ws://";
-  var ws = new WebSocket(protocol + location.host + root.getAttribute("data-ws"));
+  // The last message number from the hub: a socket that dropped mid-call is opened again from there.
+  var lastSeq = 0, RECONNECT_MS = 6000, droppedAt = 0, stateBefore = "";
+  var ws = null;
+  function openSocket() {
+    ws = new WebSocket(protocol + location.host + root.getAttribute("data-ws") + (lastSeq ? "?after=" + lastSeq : ""));
+    ws.onmessage = onMessage;
+    ws.onopen = function () {
+      if (droppedAt) {
+        droppedAt = 0;
+        show(stateBefore, stateBefore === "live" ? words.live : words.connecting);
+        note.textContent = "";
+      }
+    };
+    ws.onclose = function (event) {
+      if (over) { return; }
+      // A drop (no closing handshake, or the hub restarting a worker) is tried again for a few seconds: the
+      // sound and picture go their own way meanwhile. A close on purpose, a refusal, or no hub: the call is over.
+      var dropped = [1001, 1006, 1011, 1012, 1013, 1014].indexOf(event.code) >= 0;
+      var now = Date.now();
+      if (dropped && (!droppedAt || now - droppedAt < RECONNECT_MS)) {
+        if (!droppedAt) {
+          droppedAt = now;
+          stateBefore = seen.state;
+          show("reconnecting", words.reconnecting);
+        }
+        setTimeout(openSocket, 500);
+        return;
+      }
+      finish(words.lost);
+    };
+  }
 
   function send(message) { if (ws.readyState === 1) { ws.send(JSON.stringify(message)); } }
-  function show(state, text) { seen.state = state; stateEl.textContent = text; }
+  function show(state, text) {
+    if (state !== seen.state) { seen.states.push(state); }
+    seen.state = state;
+    stateEl.textContent = text;
+  }
   function finish(text) {
     if (over) { return; }
     over = true;
@@ -93,9 +128,10 @@
     });
   }
 
-  ws.onmessage = function (event) {
+  function onMessage(event) {
     var m;
     try { m = JSON.parse(event.data); } catch (e) { return; }
+    if (typeof m.seq === "number" && m.seq > lastSeq) { lastSeq = m.seq; }
     if (m.kind === "offer") {
       answer({type: "offer", sdp: m.sdp}).catch(function (e) { note.textContent = String(e); });
     } else if (m.kind === "mode" && m.why === "link") {
@@ -109,8 +145,8 @@
       note.textContent = m.message || "";
       if (m.code) { finish(m.message || words.ended); }
     }
-  };
-  ws.onclose = function () { finish(words.lost); };
+  }
+  openSocket();
 
   // Link quality from what this end receives and what the spoke reports of what it receives from us.
   var last = {};
