@@ -67,7 +67,7 @@ class BundleError(Exception):
 
     EXIT = {"not_a_bundle": 3, "unknown_version": 4, "truncated": 5, "damaged": 6, "unknown_sender": 7,
             "revoked": 8, "other_hub": 9, "other_spoke": 10, "replayed": 11, "part_missing": 12, "no_space": 13,
-            "no_key": 14, "write_failed": 15}
+            "no_key": 14, "write_failed": 15, "retired_key": 16}
 
     def __init__(self, code: str, message: str, details: dict | None = None) -> None:
         super().__init__(message)

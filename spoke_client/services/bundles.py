@@ -18,7 +18,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -90,10 +90,17 @@ def _box_key(paths: DataPaths, create: bool) -> X25519PrivateKey | None:
     return key
 
 
+BOX_KEY_CHECKED = "hub_box_key_checked"   # when the hub's current bundle key was last asked for
+BOX_KEY_CHECK_EVERY = timedelta(days=1)
+
+
 def ensure_box_key(store: Store, paths: DataPaths, client) -> bool:
-    """Registers this PC's bundle key with the hub and learns the hub's, once (an enrolled PC does it at its next
-    sync; a hub of an older version that has no bundles is passed over). True when both keys are known."""
-    if store.get_setting(HUB_BOX_KEY):
+    """Registers this PC's bundle key with the hub and learns the hub's current one: at enrolment (or the first
+    sync of a PC enrolled before bundles), then once a day, so a key the hub rotated is learnt at the next sync;
+    a hub of an older version that has no bundles is passed over. True when both keys are known."""
+    known = store.get_setting(HUB_BOX_KEY)
+    checked = store.get_setting(BOX_KEY_CHECKED)
+    if known and checked and store.clock() - datetime.fromisoformat(checked) < BOX_KEY_CHECK_EVERY:
         return True
     from sync.transport.http import HubGarbage, HubRefused, HubUnreachable
 
@@ -104,15 +111,19 @@ def ensure_box_key(store: Store, paths: DataPaths, client) -> bool:
         hub_key = X25519PublicKey.from_public_bytes(base64.b64decode(result.hub_box_key, validate=True))
     except (HubRefused, HubGarbage, HubUnreachable, ValueError) as exc:
         log.warning("the hub's bundle key could not be learnt (%s); USB bundles wait for it", type(exc).__name__)
-        return False
+        return bool(known)
     if bundle.key_id(hub_key) != result.hub_key_id:
         log.warning("the hub's bundle key does not match its id; not kept")
-        return False
+        return bool(known)
+    changed = not known or result.hub_box_key != known or result.hub_key_id != store.get_setting(HUB_BOX_KEY_ID)
     with store.write(None) as w:
-        w.set_setting(HUB_BOX_KEY, result.hub_box_key)
-        w.set_setting(HUB_BOX_KEY_ID, result.hub_key_id)
-        w.audit("bundle_key", "hub", result.hub_key_id, "")
-    log.info("bundle keys exchanged with the hub (%s)", result.hub_key_id)
+        if changed:
+            w.set_setting(HUB_BOX_KEY, result.hub_box_key)
+            w.set_setting(HUB_BOX_KEY_ID, result.hub_key_id)
+            w.audit("bundle_key", "hub", result.hub_key_id, "rotated" if known else "")
+        w.set_setting(BOX_KEY_CHECKED, w.now.isoformat())
+    if changed:
+        log.info("bundle keys exchanged with the hub (%s%s)", result.hub_key_id, ", a rotated key" if known else "")
     return True
 
 
@@ -255,8 +266,6 @@ def import_return(store: Store, paths: DataPaths, first: Path,
     if any(h.recipient != mine for h in headers) or header.facility_id != store.get_setting(HUB_FACILITY):
         raise BundleError("other_spoke", _("This return bundle was made for another PC; it cannot be imported "
                                            "here. Ask the hub for this PC's own."))
-    if any(h.hub != store.get_setting(HUB_BOX_KEY_ID) for h in headers):
-        raise BundleError("other_hub", _("This return bundle comes from another hub than this PC's."))
     hub_key = store.get_setting(HUB_PUBLIC_KEY)
     if not hub_key:
         raise BundleError("no_key", _("This computer does not know its hub's key yet (sync once over a network)."))
@@ -265,11 +274,22 @@ def import_return(store: Store, paths: DataPaths, first: Path,
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(hub_key))
     size = sum(h.size for h in headers)
     total, done = 3 * size, 0
+    # A header naming another bundle key of the hub than the one this PC knows: the hub rotated its key, or this
+    # is another hub. Only the signature of this PC's hub tells them apart.
+    rotated = any(h.hub != store.get_setting(HUB_BOX_KEY_ID) for h in headers)
     for path, h in zip(bundle_paths, headers):
-        bundle.verify(path, h, public)
+        try:
+            bundle.verify(path, h, public)
+        except BundleError:
+            if rotated:
+                raise BundleError("other_hub", _("This return bundle comes from another hub than this PC's.")) from None
+            raise
         done += h.size
         if progress:
             progress(done, total)
+    if rotated:   # the hub's own: its new bundle key is learnt at the next network sync (nothing is sealed for it here)
+        with store.write(None) as w:
+            w.set_setting(BOX_KEY_CHECKED, "")
     last = json.loads(store.get_setting(LAST_RETURN) or "{}")
     if last.get("bundle_id") == header.bundle_id:
         return ImportReport(header.bundle_id, 0, 0, 0, 0, already=datetime.fromisoformat(last["at"]))

@@ -42,8 +42,8 @@ STATS_SECONDS = 1.0            # how often the link is measured
 POOR_LOSS, POOR_RTT, POOR_BPS = 0.10, 1.0, 90_000
 GOOD_LOSS, GOOD_RTT = 0.03, 0.5
 POOR_SAMPLES, GOOD_SAMPLES = 3, 6  # poor for 3 s drops video; good for 6 s brings it back
-PROBE_SAMPLES = 6                  # the first 3 s of video (the call's start, each try), sampled each 0.5 s: one
-                                   # sample with loss or delay drops it
+PROBE_SAMPLES, PROBE_POOR = 6, 2   # the first 3 s of video (the call's start, each try), sampled each 0.5 s: two
+                                   # samples in a row with loss or delay drop it
 RETRY_WINDOW_SAMPLES, MAX_WAIT_SAMPLES = 30, 96   # dropped again within 30 s: wait twice as long, at most 96 s
 RECONNECT_SECONDS = 6.0        # a signalling socket that dropped mid-call is opened again for this long (the hub
                                # ends a call whose end has been silent for 15 s)
@@ -123,8 +123,8 @@ class LinkSample:
 class LinkJudge:
     """Decides audio-only from what the link measures: POOR_SAMPLES poor samples in a row drop video,
     GOOD_SAMPLES good ones in a row bring it back (so a link at the edge does not flap). Video on probation (the
-    first PROBE_SAMPLES of the call and of each try) is dropped at its first sample with loss or delay (not a low
-    REMB alone: estimators start low): a link too narrow for
+    first PROBE_SAMPLES of the call and of each try) is dropped after PROBE_POOR samples in a row with loss or delay
+    (not a low REMB alone: estimators start low): a link too narrow for
     video and sound loses sound from the first second, so it should not lose three. A link that cannot carry
     video at all looks good once video is off: when video has to be dropped again soon after it came back, the
     judge waits twice as long before the next try (up to MAX_WAIT_SAMPLES), so sound is not cut every few seconds
@@ -136,6 +136,7 @@ class LinkJudge:
     wait: int = GOOD_SAMPLES          # good samples needed before video comes back
     since_back: int | None = None     # samples since video last came back
     probation: int = PROBE_SAMPLES    # samples of video left on probation
+    lossy_run: int = 0                # samples in a row with loss or delay
 
     @staticmethod
     def level(s: LinkSample) -> str:
@@ -161,11 +162,14 @@ class LinkJudge:
             self.probation = max(0, self.probation - 1)
         # On probation only loss or delay drops video at once: a browser's first REMB estimates start low (Chromium's
         # was 70 kbit/s on loopback) and climb within seconds.
+        # Two in a row: the first report after video came back may still count the loss of the stretch that
+        # made it go (seen through a relay that had stopped losing).
         lossy = s.loss >= POOR_LOSS or (s.rtt is not None and s.rtt >= POOR_RTT)
-        if self.video and (self.poor_run >= POOR_SAMPLES or (on_probation and lossy)):
+        self.lossy_run = self.lossy_run + 1 if lossy else 0
+        if self.video and (self.poor_run >= POOR_SAMPLES or (on_probation and self.lossy_run >= PROBE_POOR)):
             soon = self.since_back is not None and self.since_back <= RETRY_WINDOW_SAMPLES
             self.wait = min(self.wait * 2, MAX_WAIT_SAMPLES) if soon else GOOD_SAMPLES
-            self.video, self.poor_run, self.probation = False, 0, 0
+            self.video, self.poor_run, self.probation, self.lossy_run = False, 0, 0, 0
             return "audio"
         if not self.video and self.good_run >= self.wait:
             self.video, self.good_run, self.since_back, self.probation = True, 0, 0, PROBE_SAMPLES

@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--max-size", default=None, help="split into parts of at most this size, e.g. 700M or 4G")
     b.add_argument("--media-dir", default=os.environ.get("SPOKE_HUB_MEDIA_DIR") or None,
                    help="where the hub keeps files (as for serve)")
+    bsub.add_parser("keys", help="the hub's bundle keys: the current one, the older ones, the retired ones")
+    bsub.add_parser("rotate-key", help="a new bundle key; the older ones still open bundles already sealed for "
+                                       "them (the PCs learn the new one at their next network sync)")
+    b = bsub.add_parser("retire-key", help="destroy an older bundle key: bundles sealed for it are refused from "
+                                           "now on")
+    b.add_argument("key_id")
     args = p.parse_args(argv)
 
     if args.command == "bundle" and args.bundle_command == "upload":
@@ -185,6 +191,8 @@ def _relay(args) -> int:
 def _bundle(hub, args) -> int:
     from sync.bundle import SUFFIX, BundleError, parse_size
 
+    if args.bundle_command in ("keys", "rotate-key", "retire-key"):
+        return _bundle_keys(hub, args)
     try:
         if args.bundle_command == "import":
             report = hub.import_bundle(Path(args.file))
@@ -204,6 +212,28 @@ def _bundle(hub, args) -> int:
         print(exc.message, file=sys.stderr)
         return exc.exit_code
     print(report.sentence())
+    return 0
+
+
+def _bundle_keys(hub, args) -> int:
+    from sync.hub.service import HubError
+
+    try:
+        if args.bundle_command == "rotate-key":
+            print(f"{hub.rotate_box_key()} is the hub's bundle key now; the older ones still open what was sealed "
+                  "for them until retired.")
+            return 0
+        if args.bundle_command == "retire-key":
+            hub.retire_box_key(args.key_id)
+            print(f"{args.key_id} retired: bundles sealed for it are refused from now on.")
+            return 0
+    except HubError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    current, _key = hub.box_key()
+    for key_id, retired in sorted(hub.box_key_ids().items(), key=lambda kv: kv[0] != current):
+        print(f"{key_id}  " + ("current" if key_id == current else
+                               f"retired {retired:%d %b %Y}" if retired else "older (still opens its bundles)"))
     return 0
 
 

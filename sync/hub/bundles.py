@@ -105,16 +105,55 @@ class HubBundles:
 
     # --- keys --------------------------------------------------------------------------------------------
     def box_key(self) -> tuple[str, X25519PrivateKey]:
-        """The hub's X25519 key, made on first use (in the database: every worker uses the same)."""
+        """The hub's current X25519 key (the newest not retired), made on first use (in the database: every worker
+        uses the same)."""
         with self.session.begin() as s:
-            row = s.scalars(select(HubBoxKey).order_by(HubBoxKey.created_at.desc())).first()
+            row = s.scalars(select(HubBoxKey).where(HubBoxKey.retired_at.is_(None))
+                            .order_by(HubBoxKey.created_at.desc())).first()
             if row is None:
-                key = X25519PrivateKey.generate()
-                row = HubBoxKey(key_id=bundle.key_id(key.public_key()),
-                                private_pem=key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
-                                public_b64=base64.b64encode(bundle.raw(key.public_key())).decode(), created_at=utcnow())
-                s.add(row)
+                row = _new_box_key(s)
             return row.key_id, load_pem_private_key(row.private_pem.encode(), password=None)
+
+    def box_key_ids(self) -> dict[str, datetime | None]:
+        """Every key id the hub has had, with the day each was retired (None: it still opens bundles)."""
+        self.box_key()
+        with self.session() as s:
+            return {k: aware(r) if r else None for k, r in s.execute(select(HubBoxKey.key_id, HubBoxKey.retired_at))}
+
+    def _box_private(self, key_id: str) -> X25519PrivateKey:
+        """The private half of a key a bundle was sealed for, or a BundleError saying why it cannot be opened."""
+        with self.session() as s:
+            row = s.get(HubBoxKey, key_id)
+        if row is None:
+            raise BundleError("other_hub", "This bundle was made for another hub; it cannot be imported here.")
+        if row.retired_at is not None:
+            raise BundleError("retired_key", f"This bundle was sealed for a key of this hub that was retired on "
+                                             f"{aware(row.retired_at):%d %b %Y}: it cannot be opened any more. The PC "
+                                             "learns the new key at its next network sync; then write the bundle "
+                                             "again.")
+        return load_pem_private_key(row.private_pem.encode(), password=None)
+
+    def rotate_box_key(self) -> str:
+        """A new current key; the older ones keep opening the bundles already sealed for them (a PC on USB alone
+        may carry one for weeks) until `retire_box_key`. Returns the new key's id."""
+        with self.session.begin() as s:
+            row = _new_box_key(s)
+        log.info("bundle key rotated: %s is the current key", row.key_id)
+        return row.key_id
+
+    def retire_box_key(self, key_id: str) -> None:
+        """Destroys an older key's private half: bundles sealed for it are refused from now on, with the day."""
+        current, _ = self.box_key()
+        with self.session.begin() as s:
+            row = s.get(HubBoxKey, key_id, with_for_update=True)
+            if row is None:
+                raise HubError(404, "no_key", f"This hub has no bundle key {key_id}.")
+            if row.key_id == current:
+                raise HubError(409, "current_key", "This is the hub's current bundle key: rotate first, then retire "
+                                                   "the old one once the PCs have learnt the new one.")
+            if row.retired_at is None:
+                row.retired_at, row.private_pem = utcnow(), ""
+        log.info("bundle key %s retired", key_id)
 
     def register_box_key(self, device: Device, public_b64: str) -> tuple[str, str]:
         """Keeps a device's X25519 key (an enrolled PC registers one once, without enrolling again); returns the
@@ -254,14 +293,14 @@ class HubBundles:
             raise HubError(400, "bad_range", f"A chunk is 1 byte to {MAX_CHUNK_BYTES} bytes inside a part of at most "
                                              f"{MAX_UPLOAD_PART // 2**30} GB.")
         folder = self._upload_dir(bundle_id)
-        hub_id, _ = self.box_key()   # before the write transaction (SQLite has one writer)
+        ids = self.box_key_ids()   # before the write transaction (SQLite has one writer)
         with self.busy_guard(), self.session.begin() as s:
             row = s.get(HubBundleUpload, (bundle_id, part), with_for_update=True)
             if row is None:
                 if offset != 0:
                     raise HubError(409, "wrong_offset", "The hub has 0 bytes of this part; send from there.",
                                    headers={"Spoke-Received": "0"})
-                header = _upload_header(s, data, size, bundle_id, part, hub_id)
+                header = _upload_header(s, data, size, bundle_id, part, ids)
                 pending = s.scalar(select(func.coalesce(func.sum(HubBundleUpload.size), 0)).where(
                     HubBundleUpload.device_id == header.sender, HubBundleUpload.outcome == "")) or 0
                 if pending + size > MAX_PENDING_PER_DEVICE:
@@ -357,10 +396,11 @@ class HubBundles:
         header = headers[0]
         if header.kind != "spoke":
             raise BundleError("other_hub", "This is a return bundle for a spoke PC: import it there, not at the hub.")
-        hub_key_id, hub_key = self.box_key()
+        ids = self.box_key_ids()
         for h in headers:
-            if h.hub != hub_key_id or h.recipient != hub_key_id:
+            if h.hub not in ids or h.recipient != header.recipient:
                 raise BundleError("other_hub", "This bundle was made for another hub; it cannot be imported here.")
+        hub_key = self._box_private(header.recipient)   # sealed for the current key, or an older one not retired
         with self.session() as s:
             device = s.get(HubDevice, header.sender)
             if device is None:
@@ -544,7 +584,17 @@ class HubBundles:
                             already=when)
 
 
-def _upload_header(s, data: bytes, size: int, bundle_id: str, part: int, hub_id: str) -> Header:
+def _new_box_key(s) -> HubBoxKey:
+    key = X25519PrivateKey.generate()
+    row = HubBoxKey(key_id=bundle.key_id(key.public_key()),
+                    private_pem=key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+                    public_b64=base64.b64encode(bundle.raw(key.public_key())).decode(), created_at=utcnow())
+    s.add(row)
+    s.flush()
+    return row
+
+
+def _upload_header(s, data: bytes, size: int, bundle_id: str, part: int, ids: dict) -> Header:
     if len(data) < min(size, bundle.PREFIX_BYTES):
         raise HubError(400, "bad_range", "The first chunk of a part must hold its whole header.")
     try:
@@ -557,8 +607,12 @@ def _upload_header(s, data: bytes, size: int, bundle_id: str, part: int, hub_id:
         raise HubError(422, "damaged", "This part's header names another bundle or part.")
     if header.kind != "spoke":
         raise HubError(422, "other_hub", "This is a return bundle for a spoke PC: it goes to that PC, not to the hub.")
-    if header.hub != hub_id or header.recipient != hub_id:
+    if header.hub not in ids or header.recipient not in ids:
         raise HubError(422, "other_hub", "This bundle was made for another hub; it cannot be taken here.")
+    if ids[header.recipient] is not None:
+        raise HubError(422, "retired_key", f"This bundle was sealed for a key of this hub that was retired on "
+                                           f"{ids[header.recipient]:%d %b %Y}: the PC must learn the new key (a "
+                                           "network sync) and write the bundle again.")
     if s.get(HubDevice, header.sender) is None:
         raise HubError(422, "unknown_sender", "This bundle comes from a PC this hub does not know.")
     return header

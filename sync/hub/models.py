@@ -228,13 +228,16 @@ class HubCase(HubBase):
 
 
 class HubBoxKey(HubBase):
-    """The hub's X25519 key: spokes seal their USB bundles for it (they learn the public half once online)."""
+    """The hub's X25519 keys: spokes seal their USB bundles for the newest not retired (they learn its public half
+    online, and again after a rotation); the older ones still open the bundles sealed for them until retired, when
+    the private half is destroyed (emptied) and such a bundle is refused with the day."""
 
     __tablename__ = "hub_box_key"
     key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     private_pem: Mapped[str] = mapped_column(Text)
     public_b64: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
 
 
 class HubBundle(HubBase):

@@ -10,7 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from spoke_client.services.call import GOOD_SAMPLES, POOR_SAMPLES, PROBE_SAMPLES, LinkJudge, LinkSample, call_hub
+from spoke_client.services.call import (
+    GOOD_SAMPLES,
+    POOR_SAMPLES,
+    PROBE_POOR,
+    PROBE_SAMPLES,
+    LinkJudge,
+    LinkSample,
+    call_hub,
+)
 from sync.hub.errors import HubError
 from tests.calls.doctor_peer import DoctorPeer
 from tests.calls.links import CuttableTcp
@@ -148,7 +156,8 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     # The call's first seconds are video on probation: one poor sample drops it (a link too narrow for video and
     # sound loses sound from its first second).
     judge = LinkJudge()
-    assert judge.feed(good) is None and judge.feed(poor) == "audio" and not judge.video
+    assert judge.feed(good) is None and judge.feed(poor) is None and judge.feed(good) is None, "one alone is not enough"
+    assert judge.feed(poor) is None and judge.feed(poor) == "audio" and not judge.video
     # A low REMB alone is not enough on probation (a browser's estimate starts low and climbs): three in a row are.
     judge, low = LinkJudge(), LinkSample(loss=0.0, rtt=0.05, allowed_bps=70_000)
     assert [judge.feed(low) for _ in range(POOR_SAMPLES)] == [None] * (POOR_SAMPLES - 1) + ["audio"]
@@ -164,7 +173,7 @@ def test_the_link_judge_drops_video_on_a_poor_link_and_brings_it_back_when_it_ho
     # fails soon doubles the wait before the next one.
     waits = []
     for _ in range(4):
-        assert judge.feed(poor) == "audio"
+        assert [judge.feed(poor) for _ in range(PROBE_POOR)] == [None] * (PROBE_POOR - 1) + ["audio"]
         waits.append(next(n for n in range(1, 200) if judge.feed(good) == "video"))
     assert waits == [2 * GOOD_SAMPLES, 4 * GOOD_SAMPLES, 8 * GOOD_SAMPLES, 96], waits
     for _ in range(40):                 # video holds for longer than the retry window: the next drop waits 6 again

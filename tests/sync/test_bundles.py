@@ -213,6 +213,57 @@ def test_a_pc_enrolled_before_bundles_registers_its_key_at_its_next_sync(hub, hu
     assert hub.import_bundle(path).accepted == bundle.read_header(path).changes
 
 
+@pytest.mark.parametrize("hub_db_url", ["sqlite"], indirect=True)
+def test_the_hubs_bundle_key_rotates_without_stranding_a_bundle_on_the_road(hub, hub_server, hub_db_url, facilities,
+                                                                            spoke, tmp_path):
+    """The hub rotates its bundle key (`spoke-hub bundle rotate-key`): a bundle already sealed for the old key (a
+    drive on the road) still imports; a return bundle under the new key imports at a PC that has not learnt it
+    yet; the PC learns it at its next network sync and seals for it from then on; once the old key is retired
+    (its private half destroyed) a bundle sealed for it is refused with the day and its own exit code, and the
+    hub's database is left as it was."""
+    from spoke_client.services.hub_link import HUB_BOX_KEY_ID
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    old_id = pc.store.get_setting(HUB_BOX_KEY_ID)
+    queued_case(pc, admin)
+    on_the_road = bundles.export(pc.store, paths, tmp_path / "road.spokebundle").paths[0]
+    stale = tmp_path / "stale.spokebundle"
+    stale.write_bytes(on_the_road.read_bytes())
+
+    rotated = hub_cli(hub_db_url, "bundle", "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    new_id = rotated.stdout.split()[0]
+    assert new_id != old_id and hub.box_key()[0] == new_id
+    listed = hub_cli(hub_db_url, "bundle", "keys").stdout
+    assert f"{new_id}  current" in listed and f"{old_id}  older" in listed
+
+    report = hub.import_bundle(on_the_road)          # sealed for the old key, carried for days: still opens
+    assert report.accepted == bundle.read_header(on_the_road).changes
+    back = hub.export_return_bundle(pc.store.device_id, tmp_path / "back.spokebundle").paths[0]
+    assert bundle.read_header(back).hub == new_id
+    assert bundles.import_return(pc.store, paths, back).acknowledged >= 1, "the hub's own, under its new key"
+    assert pc.store.get_setting(HUB_BOX_KEY_ID) == old_id, "nothing is sealed for the hub from a return bundle"
+
+    assert sync_once(pc.store, paths).ok                 # the next network sync learns the new key
+    assert pc.store.get_setting(HUB_BOX_KEY_ID) == new_id
+    queued_case(pc, admin, name="Ramesh Kumar")
+    fresh = bundles.export(pc.store, paths, tmp_path / "fresh.spokebundle").paths[0]
+    assert (bundle.read_header(fresh).recipient, bundle.read_header(fresh).hub) == (new_id, new_id)
+    assert hub.import_bundle(fresh).accepted >= 1
+
+    assert hub_cli(hub_db_url, "bundle", "retire-key", new_id).returncode == 1, "the current key is not retired"
+    retired = hub_cli(hub_db_url, "bundle", "retire-key", old_id)
+    assert retired.returncode == 0, retired.stderr
+    with hub.session.begin() as s:               # the bundle on the road, as if it had never been imported
+        s.query(HubBundle).filter_by(bundle_id=bundle.read_header(stale).bundle_id).delete()
+    before = hub_state(hub)
+    refused = hub_cli(hub_db_url, "bundle", "import", str(stale))
+    assert refused.returncode == BundleError.EXIT["retired_key"], refused.stderr
+    assert "retired on" in refused.stderr and "next network sync" in refused.stderr
+    assert hub_state(hub) == before
+    assert f"{old_id}  retired" in hub_cli(hub_db_url, "bundle", "keys").stdout
+
+
 # --- the way back: the hub's answers on the drive -------------------------------------------------------------
 def spoke_cli(paths, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), *args],
