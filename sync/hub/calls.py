@@ -18,12 +18,13 @@ import hmac
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -36,6 +37,7 @@ from sync.hub.models import HubCall, HubCallSignal, HubCase, HubFacility, HubFac
 from sync.hub.staff import Staff, audit, utcnow
 
 log = logging.getLogger("spoke.hub.calls")
+CHANNEL = "spoke_call_signal"   # PostgreSQL's NOTIFY channel: a message waits for "<call id>:<side>"
 
 RING_SECONDS = 60          # how long a call rings before the spoke is told nobody answered
 QUIET_SECONDS = 15         # an end silent this long is gone (its link, its PC or its hub worker died)
@@ -330,6 +332,110 @@ class HubCalls:
     @staticmethod
     def _signal(s: Session, call_id: str, to_side: str, kind: str, body: dict) -> None:
         s.add(HubCallSignal(call_id=call_id, to_side=to_side, kind=kind, body=body, at=utcnow()))
+        if s.get_bind().dialect.name == "postgresql":   # delivered at commit, to every worker listening
+            s.execute(text("SELECT pg_notify(:channel, :key)"), {"channel": CHANNEL, "key": f"{call_id}:{to_side}"})
+
+    def call_wakeup(self, call_id: str, side: str) -> "Wakeup | None":
+        """On PostgreSQL, an event set when a message is written for this end (LISTEN/NOTIFY, through one listening
+        connection per worker process); None on SQLite, where the end looks every POLL_SECONDS."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with _LISTENERS_LOCK:
+            listener = self.__dict__.get("_listener")
+            if listener is None:
+                listener = self.__dict__["_listener"] = _Listener(
+                    self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        return listener.wakeup(f"{call_id}:{side}")
+
+
+_LISTENERS_LOCK = threading.Lock()
+
+
+class Wakeup:
+    """One end's wake-up call: `event` is set (on the end's own asyncio loop) when a message may be waiting for it;
+    `live` tells whether notifications are coming (else the end polls as on SQLite)."""
+
+    def __init__(self, listener: "_Listener", key: str) -> None:
+        self.listener, self.key = listener, key
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    @property
+    def live(self) -> bool:
+        return self.listener.live.is_set()
+
+    def set(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+    def close(self) -> None:
+        self.listener.forget(self)
+
+
+class _Listener:
+    """A thread with one autocommit connection that LISTENs on CHANNEL while any end of this process waits, and
+    wakes the ends a notification names. It stops when the last end goes, and starts again with the next; a
+    dropped connection is opened again (the ends poll meanwhile, and are woken once to look)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.waiting: dict[str, set[Wakeup]] = {}
+        self.lock = threading.Lock()
+        self.live = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def wakeup(self, key: str) -> Wakeup:
+        w = Wakeup(self, key)
+        with self.lock:
+            self.waiting.setdefault(key, set()).add(w)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True, name="call-listener")
+                self.thread.start()
+        return w
+
+    def forget(self, w: Wakeup) -> None:
+        with self.lock:
+            group = self.waiting.get(w.key)
+            if group is not None:
+                group.discard(w)
+                if not group:
+                    del self.waiting[w.key]
+
+    def _wake(self, key: str | None) -> None:
+        with self.lock:
+            targets = [w for k, group in self.waiting.items() if key is None or k == key for w in group]
+        for w in targets:
+            try:
+                w.set()
+            except RuntimeError:       # its loop has closed
+                pass
+
+    def _run(self) -> None:
+        import psycopg
+
+        while True:
+            with self.lock:
+                if not self.waiting:
+                    self.thread = None
+                    return
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.live.set()
+                    self._wake(None)       # anything written before the LISTEN: each end looks once
+                    while True:
+                        for n in conn.notifies(timeout=1.0):
+                            self._wake(n.payload)
+                        with self.lock:
+                            if not self.waiting:
+                                self.thread = None
+                                return
+            except Exception as exc:  # noqa: BLE001 - a listener that fails leaves the ends polling, never stuck
+                log.warning("call signalling: listening for notifications failed (%s); polling meanwhile",
+                            type(exc).__name__)
+                time.sleep(1.0)
+            finally:
+                self.live.clear()
+                self._wake(None)
 
 
 # --- the WebSocket of one end -----------------------------------------------------------------------------------
@@ -373,6 +479,8 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> 
         finally:
             gone.set()
 
+    wake = hub.call_wakeup(call_id, side)
+
     async def outbound() -> bool:
         nonlocal after
         beat = 0.0
@@ -381,15 +489,25 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> 
             if now - beat >= HEARTBEAT_SECONDS:
                 await run_in_threadpool(hub.call_heartbeat, call_id, side)
                 beat = now
+            if wake is not None:
+                wake.event.clear()       # before reading: a message written after the read wakes the next wait
             for seq, kind, body in await run_in_threadpool(hub.signals_for, call_id, side, after):
                 await ws.send_json({"kind": kind, **body, "seq": seq})
                 after = seq
                 if kind == "ended":
                     return True
-            try:
-                await asyncio.wait_for(gone.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
+            # Woken by a notification (PostgreSQL), else a look every POLL_SECONDS; at least one heartbeat's time.
+            if wake is not None and wake.live:
+                timeout = max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - beat))
+                waiters = [asyncio.ensure_future(gone.wait()), asyncio.ensure_future(wake.event.wait())]
+                _done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+            else:
+                try:
+                    await asyncio.wait_for(gone.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    pass
         return False
 
     reader = asyncio.create_task(inbound())
@@ -399,6 +517,8 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> 
         over = False
     finally:
         reader.cancel()
+        if wake is not None:
+            wake.close()
     if not over and closed_cleanly[0]:
         await run_in_threadpool(hub.end_call, call_id, side)
     elif not over:

@@ -290,3 +290,52 @@ def test_a_signalling_socket_that_drops_mid_call_is_opened_again_and_the_call_go
     finally:
         call.hang_up()
         link.close()
+
+
+@pytest.mark.parametrize("hub_db_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_message_reaches_its_end_by_notification_not_by_the_next_look(pc_with_a_queued_case,
+                                                                                       monkeypatch):
+    """On PostgreSQL a message written for an end wakes that end's socket at once (LISTEN/NOTIFY, one listening
+    connection per worker); with polling and heartbeats made 5 s here, the doctor's answer reaches the ringing spoke
+    within a second (it would take seconds without the notification). When the last socket goes, the listener
+    stops."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from spoke_client.services.sync_local import signed_client
+    from sync.hub import calls
+
+    monkeypatch.setattr(calls, "POLL_SECONDS", 5.0)        # an end that polled would wait that long,
+    monkeypatch.setattr(calls, "HEARTBEAT_SECONDS", 5.0)   # and one that only looked at its heartbeats too
+    hub, server, services, paths, _admin, case, mehta, _rao = pc_with_a_queued_case
+    client = signed_client(services.store, paths)
+    start = client.start_call(case.id, "ANM")
+    path = f"/v1/calls/{start.call_id}/signal"
+    url = server.url.replace("http://", "ws://") + path
+
+    async def ring() -> float:
+        async with connect(url, additional_headers=client.signed_headers("GET", path)) as ws:
+            deadline = time.monotonic() + 10
+            def listening() -> bool:
+                listener = getattr(hub, "_listener", None)     # made by the first socket of a call
+                return listener is not None and listener.live.is_set() and bool(listener.waiting)
+
+            while not listening() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert listening(), "the worker listens for the call's messages"
+            await asyncio.sleep(0.3)
+            answered_at = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, hub.answer_call, mehta, start.call_id)
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 4))
+                if m["kind"] == "answered":
+                    return time.monotonic() - answered_at
+
+    took = asyncio.run(ring())
+    assert took < 1.0, f"the answer took {took:.2f} s: it waited for a look, not a notification"
+    deadline = time.monotonic() + 5
+    while hub._listener.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hub._listener.thread is None, "the listener stops when no end waits"
