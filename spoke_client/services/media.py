@@ -27,6 +27,8 @@ from spoke_client.services.sealed_files import (
     media_key,
     read_sealed,
     seal,
+    starts_with,
+    zero,
 )
 from spoke_client.services.settings import AUDIO_MAX_SECONDS, CAMERA_SOURCE, PHOTO_LONG_SIDE, SettingsService
 from spoke_client.services.store import Store, new_id
@@ -163,7 +165,7 @@ class MediaFiles:
             return 0
         gone = 0
         for path in incoming.iterdir():
-            if path.is_file() and not _starts_with(path, MAGIC_PARTIAL):
+            if path.is_file() and not starts_with(path, MAGIC_PARTIAL):
                 _zero_and_remove(path)
                 gone += 1
         return gone
@@ -243,23 +245,8 @@ def _running(pid: int, folder: Path) -> bool:
     return True
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
-    except OSError:
-        return False
-
-
 def _zero_and_remove(path: Path) -> None:
-    try:
-        size = path.stat().st_size
-        with open(path, "r+b") as f:
-            f.write(b"\0" * size)
-            f.flush()
-            os.fsync(f.fileno())
-    except FileNotFoundError:
-        return
+    zero(path)
     path.unlink(missing_ok=True)
 
 

@@ -42,9 +42,13 @@ class SealedFileError(OSError):
 
 
 def is_sealed(path: Path) -> bool:
+    return starts_with(path, MAGIC)
+
+
+def starts_with(path: Path, magic: bytes) -> bool:
     try:
         with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
+            return f.read(len(magic)) == magic
     except OSError:
         return False
 
@@ -171,8 +175,8 @@ class SealedPartial:
         if offset not in (0, plain):
             raise ValueError(f"a kept download holds {plain} bytes, not {offset}")
         if offset == 0 or records == 0:
-            if self.path.exists() and not self._is_ours():
-                _zero(self.path)        # a download kept in clear before the data was encrypted
+            if self.path.exists() and not starts_with(self.path, MAGIC_PARTIAL):
+                zero(self.path)         # a download kept in clear before the data was encrypted
             salt = os.urandom(SALT)
             f = open(self.path, "wb")
             f.write(MAGIC_PARTIAL + salt)
@@ -208,15 +212,8 @@ class SealedPartial:
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def _is_ours(self) -> bool:
-        try:
-            with open(self.path, "rb") as f:
-                return f.read(len(MAGIC_PARTIAL)) == MAGIC_PARTIAL
-        except OSError:
-            return False
 
-
-def _zero(path: Path) -> None:
+def zero(path: Path) -> None:
     """Overwrites a clear file's content with zeros (as far as the file system lets it reach)."""
     try:
         size = path.stat().st_size
