@@ -316,6 +316,18 @@ class Gate:
         failures.cleared(name)
         return key, slot_id
 
+    def conversion_progress(self) -> float | None:
+        """While the one-time conversion runs (from any thread): how far the encrypted copy has come, by its size
+        against the clear file's (0 to 0.99; its check and switch follow); None when no conversion runs."""
+        if not getattr(self, "_converting", False):
+            return None
+        try:
+            whole = self.paths.database.stat().st_size
+            done = _sibling(self.paths.database, ENCRYPTING).stat().st_size
+        except OSError:
+            return 0.0
+        return min(0.99, done / whole) if whole else 0.0
+
     def encrypt(self, admin: User, password: str) -> None:
         """Converts the open clear store: slots for `admin` (and the recovery key, kept on the key ring to be shown
         once), the file encrypted, the store opened again with the key."""
@@ -335,11 +347,14 @@ class Gate:
         ring = KeyRing(self.paths, key)
         ring.first_slot(admin.id, admin.username, password,
                         f"{facility.name} ({facility.hwc_id})" if facility else "")
+        self._converting = True
         try:
             encrypt_clear_database(self.paths, key)
         except BaseException:
             self.services = open_services(self.paths)     # still the clear file: the session goes on
             raise
+        finally:
+            self._converting = False
         self.services = open_services(self.paths, key=key, keep_good_copy=True)
         assert self.services.keys is not None
         self.services.keys.recovery_key = ring.recovery_key

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -225,6 +225,32 @@ class LoginDialog(_ServiceDialog):
         self.retranslate()
         self.username.setFocus(Qt.FocusReason.OtherFocusReason)
 
+    def submit(self) -> None:
+        super().submit()
+        if hasattr(self.auth, "conversion_progress"):
+            # An administrator's first sign-in after the update may encrypt a large database: say so, with how far.
+            self._progress_timer = QTimer(self)
+            self._progress_timer.timeout.connect(self._show_conversion)
+            self._progress_timer.start(300)
+
+    def _show_conversion(self) -> None:
+        progress = self.auth.conversion_progress()
+        if progress is not None:
+            # xgettext:no-python-format
+            self.message.show_message(_("Encrypting the data on this computer (once, after the update): {percent} % "
+                                        "done. Keep the computer on until it is finished.").format(
+                percent=int(progress * 100)))
+
+    def _stop_progress(self) -> None:
+        timer = getattr(self, "_progress_timer", None)
+        if timer is not None:
+            timer.stop()
+            self._progress_timer = None
+
+    def succeeded(self, result) -> None:
+        self._stop_progress()
+        super().succeeded(result)
+
     def intro_text(self) -> str:
         if not self.locked:
             return self.facility_name
@@ -256,6 +282,7 @@ class LoginDialog(_ServiceDialog):
         return self.auth.login(self.username.text(), self.password.text())
 
     def failed(self, exc: Exception) -> None:
+        self._stop_progress()
         if isinstance(exc, DatabaseDamaged):
             self.damaged = exc       # the app offers the last good copy
             self.reject()

@@ -115,7 +115,11 @@ class TaskRunner(QObject):
         signals.failed.connect(on_error if on_error else self._unhandled)
         signals.done.connect(finish)
         signals.failed.connect(finish)
-        pools[lane].start(_Job(fn, signals, task))
+        try:
+            pools[lane].start(_Job(fn, signals, task))
+        except RuntimeError:      # the runner is gone (the app shutting down): a job asked for now is not run
+            self._live.discard(signals)
+            log.info("a background job was asked for after shutdown and not run: %s", task.name)
         return task
 
     def _unhandled(self, exc: Exception) -> None:

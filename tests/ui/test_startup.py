@@ -1,6 +1,8 @@
 """Start-up: an encrypted database opens at the sign-in, set-up shows the recovery key once, and a damaged database
 is reported at the sign-in that opens it, with the last good copy offered and the damaged file kept."""
 
+from pathlib import Path
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
@@ -160,4 +162,52 @@ def test_set_up_shows_the_recovery_key_once_before_the_first_sign_in(qtbot, path
         assert KeySlots(paths.keyslots).unlock_recovery(shown[0]) == controller.services.key
     finally:
         timer.stop()
+        shut_down(controller)
+
+
+def test_the_administrators_sign_in_that_encrypts_the_data_says_how_far_it_has_come(qtbot, tmp_path, monkeypatch):
+    """After the update that brings encryption, the first administrator's sign-in converts the database, which on
+    a large store takes a while: the sign-in screen says what is happening and how far it has come, then the app
+    opens on the encrypted data. (The conversion is held back half a second here, as a slow disk would.)"""
+    import shutil
+    import time as _time
+
+    from spoke_client.db.engine import database_kind
+    from spoke_client.paths import DataPaths
+    from spoke_client.services import vault
+
+    paths = DataPaths(tmp_path / "data")
+    paths.ensure()
+    shutil.copy(sorted((Path(__file__).resolve().parent.parent / "fixtures" / "db").glob("schema-*.sqlite"))[-1],
+                paths.database)
+    real = vault.encrypt_clear_database
+
+    def slow_disk(p, key):
+        _time.sleep(0.7)
+        real(p, key)
+
+    monkeypatch.setattr(vault, "encrypt_clear_database", slow_disk)
+    said: list[str] = []
+    controller = AppController(paths)
+
+    def watch() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, LoginDialog) and box.message.text() and "Encrypting" in box.message.text():
+            said.append(box.message.text())
+        elif isinstance(box, RecoveryKeyDialog):    # shown once after the conversion, as at set-up
+            box.written.setChecked(True)
+            box.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+
+    watcher = QTimer()
+    watcher.timeout.connect(watch)
+    watcher.start(50)
+    timer = answer_boxes([], [], sign_in=("admin", "golden-password"))
+    try:
+        assert controller.open_store()
+        assert controller.sign_in()
+        assert said and "% done" in said[0] and "Keep the computer on" in said[0], said
+        assert database_kind(paths.database) == "encrypted"
+    finally:
+        timer.stop()
+        watcher.stop()
         shut_down(controller)
