@@ -128,6 +128,20 @@ def resume_conversion(paths: DataPaths) -> None:
     if kept.exists() and kind == "encrypted":
         _shred(kept)
         log.info("the clear copy left by the encryption of the database was overwritten and removed")
+    if kind == "encrypted" and _shred_clear_copies(paths):
+        # A kill after the switch and before step 4 reached backups/: done now (a clear copy is never restored
+        # over an encrypted database anyway).
+        log.info("clear copies in backups/ left by an interrupted encryption were overwritten and removed")
+
+
+def _shred_clear_copies(paths: DataPaths) -> int:
+    """Step 4 for backups/: every copy there still in clear (the day's copy, the one before a migration)."""
+    done = 0
+    for copy in sorted(paths.backups.glob("*.sqlite")) if paths.backups.is_dir() else []:
+        if database_kind(copy) == "clear":
+            _shred(copy)     # the day's copy is taken again, encrypted, when the data is opened next
+            done += 1
+    return done
 
 
 def encrypt_clear_database(paths: DataPaths, key: bytes) -> None:
@@ -172,9 +186,7 @@ def encrypt_clear_database(paths: DataPaths, key: bytes) -> None:
     os.replace(unfinished, db)
     fsync_dir(db.parent)
     _shred(kept)
-    for copy in sorted(paths.backups.glob("*.sqlite")):
-        if database_kind(copy) == "clear":
-            _shred(copy)     # the day's copy is taken again, encrypted, when the data is opened next
+    _shred_clear_copies(paths)
     log.info("the database is encrypted now (%d tables, every row kept)", len(counts))
 
 

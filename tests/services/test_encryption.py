@@ -443,3 +443,23 @@ def test_a_photo_opened_in_the_viewer_is_a_private_clear_copy_removed_after_a_cr
         assert shown.read_bytes() == photo, "this Spoke's own copy stays while it runs (the viewer may have it open)"
     finally:
         gate.services.close()
+
+
+def test_a_kill_after_the_switch_before_the_copies_were_shredded_is_finished_at_the_next_open(paths, services,
+                                                                                             admin):
+    """The conversion's last step overwrites the clear copies in backups/ (the day's, the one before a migration);
+    a kill after the switch and before that step leaves an encrypted database beside clear copies. The next open
+    finishes the step (seen once in three suite runs: a kill at 95 % of the conversion left such a copy)."""
+    services.patients.register(admin, PATIENTS[0])
+    services.close()
+    left = paths.backups / "pre-upgrade-0007-20261203T101729Z.sqlite"
+    shutil.copy(GOLDEN / "schema-0007.sqlite", left)
+    assert database_kind(left) == "clear" and b"Kamla Devi" in left.read_bytes()
+    gate = Gate(paths)
+    gate.login("admin", ADMIN_PASSWORD)
+    try:
+        assert not left.exists(), "the clear copy is overwritten and removed at the next open"
+        assert gate.services.patients.search("kamla")
+    finally:
+        gate.services.close()
+    assert secrets_in(paths.root, leave_out=()) == []
