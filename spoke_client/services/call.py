@@ -72,10 +72,7 @@ def _bounded_encoders() -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            # Start at the floor: the far end's REMB raises it within seconds where the link allows, and a link
-            # too narrow for video loses less sound before the judge drops it.
             self.target_bitrate = VIDEO_MAX_BPS
-            self.requested = VIDEO_MAX_BPS     # nothing heard from the far end yet: not a sign of a poor link
 
         @property
         def target_bitrate(self) -> int:

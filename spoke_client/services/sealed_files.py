@@ -135,6 +135,7 @@ class SealedPartial:
             aead = ChaCha20Poly1305(_hkdf(self.key, head[len(MAGIC_PARTIAL):], b"spoke media download v1")) \
                 if decrypt else None
             counter = plain = 0
+            file_size = os.fstat(f.fileno()).st_size
             while True:
                 size = f.read(4)
                 length = int.from_bytes(size, "big") if len(size) == 4 else 0
@@ -143,7 +144,7 @@ class SealedPartial:
                 record = f.read(length) if aead is not None else None
                 if record is None:
                     f.seek(length, os.SEEK_CUR)
-                    if f.tell() > os.fstat(f.fileno()).st_size:
+                    if f.tell() > file_size:
                         return
                 elif len(record) < length:
                     return

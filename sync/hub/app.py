@@ -261,11 +261,7 @@ def create_app(hub: Hub, admin_token: str | None = None) -> FastAPI:
             await ws.send_json({"kind": "error", "code": exc.code, "message": exc.message})
             await ws.close(4000 + min(exc.status, 999))
             return
-        try:
-            after = max(0, int(ws.query_params.get("after", "0")))
-        except ValueError:
-            after = 0
-        await relay(ws, hub, call_id, "spoke", after)
+        await relay(ws, hub, call_id, "spoke")
 
     @app.get("/v1/bundles/{bundle_id}/{part}", responses={404: {"model": ErrorBody}})
     async def bundle_status(bundle_id: str, part: Annotated[int, PathParam(ge=1, le=9999)]) -> JSONResponse:

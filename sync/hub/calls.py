@@ -439,7 +439,7 @@ class _Listener:
 
 
 # --- the WebSocket of one end -----------------------------------------------------------------------------------
-async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> None:
+async def relay(ws: WebSocket, hub, call_id: str, side: str) -> None:
     """Carries one end's signalling until the call ends or the end goes: what the end sends is written for the
     other end; what is written for this end is sent, in order, each with its number (`seq`); every
     HEARTBEAT_SECONDS this end's sign of life is written (and the call's clocks are checked, so a call nobody
@@ -447,8 +447,12 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str, after: int = 0) -> 
 
     The socket closed cleanly without a hang-up (the end's window closed) ends the call, and the other end is told
     at once. A socket that dropped (no closing handshake: a link cut, a modem's reset) leaves the call on: the end
-    may open a new socket with `after`, the last number it received, and carry on, its media never having
+    may open a new socket with `?after=N`, the last number it received, and carry on, its media never having
     stopped; if it does not come back within the quiet time, the call's clocks end it."""
+    try:
+        after = max(0, int(ws.query_params.get("after", "0")))
+    except ValueError:
+        after = 0
     gone = asyncio.Event()
     allowed = FROM[side]
     closed_cleanly = [False]

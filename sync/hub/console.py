@@ -821,11 +821,7 @@ def router(hub) -> APIRouter:
             await ws.send_json({"kind": "error", "code": exc.code, "message": exc.message})
             await ws.close(4000 + min(exc.status, 999))
             return
-        try:
-            after = max(0, int(ws.query_params.get("after", "0")))
-        except ValueError:
-            after = 0
-        await relay(ws, hub, call_id, "doctor", after)
+        await relay(ws, hub, call_id, "doctor")
 
     # --- the stylesheet and the script --------------------------------------------------------------------
     shipped = {p.name for p in STATIC.iterdir() if p.is_file()}
