@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,8 +76,12 @@ class HubProcess:
                               check=True).stdout.strip()
 
     def stop(self) -> None:
+        """Stops the hub and removes the run's folder (hub and PCs: gigabytes at 100,000 patients), unless
+        SPOKE_BENCH_KEEP is set."""
         self.proc.terminate()
         self.proc.wait(20)
+        if not os.environ.get("SPOKE_BENCH_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def spoke_pc(hub: HubProcess, name: str):

@@ -89,6 +89,7 @@ def main() -> None:
 
             prof.disable()
             pstats.Stats(prof).sort_stats("cumtime").print_stats(25)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         assert report.error is None and report.pulled >= records, report
         with pc2.store.read() as s:   # every record is there, not only received
             from sqlalchemy import func, select

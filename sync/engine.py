@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from sync.files import PartialDownload, sha256_file
 from sync.protocol import MAX_CHUNK_BYTES, REJECT_CLOCK_AHEAD, Change, PullPage, PushBatch, PushResult, Rejection, SetDigest
@@ -28,7 +28,9 @@ class Outbox(Protocol):
 
 class Inbox(Protocol):
     def cursor(self) -> int: ...
-    def apply(self, page: PullPage) -> int: ...  # stores the page and next_cursor in one transaction
+    # Stores the page and next_cursor in one transaction; `prepared` is what prepare() (if the inbox has it) made
+    # of the page on the fetching thread: work that needs no database, done beside the SQL of the page before.
+    def apply(self, page: PullPage, prepared: Any = None) -> int: ...
     def local_digest(self, cursor: int) -> tuple[SetDigest, SetDigest]: ...   # (others up to cursor, own sent)
     def prepare_resync(self, pull_again: bool, push_again: bool) -> None: ...  # unsent work is never touched
     def pull_own(self) -> bool: ...     # in a full resync: our own changes come back too
@@ -304,13 +306,13 @@ class SyncEngine:
         this one is applied (the hub's work and ours overlap); a fetched page is only ever applied in order, and
         one fetched but not applied when the round stops is simply fetched again next time."""
         own = self.inbox.pull_own()
-        pages = _PullAhead(self.client, self.inbox.cursor(), self.page_size, own)
+        pages = _PullAhead(self.client, self.inbox.cursor(), self.page_size, own, getattr(self.inbox, "prepare", None))
         remaining: int | None = None   # counted by the hub at the first page only, then by us
         try:
             while True:
                 _check(cancel)
-                page = pages.next()
-                report.pulled += self.inbox.apply(page)
+                page, prepared = pages.next()
+                report.pulled += self.inbox.apply(page, prepared)
                 remaining = page.remaining if remaining is None else max(remaining - len(page.changes), 0)
                 if progress:
                     progress("pull", report.pulled, report.pulled + remaining)
@@ -322,18 +324,20 @@ class SyncEngine:
 
 
 class _PullAhead:
-    """Fetches pull pages one after another on a thread, one page ahead of the one being applied."""
+    """Fetches pull pages one after another on a thread, one page ahead of the one being applied, each with what
+    the inbox's prepare() made of it there."""
 
-    def __init__(self, client, cursor: int, page_size: int, own: bool) -> None:
+    def __init__(self, client, cursor: int, page_size: int, own: bool,
+                 prepare: Callable[[PullPage], Any] | None = None) -> None:
         import queue
 
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(client, cursor, page_size, own), name="sync-pull",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(client, cursor, page_size, own, prepare),
+                                        name="sync-pull", daemon=True)
         self._thread.start()
 
-    def _run(self, client, cursor: int, page_size: int, own: bool) -> None:
+    def _run(self, client, cursor: int, page_size: int, own: bool, prepare) -> None:
         import queue
 
         first = True
@@ -341,9 +345,10 @@ class _PullAhead:
             while not self._stop.is_set():
                 page = client.pull(cursor, page_size, own=own, count=first)
                 first = False
+                item = (page, prepare(page) if prepare is not None else None)
                 while not self._stop.is_set():
                     try:
-                        self._queue.put(page, timeout=0.2)
+                        self._queue.put(item, timeout=0.2)
                         break
                     except queue.Full:
                         continue
@@ -358,7 +363,7 @@ class _PullAhead:
                 except queue.Full:
                     continue
 
-    def next(self) -> PullPage:
+    def next(self) -> tuple[PullPage, Any]:
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item

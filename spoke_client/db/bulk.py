@@ -23,8 +23,6 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict], *, or_igno
     dialect = connection.dialect
     names = list(rows[0])
     processors = [_converter(table.c[name].type, dialect) for name in names]
-    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-    sql = f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
     get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     convert = [(i, p) for i, p in enumerate(processors) if p is not None]
     params = []
@@ -33,7 +31,26 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict], *, or_igno
         for i, p in convert:
             values[i] = p(values[i])
         params.append(tuple(values))
-    connection.exec_driver_sql(sql, params)
+    connection.exec_driver_sql(_insert_sql(table, names, or_ignore), params)
+
+
+def insert_plain(session: Session, table: Table, names: Sequence[str], rows: Sequence[tuple], *,
+                 same: dict | None = None, or_ignore: bool = False) -> None:
+    """INSERT tuples of `names` whose values need no conversion (text, numbers, None: bound as they are), each
+    followed by the columns of `same`, whose values are the same for every row and are converted once."""
+    if not rows:
+        return
+    connection = session.connection()
+    same = same or {}
+    tail = tuple(p(v) if (p := _converter(table.c[k].type, connection.dialect)) is not None else v
+                 for k, v in same.items())
+    params = [row + tail for row in rows] if tail else rows
+    connection.exec_driver_sql(_insert_sql(table, [*names, *same], or_ignore), params)
+
+
+def _insert_sql(table: Table, names: Sequence[str], or_ignore: bool) -> str:
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    return f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
 
 
 def _utc_text(value):

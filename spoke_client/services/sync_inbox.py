@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from spoke_client.db.bulk import among, insert_many
+from spoke_client.db.bulk import among, insert_many, insert_plain
 from spoke_client.db.models import (
     AnswerRow,
     AttachmentRow,
@@ -56,6 +56,7 @@ _VITALS_FIELDS = tuple(VitalsValues.model_fields)
 # A question that arrives open moves a case the hub has (queued, or in a consultation) to "information
 # requested"; a case prescribed, closed or cancelled meanwhile stays where it is.
 _ASKABLE = frozenset({CaseStatus.QUEUED.value, CaseStatus.IN_CONSULTATION.value})
+_ENVELOPE = ("seq", "change_id", "entity", "entity_id", "version", "op", "hlc", "device_id")
 _PARENT_ENTITY = {"patient_id": "patient", "case_id": "case", "replaces_id": "vitals", "question_id": "question"}
 
 
@@ -92,13 +93,23 @@ class Inbox:
     def cursor(self) -> int:
         return int(self.store.get_setting(CURSOR, "0") or 0)
 
-    def apply(self, page: PullPage) -> int:
+    @staticmethod
+    def prepare(page: PullPage) -> list[Checked]:
+        """The page's changes, each checked against its entity's payload. Needs no database: the engine runs it on
+        the thread that fetches the next page, beside the SQL of the page being applied (SQLite lets go of the
+        GIL while it works), rather than on the applying thread."""
+        return [check(Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc,
+                             str(c.change_id))) for c in page.changes]
+
+    def apply(self, page: PullPage, prepared: list[Checked] | None = None) -> int:
         """Stores the page, applies what can be applied and moves the cursor, in one transaction: a cut between
-        pages loses nothing and applies nothing twice."""
+        pages loses nothing and applies nothing twice. `prepared` is what prepare() made of this page, if it ran
+        already."""
+        checked = self.prepare(page) if prepared is None else prepared
         with self.store.write(None, background=True) as w:
-            new = self._fresh(w, page)
+            new = self._fresh(w, checked)
             self._observe(w, page)
-            outcome = _Applier(w, self.files, self.store.device_id).apply(new)
+            outcome = _Applier(w, self.files, self.store.device_id).apply_checked(new)
             self._store(w, new, outcome)    # each with what became of it, in one statement
             self._cascade(w, outcome.arrived)
             cursor = max(page.next_cursor, int(w.get_setting(CURSOR, "0") or 0))
@@ -109,23 +120,29 @@ class Inbox:
             log.warning("%d pulled changes could not be applied (held in the inbox)", len(outcome.failed))
         return len(page.changes)
 
-    def _fresh(self, w: Writer, page: PullPage) -> list[Pulled]:
+    @staticmethod
+    def _fresh(w: Writer, checked: list[Checked]) -> list[Checked]:
         """The page's changes this PC has not received before (a page fetched again after a cut)."""
-        ids = [str(c.change_id) for c in page.changes]
+        ids = [item.change.change_id for item in checked]
         known = set(w.session.scalars(select(InboxRow.change_id).where(among(InboxRow.change_id, ids)))) if ids else set()
-        return [Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc, cid)
-                for c, cid in zip(page.changes, ids) if cid not in known]
+        return [item for item in checked if item.change.change_id not in known] if known else checked
 
     @staticmethod
-    def _store(w: Writer, fresh: list[Pulled], outcome: Outcome) -> None:
+    def _store(w: Writer, fresh: list[Checked], outcome: Outcome) -> None:
         """A row per change with what became of it. An applied change's payload is in its record's table now;
         only what is not applied (waiting, held, of a kind this version does not know) keeps its payload here."""
         applied = set(outcome.applied)
+        done = [item.change for item in fresh if item.change.seq in applied]
+        # The applied ones (nearly all of a page) as plain tuples, what they share bound once.
+        insert_plain(w.session, InboxRow.__table__, _ENVELOPE, [
+            (c.seq, c.change_id, c.entity, c.entity_id, c.version, c.op, c.hlc, c.device_id) for c in done],
+            same=dict(payload=None, received_at=w.now, applied_at=w.now, waiting_for=None, failed_reason=None),
+            or_ignore=True)
         insert_many(w.session, InboxRow.__table__, [dict(
             seq=c.seq, change_id=c.change_id, entity=c.entity, entity_id=c.entity_id, version=c.version, op=c.op,
-            hlc=c.hlc, device_id=c.device_id, payload=None if c.seq in applied else c.payload, received_at=w.now,
-            applied_at=w.now if c.seq in applied else None, waiting_for=outcome.waiting.get(c.seq),
-            failed_reason=outcome.failed.get(c.seq)) for c in fresh], or_ignore=True)
+            hlc=c.hlc, device_id=c.device_id, payload=c.payload, received_at=w.now, applied_at=None,
+            waiting_for=outcome.waiting.get(c.seq), failed_reason=outcome.failed.get(c.seq))
+            for c in (item.change for item in fresh) if c.seq not in applied], or_ignore=True)
 
     def _observe(self, w: Writer, page: PullPage) -> None:
         # Our next changes order after what we saw (the hub bounded every stamp it accepted).
@@ -138,7 +155,8 @@ class Inbox:
         table = InboxRow.__table__
         if outcome.applied:
             w.session.execute(update(table).where(table.c.seq == bindparam("s")).values(
-                applied_at=w.now, waiting_for=None, failed_reason=None), [{"s": seq} for seq in outcome.applied])
+                applied_at=w.now, waiting_for=None, failed_reason=None, payload=None),
+                [{"s": seq} for seq in outcome.applied])
         if outcome.waiting:
             w.session.execute(update(table).where(table.c.seq == bindparam("s")).values(waiting_for=bindparam("p")),
                               [{"s": seq, "p": parent} for seq, parent in outcome.waiting.items()])
@@ -239,6 +257,36 @@ def _pulled(row: InboxRow) -> Pulled:
     return Pulled(row.seq, row.entity, row.entity_id, row.version, row.op, row.device_id, row.payload, row.hlc)
 
 
+@dataclass(slots=True)
+class Checked:
+    """A pulled change with its payload checked: `payload` is the checked model (None for a delete) when `ok`;
+    otherwise `problem` says why it is held, or is None for a kind of record this version does not apply yet
+    (kept in the inbox, unapplied, for a later version: not an error)."""
+
+    change: Pulled
+    ok: bool
+    payload: Payload | None = None
+    problem: str | None = None
+
+
+def check(c: Pulled) -> Checked:
+    if c.entity not in ALL_PAYLOADS:
+        return Checked(c, False)       # a newer hub's record
+    if c.entity in HUB_PAYLOADS and c.device_id != HUB_DEVICE_ID:
+        return Checked(c, False, problem=f"a {c.entity} record is made only by the hub, not by a device")
+    if c.op == Op.DELETE.value:
+        if c.entity == "attachment":
+            return Checked(c, True)
+        return Checked(c, False, problem=f"a {c.entity} record cannot be deleted")
+    try:
+        payload = validate(c.entity, c.payload, entity_id=c.entity_id)
+    except PayloadInvalid as exc:
+        return Checked(c, False, problem=f"the {c.entity} record is not valid: {exc}")
+    return Checked(c, True, payload)
+
+
+
+
 class _Applier:
     """Applies a list of pulled changes in one transaction: by entity in dependency order, set-based within
     an entity. Each entity's statements run in a savepoint; should one fail (something the checks did not
@@ -250,35 +298,20 @@ class _Applier:
         self._facility: str | None = None
 
     def apply(self, changes: list[Pulled]) -> Outcome:
+        return self.apply_checked([check(c) for c in changes])
+
+    def apply_checked(self, checked: list[Checked]) -> Outcome:
         by_entity: dict[str, list[tuple[Pulled, Payload | None]]] = {}
-        for c in changes:
-            checked = self._check(c)
-            if checked is not False:
-                by_entity.setdefault(c.entity, []).append((c, checked))
+        for item in checked:
+            if item.ok:
+                by_entity.setdefault(item.change.entity, []).append((item.change, item.payload))
+            elif item.problem is not None:
+                self.out.failed[item.change.seq] = item.problem
         for entity in APPLY_ORDER:
             group = by_entity.pop(entity, [])
             if group:
                 self._guarded(entity, group)
         return self.out
-
-    def _check(self, c: Pulled) -> Payload | None | bool:
-        """The checked payload (None for a delete), or False when the change is settled here (failed, or a
-        kind of record this version does not apply yet, which stays in the inbox for a later version)."""
-        if c.entity not in ALL_PAYLOADS:
-            return False       # a newer hub's record: kept, unapplied, not an error
-        if c.entity in HUB_PAYLOADS and c.device_id != HUB_DEVICE_ID:
-            self.out.failed[c.seq] = f"a {c.entity} record is made only by the hub, not by a device"
-            return False
-        if c.op == Op.DELETE.value:
-            if c.entity == "attachment":
-                return None
-            self.out.failed[c.seq] = f"a {c.entity} record cannot be deleted"
-            return False
-        try:
-            return validate(c.entity, c.payload, entity_id=c.entity_id)
-        except PayloadInvalid as exc:
-            self.out.failed[c.seq] = f"the {c.entity} record is not valid: {exc}"
-            return False
 
     def _guarded(self, entity: str, group: list[tuple[Pulled, Payload | None]]) -> None:
         applier = getattr(self, f"_apply_{entity}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -128,9 +129,18 @@ def test_a_replacement_pc_rebuilds_the_facility_from_the_hub(hub, hub_server, fa
 
     engine, _local = make_engine(new_pc.store, paths2)
     engine.page_size = 100
+    checked_on = set()
+    real_prepare = engine.inbox.prepare
+
+    def prepare(page):   # the real one, noting its thread
+        checked_on.add(threading.current_thread().name)
+        return real_prepare(page)
+
+    engine.inbox.prepare = prepare
     seen = []
     report = engine.run_once(progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert report.ok and report.pulled == sent
+    assert checked_on == {"sync-pull"}, "payloads are checked on the thread that fetches, not the one that applies"
     pulls = [(done, total) for stage, done, total in seen if stage == "pull"]
     assert len(pulls) >= 3 and pulls[0][1] == sent, "the first page already knows the total, for a time estimate"
     assert pulls[-1] == (sent, sent)
@@ -140,8 +150,20 @@ def test_a_replacement_pc_rebuilds_the_facility_from_the_hub(hub, hub_server, fa
     assert copy.status == CaseStatus.READY and copy.complaints == ("Headache",)
     assert [v.vitals.systolic_mmhg for v in copy.vitals] == [186, 180]
     assert copy.vitals[0].status.value == "entered-in-error" and copy.consent.giver_name == "Kamla Devi"
+    from sync.hub.models import HubChangeRow
+
+    with hub.session() as s:
+        hub_log = {str(c.change_id): c for c in s.scalars(select(HubChangeRow))}
     with new_pc.store.read() as s:
         unapplied = s.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.applied_at.is_(None)))
+        kept = list(s.scalars(select(InboxRow)))
+    assert len(kept) == sent
+    for row in kept:   # each applied change's envelope, as the hub sent it; its payload is in its record now
+        change = hub_log[row.change_id]
+        assert (row.seq, row.entity, row.entity_id, row.version, row.op, row.hlc, row.device_id) == (
+            change.seq, change.entity, change.entity_id, change.version, change.op, change.hlc, change.device_id)
+        assert row.payload is None and row.waiting_for is None and row.failed_reason is None
+        assert row.applied_at >= row.received_at and row.applied_at.tzinfo is not None
         assert s.scalar(select(func.count()).select_from(ChangeRow).where(ChangeRow.entity == "patient")) == 0, \
             "pulled records are not echoed back into the outbox"
     assert unapplied == 0
