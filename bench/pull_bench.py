@@ -17,6 +17,7 @@ import time
 from _sync_common import CountingSession, HubProcess, floor_bytes, seed, spoke_pc
 
 from spoke_client.services.patients import PatientForm
+from spoke_client.services.progress import Estimate
 from spoke_client.services.sync_local import make_engine
 
 
@@ -49,14 +50,15 @@ def main() -> None:
         engine.client.http = session
         engine.client.columns = engine.client.prefer_columns = not args.json
         engine.page_size = args.page
-        estimates: list[str] = []
+        estimates: list[tuple[int, float, float | None]] = []   # (done, seconds since the start, the app's estimate)
         started = time.perf_counter()
+        estimate = Estimate()                                    # the app's own (the sync bar shows it)
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage == "pull" and done and total > done:
-                left = (total - done) * (time.perf_counter() - started) / done
-                if not estimates or done - int(estimates[-1].split("/")[0]) >= records // 10:
-                    estimates.append(f"{done}/{total}: about {left:.0f} s left")
+                left = estimate.update(stage, done, total)
+                if not estimates or done - estimates[-1][0] >= records // 10:
+                    estimates.append((done, time.perf_counter() - started, left))
 
         waits: list[float] = []
         stop = threading.Event()
@@ -107,7 +109,9 @@ def main() -> None:
               f"of the bare payloads) {floor / records:.1f}; ratio {session.total / floor:.2f}x the floor")
         print(f"PC-2 holds {held[0]:,} patients (its own included), {held[1]:,} cases, {held[2]:,} vitals sets and "
               f"{held[3]:,} consents")
-        print("progress: " + "; ".join(estimates[:6]))
+        print("the app's time estimate against the time it took: " + "; ".join(
+            f"at {done:,}: {'-' if left is None else f'{left:.0f} s'} left, {pull_s - at:.0f} s in fact"
+            for done, at, left in estimates))
         if waits:
             print(f"registrations during the rebuild: {len(waits)}, median {statistics.median(waits) * 1000:.0f} ms, "
                   f"longest {max(waits) * 1000:.0f} ms")

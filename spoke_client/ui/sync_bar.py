@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from spoke_client.domain.errors import SpokeError
 from spoke_client.i18n import _, ngettext, when_text
+from spoke_client.services.progress import Estimate
 from spoke_client.services.runtime import Services
 from spoke_client.services.sync_local import LocalSync, SyncStatus, enroll, sync_once, sync_status
 from spoke_client.ui.login import _ServiceDialog
@@ -163,11 +163,10 @@ def describe(status: SyncStatus, report, running: bool) -> tuple[str, str, str]:
     return text, "", "#1b5e20"
 
 
-def eta_text(done: int, total: int, elapsed_s: float) -> str:
-    """'about 3 min left' from the rate so far; nothing until there is a rate to go by."""
-    if done <= 0 or total <= done or elapsed_s < 1:
+def eta_text(seconds: float | None) -> str:
+    """'about 3 min left'; nothing until there is a rate to go by (None)."""
+    if seconds is None:
         return ""
-    seconds = (total - done) * elapsed_s / done
     if seconds < 60:
         return _("less than a minute left")
     return ngettext("about {n} min left", "about {n} min left", round(seconds / 60)).format(n=round(seconds / 60))
@@ -205,10 +204,10 @@ class SyncBar(QWidget):
         controller.started.connect(self._started)
         controller.progress.connect(self._progress)
         self.last_status: SyncStatus | None = None
-        self.started_at = time.monotonic()
+        self.estimate = Estimate()
 
     def _started(self) -> None:
-        self.started_at = time.monotonic()
+        self.estimate = Estimate()
         self.progress.setRange(0, 0)
         self.progress.show()
         self.sync_button.setEnabled(False)
@@ -223,7 +222,7 @@ class SyncBar(QWidget):
             self.progress.setValue(min(done, total) // scale)
             fmt = {"push": _("sending %v of %m"), "pull": _("receiving %v of %m"),
                    "upload": _("sending files: %v of %m kB"), "fetch": _("receiving files: %v of %m kB")}.get(stage, "%v / %m")
-            left = eta_text(done, total, time.monotonic() - self.started_at)
+            left = eta_text(self.estimate.update(stage, done, total))
             self.progress.setFormat(f"{fmt} · {left}" if left else fmt)
             self.progress.setToolTip(self.progress.text())
 

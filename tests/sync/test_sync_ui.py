@@ -17,13 +17,28 @@ from tests.sync.test_engine import queued_case
 from tests.ui.conftest import SCREENSHOTS
 
 
-def test_time_estimate():
+def test_time_estimate_goes_by_the_recent_rate_of_the_stage():
+    from spoke_client.services.progress import Estimate
     from spoke_client.ui.sync_bar import eta_text
 
-    assert eta_text(0, 1000, 5) == ""
-    assert eta_text(500, 1000, 30) == "less than a minute left"
-    assert eta_text(1000, 61000, 10) == "about 10 min left"
-    assert eta_text(1000, 1000, 10) == ""
+    clock = [0.0]
+    est = Estimate(window_s=20, clock=lambda: clock[0])
+    assert est.update("push", 100, 1000) is None, "no rate yet"
+    clock[0] = 10
+    assert est.update("push", 600, 1000) == 8, "500 in 10 s: 400 more in 8 s"
+    clock[0] = 100                      # the pull starts after a long push: the push's time is not the pull's
+    assert est.update("pull", 2000, 850_000) is None
+    clock[0] = 130                      # the first page was slow (the hub counted); it weighs only while recent
+    for t in range(131, 191):
+        clock[0] = t
+        left = est.update("pull", 2000 + (t - 130) * 6000, 850_000)
+    done = 2000 + 60 * 6000
+    assert left == (850_000 - done) / 6000, "the last 20 s at 6,000 a second, not the slow start"
+    clock[0] = 191
+    assert est.update("pull", 850_000, 850_000) is None, "done"
+    assert eta_text(None) == ""
+    assert eta_text(30) == "less than a minute left"
+    assert eta_text(600) == "about 10 min left"
 
 
 def test_backoff_grows_with_jitter_and_is_capped():
