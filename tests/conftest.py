@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -17,6 +18,7 @@ from spoke_client.services.auth import FacilityForm  # noqa: E402
 from spoke_client.services.runtime import Services, open_services  # noqa: E402
 
 ADMIN_PASSWORD = "correct horse"
+LIGHT_ARGON2 = {"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1}
 
 # --- no patient data in any log --------------------------------------------------------------------------------
 # The whole suite logs through the app's own set-up into artifacts/logs/suite.log; when it ends, that file and every
@@ -25,8 +27,11 @@ ADMIN_PASSWORD = "correct horse"
 SUITE_LOG = Path(__file__).resolve().parent.parent / "artifacts" / "logs"
 
 
-def _suite_log_name() -> str:
-    return f"suite-{os.getpid()}.log"   # one per run: two runs at once on one checkout never share a file
+def _suite_log_name(config) -> str:
+    """One per run, so two runs at once on one checkout never share a file. Under pytest-xdist each worker writes its
+    own, named after the run's main process (the worker's parent), which checks them all when the run ends."""
+    worker = getattr(config, "workerinput", None)     # set in xdist's workers only (not inherited, as its env is)
+    return f"suite-{os.getppid()}-{worker['workerid']}.log" if worker else f"suite-{os.getpid()}.log"
 
 
 def pytest_configure(config):
@@ -38,14 +43,17 @@ def pytest_configure(config):
                 old.unlink()            # a finished run's
         except (IndexError, OSError):
             pass
-    configure(SUITE_LOG, _suite_log_name(), level=logging.INFO)
+    configure(SUITE_LOG, _suite_log_name(config), level=logging.INFO)
 
 
 def pytest_sessionfinish(session, exitstatus):
     from tests.logcheck import find_patient_data
 
+    if hasattr(session.config, "workerinput"):
+        return                          # the main process checks every worker's log and temporary folder
     factory = getattr(session.config, "_tmp_path_factory", None)
-    roots = [SUITE_LOG / _suite_log_name()] + ([factory.getbasetemp()] if factory is not None else [])
+    logs = [SUITE_LOG / _suite_log_name(session.config), *SUITE_LOG.glob(f"suite-{os.getpid()}-*.log*")]
+    roots = logs + ([factory.getbasetemp()] if factory is not None else [])
     found = find_patient_data(roots)
     if found:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -56,6 +64,32 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+# --- tests that measure time run alone ------------------------------------------------------------------------
+# The suite runs on pytest-xdist's workers (pyproject's addopts). A test marked `solo` measures time on this machine,
+# so under xdist it takes the run's lock alone while every other test shares it: the other workers wait between
+# tests until it is done. A turnstile ahead of the lock keeps a waiting solo test from being passed by a stream of
+# shared ones.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    run = getattr(item.config, "workerinput", {}).get("testrunuid")
+    if not run:
+        yield
+        return
+    import fcntl
+
+    folder = item.config._tmp_path_factory.getbasetemp().parent   # the run's folder, above each worker's
+    solo = item.get_closest_marker("solo") is not None
+    with open(folder / f"spoke-suite-{run}.turnstile", "a") as turnstile, \
+            open(folder / f"spoke-suite-{run}.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(autouse=True)
 def light_key_slots(monkeypatch):
     """Key slots made in this process derive with a light Argon2id (1 pass, 8 MiB) instead of the product's 64 MiB:
@@ -64,7 +98,28 @@ def light_key_slots(monkeypatch):
     product's."""
     from spoke_client.services import keyslots
 
-    monkeypatch.setattr(keyslots, "ARGON2", {"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1})
+    monkeypatch.setattr(keyslots, "ARGON2", LIGHT_ARGON2)
+
+
+class LightPasswordHasher(PasswordHasher):
+    """The users' password hashes made in this process: Argon2id with the light parameters, for the same reason.
+    The parameters are in each hash, so verifying is the product's code; a program the tests start (the client's
+    and the hub's commands) meets such a hash, verifies it and re-hashes it with the product's parameters, as it would
+    after an upgrade of them. A subclass, so a test that wraps `PasswordHasher.verify` still sees every check."""
+
+    def __init__(self) -> None:
+        super().__init__(**LIGHT_ARGON2)
+
+
+@pytest.fixture(autouse=True)
+def light_password_hashes(monkeypatch):
+    from spoke_client.services import auth
+    from sync.hub import staff
+
+    monkeypatch.setattr(auth, "PasswordHasher", LightPasswordHasher)
+    light = LightPasswordHasher()
+    monkeypatch.setattr(staff, "_hasher", light)
+    monkeypatch.setattr(staff, "_DUMMY_HASH", light.hash("not a password anyone has"))
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ class StallMeter:
 
 
 @ONE_HUB_DATABASE
+@pytest.mark.solo
 def test_call_hub_from_the_case_with_both_pictures_and_no_stall(qtbot, runner, pc_with_a_queued_case, camera_video,
                                                                screenshot):
     hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case

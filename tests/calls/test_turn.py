@@ -148,6 +148,7 @@ class LossyUdp:
 
 
 @ONE_HUB_DATABASE
+@pytest.mark.solo
 def test_a_weak_link_drops_video_keeps_sound_and_video_comes_back(pc_with_a_queued_case, camera_video, coturn):
     hub, server, services, paths, admin, case, mehta, _rao = pc_with_a_queued_case
     url, _log = coturn

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from spoke_client.domain.model import AttachmentKind
@@ -157,6 +158,7 @@ def test_a_microphone_is_found_again_once_the_sound_server_is_back(qtbot, runner
     assert len(back.samples) >= 48_000 and not back.message.isVisibleTo(back)
 
 
+@pytest.mark.solo
 def test_a_microphone_lost_mid_recording_is_reported_and_what_was_recorded_kept(qtbot, runner, services, admin,
                                                                                  pulse_runtime, screenshot):
     """The sound server killed under a running recording: the window stops by itself, says so in plain words, and
@@ -180,6 +182,7 @@ def test_a_microphone_lost_mid_recording_is_reported_and_what_was_recorded_kept(
     assert dialog.saved.duration_ms >= 1500, "the sound recorded before the loss is saved"
 
 
+@pytest.mark.solo
 def test_a_frozen_sound_server_never_freezes_the_window(qtbot, runner, services, admin, pulse_runtime):
     """Frozen (SIGSTOP), the server answers nothing and PortAudio's stop waits for ever: the window notices the
     silence, gives up on the stream after its deadline, stays responsive throughout and keeps the sound so far."""

@@ -23,6 +23,14 @@ def printing(printing):
     return services, admin, services.printing.prescription_of_case(case_id)
 
 
+def paper_of(services, cups_server, job: PrintJob):
+    """cups-pdf's output of this job (by the print system's job number), not of another test's job that came out
+    late on the same server."""
+    with services.store.read() as s:
+        system_job = s.get(PrintJobRow, job.id).system_job
+    return cups_server.wait_for_pdf(job_id=system_job)
+
+
 def printed(services, job: PrintJob) -> PrintJob:
     return wait_until(lambda: services.printing.refresh_job(job.id), lambda j: j.state != JobState.PRINTING
                       and j.state != JobState.WAITING)
@@ -43,12 +51,12 @@ def test_a_prescription_prints_through_cups_and_a_second_paper_is_a_duplicate(pr
     assert job.copy == 1 and job.printer == cups_server.printer and job.language == "hi"
     done = printed(services, job)
     assert done.state == JobState.PRINTED, done
-    one_page_pdf(cups_server.wait_for_pdf())
+    one_page_pdf(paper_of(services, cups_server, job))
     with services.store.read() as s:
         assert s.get(PrintJobRow, job.id).document is None   # the paper is out: its PDF is not kept
     second = printed(services, services.printing.print(admin, rx))
     assert second.state == JobState.PRINTED and second.copy == 2 and second.duplicate
-    one_page_pdf(cups_server.wait_for_pdf())
+    one_page_pdf(paper_of(services, cups_server, second))
     [latest, first] = services.printing.jobs()[:2]
     assert (latest.id, first.id) == (second.id, job.id) and latest.patient_name == "Sunita Devi"
     with services.store.read() as s:
@@ -72,7 +80,7 @@ def test_a_stopped_printer_keeps_the_job_waiting_and_it_prints_when_started(prin
         cups_server.enable()
     done = printed(services, job)
     assert done.state == JobState.PRINTED, done
-    one_page_pdf(cups_server.wait_for_pdf())
+    one_page_pdf(paper_of(services, cups_server, job))
 
 
 def test_a_failed_job_prints_on_try_again_with_the_same_copy_number(printing, cups_server):

@@ -164,8 +164,15 @@ def test_the_default_printer_is_the_servers(cups, system, monkeypatch, tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))          # no lpoptions of the user's
     monkeypatch.delenv("LPDEST", raising=False)
     monkeypatch.delenv("PRINTER", raising=False)
-    cups.run("lpadmin", "-d", cups.printer)
-    assert system.default_printer() == cups.printer
+    # A queue of this test's own as the default, removed at the end: deleting the default queue leaves the server
+    # with none again, as the other tests on this session's server expect ("no printer chosen and none by default").
+    cups.run("lpadmin", "-p", "Default-Test", "-v", "file:/dev/null", "-E")
+    try:
+        cups.run("lpadmin", "-d", "Default-Test")
+        assert system.default_printer() == "Default-Test"
+    finally:
+        cups.run("lpadmin", "-x", "Default-Test")
+    assert system.default_printer() is None
 
 
 def test_a_print_system_that_is_not_running_says_so(monkeypatch, tmp_path, system, prescription_pdf):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from PySide6.QtWidgets import QLabel
 
 from spoke_client.services.auth import FacilityForm
@@ -215,6 +216,7 @@ def test_refused_items_are_listed_with_reasons_and_can_be_sent_again(qtbot, hub,
     assert runner.wait(30_000)
 
 
+@pytest.mark.solo
 def test_try_again_waits_for_a_locked_database_on_its_lane(qtbot, hub, hub_server, facilities, spoke):
     """'Try again' is a write: with another program holding the database, the window keeps working and the
     refused file goes once the lock is released."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from PySide6.QtCore import QTimer
 
 from spoke_client.db.engine import connect
@@ -15,6 +16,8 @@ from spoke_client.ui.main_window import MainWindow
 HOLD_S = 1.0          # how long the test keeps the lock
 GIVE_UP_S = 5.0       # the holder lets go by itself after this, should the window have frozen (the bug)
 MAX_GAP_S = 0.2       # a 10 ms timer must never wait longer than this
+
+pytestmark = pytest.mark.solo   # it measures time: nothing else runs beside it
 
 
 class WriteLock:
@@ -74,9 +77,14 @@ class Heartbeat:
         while self._watching.is_set():
             time.sleep(0.05)
             if self.ticks and time.monotonic() - self.ticks[-1] > MAX_GAP_S / 2 and len(self.stalls) < 5:
-                frame = sys._current_frames().get(self._main)
-                if frame is not None:
-                    self.stalls.append("".join(traceback.format_stack(frame)[-8:]))
+                frames = sys._current_frames()
+                names = {t.ident: t.name for t in threading.enumerate()}
+                main = frames.pop(self._main, None)
+                frames.pop(threading.get_ident(), None)
+                if main is not None:   # the main thread first, then every other (one of them may hold the GIL)
+                    self.stalls.append("".join(traceback.format_stack(main)[-8:]) + "".join(
+                        f"  [thread {names.get(ident, ident)}]\n" + "".join(traceback.format_stack(f)[-3:])
+                        for ident, f in frames.items()))
 
     def stop(self) -> float:
         self.timer.stop()
