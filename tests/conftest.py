@@ -65,8 +65,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # --- tests that measure time run alone ------------------------------------------------------------------------
-# The suite runs on pytest-xdist's workers (pyproject's addopts). A test marked `solo` measures time on this machine,
-# so under xdist it takes the run's lock alone while every other test shares it: the other workers wait between
+# When the suite runs on pytest-xdist's workers (`-n 2`; not the default, see pyproject's addopts), a test marked `solo`
+# measures time on this machine, so it takes the run's lock alone while every other test shares it: the others wait between
 # tests until it is done. A turnstile ahead of the lock keeps a waiting solo test from being passed by a stream of
 # shared ones.
 @pytest.hookimpl(hookwrapper=True)
@@ -111,15 +111,18 @@ class LightPasswordHasher(PasswordHasher):
         super().__init__(**LIGHT_ARGON2)
 
 
+_LIGHT_HASHER = LightPasswordHasher()
+_LIGHT_DUMMY_HASH = _LIGHT_HASHER.hash("not a password anyone has")   # once per run, not per test
+
+
 @pytest.fixture(autouse=True)
 def light_password_hashes(monkeypatch):
     from spoke_client.services import auth
     from sync.hub import staff
 
     monkeypatch.setattr(auth, "PasswordHasher", LightPasswordHasher)
-    light = LightPasswordHasher()
-    monkeypatch.setattr(staff, "_hasher", light)
-    monkeypatch.setattr(staff, "_DUMMY_HASH", light.hash("not a password anyone has"))
+    monkeypatch.setattr(staff, "_hasher", _LIGHT_HASHER)
+    monkeypatch.setattr(staff, "_DUMMY_HASH", _LIGHT_DUMMY_HASH)
 
 
 @pytest.fixture
