@@ -501,8 +501,11 @@ async def relay(ws: WebSocket, hub, call_id: str, side: str) -> None:
                 if kind == "ended":
                     return True
             # Woken by a notification (PostgreSQL), else a look every POLL_SECONDS; at least one heartbeat's time.
-            if wake is not None and wake.live:
-                timeout = max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - beat))
+            # While the listener is not (yet, or no longer) live, the end polls but still waits on its event: the
+            # listener wakes every end once when it goes live or fails, so none sleeps out a poll meanwhile.
+            if wake is not None:
+                timeout = (max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - beat)) if wake.live
+                           else POLL_SECONDS)
                 waiters = [asyncio.ensure_future(gone.wait()), asyncio.ensure_future(wake.event.wait())]
                 _done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:

@@ -293,12 +293,14 @@ def test_a_signalling_socket_that_drops_mid_call_is_opened_again_and_the_call_go
 
 
 @pytest.mark.parametrize("hub_db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("listener_late", [0.0, 1.0], ids=["listener-at-once", "listener-a-second-late"])
 def test_on_postgresql_a_message_reaches_its_end_by_notification_not_by_the_next_look(pc_with_a_queued_case,
-                                                                                       monkeypatch):
+                                                                                       monkeypatch, listener_late):
     """On PostgreSQL a message written for an end wakes that end's socket at once (LISTEN/NOTIFY, one listening
     connection per worker); with polling and heartbeats made 5 s here, the doctor's answer reaches the ringing spoke
-    within a second (it would take seconds without the notification). When the last socket goes, the listener
-    stops."""
+    within a second (it would take seconds without the notification). That holds too when the listener goes live
+    only after the end began to wait (its connection slow to open: the end then polls, and is woken when the
+    listener is live). When the last socket goes, the listener stops."""
     import asyncio
     import json
 
@@ -309,6 +311,9 @@ def test_on_postgresql_a_message_reaches_its_end_by_notification_not_by_the_next
 
     monkeypatch.setattr(calls, "POLL_SECONDS", 5.0)        # an end that polled would wait that long,
     monkeypatch.setattr(calls, "HEARTBEAT_SECONDS", 5.0)   # and one that only looked at its heartbeats too
+    if listener_late:
+        listen = calls._Listener._run
+        monkeypatch.setattr(calls._Listener, "_run", lambda self: (time.sleep(listener_late), listen(self)))
     hub, server, services, paths, _admin, case, mehta, _rao = pc_with_a_queued_case
     client = signed_client(services.store, paths)
     start = client.start_call(case.id, "ANM")
