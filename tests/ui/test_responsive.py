@@ -4,14 +4,12 @@ sync bar's status run on the lanes, and the case shows itself loading until the 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from PySide6.QtCore import QTimer
-
 from spoke_client.db.engine import connect
 from spoke_client.services.patients import PatientForm
 from spoke_client.ui.main_window import MainWindow
+from tests.ui.heartbeat import Heartbeat
 
 HOLD_S = 1.0          # how long the test keeps the lock
 GIVE_UP_S = 5.0       # the holder lets go by itself after this, should the window have frozen (the bug)
@@ -50,52 +48,6 @@ class WriteLock:
         self.thread.join(10)
 
 
-class Heartbeat:
-    """A timer ticking every 10 ms on the main thread; the longest gap between ticks says how long it froze. A
-    watcher thread notes what the main thread was doing whenever a tick is overdue (`stalls`), so a freeze names
-    its cause in the failure message."""
-
-    def __init__(self) -> None:
-        self.ticks: list[float] = []
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(lambda: self.ticks.append(time.monotonic()))
-        self.stalls: list[str] = []
-        self._main = threading.main_thread().ident
-        self._watching = threading.Event()
-
-    def start(self) -> None:
-        self.ticks = [time.monotonic()]
-        self.timer.start()
-        self._watching.set()
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def _watch(self) -> None:
-        import sys
-        import traceback
-
-        while self._watching.is_set():
-            time.sleep(0.05)
-            if self.ticks and time.monotonic() - self.ticks[-1] > MAX_GAP_S / 2 and len(self.stalls) < 5:
-                frames = sys._current_frames()
-                names = {t.ident: t.name for t in threading.enumerate()}
-                main = frames.pop(self._main, None)
-                frames.pop(threading.get_ident(), None)
-                if main is not None:   # the main thread first, then every other (one of them may hold the GIL)
-                    self.stalls.append("".join(traceback.format_stack(main)[-8:]) + "".join(
-                        f"  [thread {names.get(ident, ident)}]\n" + "".join(traceback.format_stack(f)[-3:])
-                        for ident, f in frames.items()))
-
-    def stop(self) -> float:
-        self.timer.stop()
-        self._watching.clear()
-        self.ticks.append(time.monotonic())
-        return max(b - a for a, b in zip(self.ticks, self.ticks[1:]))
-
-    def why(self) -> str:
-        return "\n--- the main thread, while a tick was overdue:\n" + "\n---\n".join(self.stalls) if self.stalls else ""
-
-
 def test_a_held_write_lock_does_not_freeze_the_window(qtbot, runner, paths, services, admin, screenshot):
     import spoke_client.ui.attachments  # noqa: F401 - the editor's first, one-off import (numpy) is not measured here
 
@@ -107,7 +59,7 @@ def test_a_held_write_lock_does_not_freeze_the_window(qtbot, runner, paths, serv
     qtbot.waitUntil(lambda: window.sync_bar.label.text() != "", timeout=5_000)
     statuses = []
     window.sync.status_changed.connect(lambda status, _report: statuses.append(status))
-    heartbeat = Heartbeat()
+    heartbeat = Heartbeat(overdue_s=MAX_GAP_S / 2)
 
     with WriteLock(paths.database, services.key):
         heartbeat.start()
