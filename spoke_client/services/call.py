@@ -691,6 +691,8 @@ class HubCall:
             # Video on probation is looked at twice as often: on a link too narrow for it, each second costs sound.
             await asyncio.sleep(STATS_SECONDS / 2 if self._judge.probation else STATS_SECONDS)
             report = await pc.getStats()
+            # Read while the link is up: by the time the call closes, the far end's close may have stopped ICE.
+            self.stats.relayed = self.stats.relayed or _relayed(pc)
             losses, rtts = [], []
             for s in report.values():
                 kind = type(s).__name__
@@ -752,7 +754,7 @@ class HubCall:
         if getattr(self, "_speaker", None) is not None:
             self._speaker.close()
         if pc is not None:
-            self.stats.relayed = _relayed(pc)
+            self.stats.relayed = self.stats.relayed or _relayed(pc)
             await pc.close()
 
 

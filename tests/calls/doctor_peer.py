@@ -74,6 +74,8 @@ class DoctorPeer:
                     await track.recv()
                     if track.kind == "video":
                         self.frames += 1
+                        if self.frames % 10 == 0 and not self.relayed:   # while the link is up, not at the end
+                            self.relayed = _relayed(pc)
                         if self.frames == 5 and not told:
                             told = True
                             await ws.send(json.dumps({"kind": "video"}))
@@ -111,7 +113,7 @@ class DoctorPeer:
             pass
         finally:
             hangup.cancel()
-            self.relayed = _relayed(pc)
+            self.relayed = self.relayed or _relayed(pc)
             await pc.close()
             await ws.close()
             self.closed.set()
