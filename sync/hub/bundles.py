@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 from pydantic import ValidationError
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sync import bundle
@@ -94,6 +94,10 @@ class UploadStatus:
 
 MAX_UPLOAD_PART = 8 * 2**30   # one part of a bundle by HTTP
 MAX_PENDING_PER_DEVICE = 32 * 2**30   # unfinished relayed bundles of one PC, in all
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 RELAY_TTL = timedelta(days=30)   # parts may travel on different days, from different PCs: a month to bring them all
 ACK_FRAME = 5000          # change ids per acknowledgement frame
 RETURN_PAGE = 2000        # changes per page frame
@@ -170,6 +174,18 @@ class HubBundles:
         return key_id, base64.b64encode(bundle.raw(key.public_key())).decode()
 
     # --- return bundles ----------------------------------------------------------------------------------
+    def _next_return_sequence(self, device_id: str) -> int:
+        """The clock in ms, or one above the device's last return bundle if that is higher (a clock put back must
+        not make the new bundle look older: the PC would refuse it as a replay). Taken in one UPDATE, so two
+        workers making bundles for one PC at once get two numbers; a number whose bundle was not finished is
+        simply skipped."""
+        above = HubDevice.return_sequence + 1
+        now = _now_ms()
+        with self.session.begin() as s:
+            s.execute(update(HubDevice).where(HubDevice.id == device_id)
+                      .values(return_sequence=case((above > now, above), else_=now)))
+            return s.scalar(select(HubDevice.return_sequence).where(HubDevice.id == device_id))
+
     def export_return_bundle(self, device_id: str, out: Path, max_size: int | None = None) -> ReturnReport:
         """What this device has not seen yet, sealed for it: acknowledgements of its changes and files, then its
         facility's changes after the cursor its last bundle gave (other PCs' work, case status, the doctors'
@@ -197,7 +213,7 @@ class HubBundles:
         _key_id, signing = self.signing_key()
         header = bundle.new_header(kind="hub", sender="hub", facility_id=device.facility_id,
                                    facility_name=facility.name if facility else "", hub=hub_id,
-                                   recipient=bundle.key_id(box_key), sequence=int(time.time() * 1000),
+                                   recipient=bundle.key_id(box_key), sequence=self._next_return_sequence(device.id),
                                    changes=0, files=0)
         changes = files = 0
         attached: dict[str, int] = {}

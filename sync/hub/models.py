@@ -41,6 +41,9 @@ class HubDevice(HubBase):
     box_key: Mapped[str | None] = mapped_column(String(64))
     # Its pull cursor as its last USB bundle said: a return bundle carries what comes after.
     bundle_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The number of the last return bundle made for it: the next is above it even if the hub's clock went back
+    # (the PC refuses a return bundle numbered at or below one it imported, as a replay).
+    return_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class HubEnrollCode(HubBase):

@@ -378,6 +378,29 @@ def test_a_return_bundle_that_is_older_tampered_or_for_the_hub_is_refused_at_the
     assert refused(older).code == "replayed"
 
 
+def test_a_return_bundle_made_after_the_hubs_clock_went_back_is_still_the_newer(hub, hub_server, facilities, spoke,
+                                                                                 tmp_path, monkeypatch):
+    """The hub's clock put back a day between two return bundles for one PC: the second is still numbered above
+    the first (each PC's last number is kept at the hub), so the PC imports it; numbered by the clock alone, it was
+    refused as a replay of an older bundle."""
+    from sync.hub import bundles as hub_bundles
+
+    pc, admin, paths = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    _kamla, case = queued_case(pc, admin)
+    assert sync_once(pc.store, paths).ok
+    first = hub.export_return_bundle(pc.store.device_id, tmp_path / "first.spokebundle").paths[0]
+    bundles.import_return(pc.store, paths, first)
+    now = hub_bundles._now_ms()
+    monkeypatch.setattr(hub_bundles, "_now_ms", lambda: now - 86_400_000)
+    hub.update_case(case.id, {"status": "in_consultation", "doctor_note": "Please send a photo of the rash"})
+    second = hub.export_return_bundle(pc.store.device_id, tmp_path / "second.spokebundle").paths[0]
+    assert bundles.import_return(pc.store, paths, second).received >= 1
+    assert pc.cases.get(case.id).status == "in_consultation"
+    with pytest.raises(BundleError) as caught:
+        bundles.import_return(pc.store, paths, first)
+    assert caught.value.code == "replayed", "the first is still the older one"
+
+
 # --- every bad bundle, refused with its reason; the hub unchanged -------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
