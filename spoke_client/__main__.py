@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "input (one per line)"))
     s = sub.add_parser("restore-good-copy", help=_("replace a damaged database by its last good copy"))
     s.add_argument("--yes", action="store_true", help=_("do it without asking"))
+    s = sub.add_parser("unseal-damaged", help=_("list what was set aside as damaged (kept sealed), or write one "
+                                                "file of it back in clear for a technician (administrators)"))
+    s.add_argument("name", nargs="?", help=_("the file's name, as listed"))
+    s.add_argument("--out", help=_("the new file to write it to"))
     return p
 
 

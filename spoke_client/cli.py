@@ -270,6 +270,54 @@ def cmd_restore_good_copy(paths: DataPaths, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_unseal_damaged(paths: DataPaths, args: argparse.Namespace) -> int:
+    """What was set aside in damaged/ while the data was in clear is kept sealed; an administrator lists it, or
+    writes one file back in clear for a technician (audited)."""
+    from spoke_client.domain.model import Role
+    from spoke_client.services.vault import Gate, set_aside_files, unseal_set_aside
+
+    if not _locked(paths):
+        _err(_("The data on this computer is not encrypted: nothing in {folder} is sealed.").format(
+            folder=paths.quarantine))
+        return EXIT_FAILED
+    who = _credentials(args)
+    if who is None:
+        _err(_needs_a_user().message)
+        return EXIT_FAILED
+    gate = Gate(paths)
+    try:
+        user = gate.login(*who)
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    services = gate.services
+    try:
+        if user.role != Role.ADMIN:
+            _err(_("Only an administrator can open what was set aside as damaged."))
+            return EXIT_FAILED
+        if not args.name:
+            names = set_aside_files(paths)
+            for name in names:
+                print(name)
+            if not names:
+                print(_("Nothing sealed is kept in {folder}.").format(folder=paths.quarantine))
+            return EXIT_OK
+        if not args.out:
+            _err(_("Give the file to write it to: --out FILE."))
+            return EXIT_USAGE
+        size = unseal_set_aside(paths, services.key, args.name, Path(args.out))
+        with services.store.write(user.id) as w:
+            w.audit("unseal_set_aside", "file", args.name, f"{size} bytes in clear to {args.out}")
+        print(_("Wrote {name} in clear to {out} ({size} bytes). It holds patient data: remove it when done.").format(
+            name=args.name, out=args.out, size=size))
+        return EXIT_OK
+    except SpokeError as exc:
+        _err(exc.message)
+        return EXIT_FAILED
+    finally:
+        services.close()
+
+
 def cmd_enroll(paths: DataPaths, args: argparse.Namespace) -> int:
     import socket
 

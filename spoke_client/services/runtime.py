@@ -27,7 +27,7 @@ from spoke_client.services.media import AttachmentService, MediaFiles, sweep_vie
 from spoke_client.services.patients import PatientService
 from spoke_client.services.settings import SettingsService
 from spoke_client.services.store import Store
-from spoke_client.services.vault import DataLocked, KeyRing, key_slots, resume_conversion
+from spoke_client.services.vault import DataLocked, KeyRing, key_slots, resume_conversion, seal_set_aside
 
 log = logging.getLogger(__name__)
 KEEP_DAILY_COPIES = 7
@@ -122,6 +122,8 @@ def open_services(paths: DataPaths, *, key: bytes | None = None, keep_good_copy:
             w.set_setting(MEDIA_SEALED, "1")
         if sealed:
             log.info("sealed %d media files kept in clear from before the encryption", sealed)
+    if key is not None:
+        seal_set_aside(paths, key)      # a database set aside while the data was in clear (its WAL too)
     if key is not None and services.attachments.files.forget_clear_downloads():
         log.info("downloads kept in clear removed; they are fetched again, sealed")
     if key is not None and sweep_view_copies():

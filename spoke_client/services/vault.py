@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -207,8 +208,16 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def _shred(path: Path) -> None:
-    """Overwrites the file's bytes with zeros in place, fsynced, then removes it. On a journalling file system the
-    old blocks are normally the ones rewritten; an SSD's wear levelling may keep copies (README: limits)."""
+    """Overwrites the file's bytes with zeros in place, fsynced, then removes it (and its WAL, shared-memory and
+    journal files). On a journalling file system the old blocks are normally the ones rewritten; an SSD's wear
+    levelling may keep copies (README: limits)."""
+    if _shred_file(path):
+        for suffix in ("-wal", "-shm", "-journal"):
+            _sibling(path, suffix).unlink(missing_ok=True)
+
+
+def _shred_file(path: Path) -> bool:
+    """The one file zeroed, fsynced and removed; False when it was not there."""
     try:
         size = path.stat().st_size
         with open(path, "r+b") as f:
@@ -221,10 +230,83 @@ def _shred(path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except FileNotFoundError:
-        return
+        return False
     path.unlink(missing_ok=True)
-    for suffix in ("-wal", "-shm", "-journal"):
-        _sibling(path, suffix).unlink(missing_ok=True)
+    return True
+
+
+# --- what was set aside in damaged/ before the encryption ---------------------------------------------------------
+SEALED_ASIDE = ".sealed"
+_COMPANION = re.compile(r"-(wal|shm|journal)$")
+
+
+def seal_set_aside(paths: DataPaths, key: bytes) -> int:
+    """A database set aside in damaged/ while the data was in clear (a damaged file replaced by its good copy),
+    with its WAL, is kept, never deleted, but not in clear: each file is sealed as `<name>.sealed` (the media
+    key's AEAD stream, its name as associated data), then its clear bytes are overwritten and removed. Runs at
+    every open with the key; a kill midway is finished at the next (a file sealed again gives the same content).
+    An encrypted database set aside stays as it is. A technician gets a file back with `spoke-client
+    unseal-damaged NAME --out FILE`, which is audited."""
+    from spoke_client.services.sealed_files import CHUNK, media_key, seal
+
+    folder = paths.quarantine
+    if not folder.is_dir():
+        return 0
+    todo = []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name.endswith((SEALED_ASIDE, ".sealing")) or not f.name.isascii():
+            continue
+        main = f.with_name(_COMPANION.sub("", f.name))
+        gone_sealed = main != f and not main.exists() and _sibling(main, SEALED_ASIDE).exists()
+        if database_kind(main) == "clear" or gone_sealed:
+            todo.append(f)
+    if not todo:
+        return 0
+    mkey = media_key(key)
+    for f in todo:
+        with open(f, "rb") as src:
+            seal(mkey, f.name, iter(lambda: src.read(CHUNK), b""), _sibling(f, SEALED_ASIDE))
+    fsync_dir(folder)
+    for f in sorted(todo, key=lambda f: f == f.with_name(_COMPANION.sub("", f.name))):   # WAL before its database
+        _shred_file(f)
+    fsync_dir(folder)
+    log.info("sealed %d files set aside in damaged/ while the data was in clear", len(todo))
+    return len(todo)
+
+
+def set_aside_files(paths: DataPaths) -> list[str]:
+    """The names of the sealed files kept in damaged/ (what `unseal_set_aside` can give back)."""
+    folder = paths.quarantine
+    if not folder.is_dir():
+        return []
+    return sorted(f.name.removesuffix(SEALED_ASIDE) for f in folder.glob("*" + SEALED_ASIDE))
+
+
+def unseal_set_aside(paths: DataPaths, key: bytes, name: str, out: Path) -> int:
+    """Writes the clear content of damaged/<name>.sealed to `out` (a new file, this account's only); its size. A
+    file that does not open with this PC's key is refused, and nothing is left at `out`."""
+    from spoke_client.services.sealed_files import open_sealed, media_key
+
+    sealed = paths.quarantine / (name + SEALED_ASIDE)
+    if "/" in name or "\\" in name or not name.isascii() or not sealed.is_file():
+        raise SpokeError(_("No sealed file of that name is kept in {folder}.").format(folder=paths.quarantine))
+    size = 0
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SpokeError(_("{out} exists already; give a new file name.").format(out=out)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for piece in open_sealed(media_key(key), name, sealed):
+                f.write(piece)
+                size += len(piece)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        raise SpokeError(_("{name} could not be opened ({why}); nothing was written.").format(
+            name=name, why=exc)) from None
+    return size
 
 
 def _fsync(path: Path) -> None:

@@ -349,6 +349,58 @@ def test_a_kill_at_any_moment_of_the_conversion_leaves_data_that_opens_with_ever
     assert {"clear", "encrypted"} <= set(found_after_kill), found_after_kill
 
 
+def test_a_database_set_aside_as_damaged_before_the_encryption_is_kept_sealed_and_given_back_audited(tmp_path):
+    """A damaged database set aside (with its WAL) while the data was in clear is kept, never deleted, but sealed at
+    the conversion: no name or number of it is left in clear anywhere. An administrator lists it and writes one
+    file back in clear with `spoke-client unseal-damaged`, which the audit log records; a wrong name, an existing
+    output file or another PC's key get a sentence and write nothing."""
+    from tests.sync.conftest import cli_env
+
+    paths = _clear_copy(tmp_path, GOLDEN / "schema-0008.sqlite")
+    paths.quarantine.mkdir(parents=True, exist_ok=True)
+    aside = paths.quarantine / "spoke-damaged-20261101T000000Z.sqlite"
+    shutil.copy(paths.database, aside)
+    wal = aside.with_name(aside.name + "-wal")
+    wal.write_bytes(b"7\x7f\x06\x82 a page of Kamla Devi, 9876543210, Sitapur Road " + os.urandom(5000))
+    original, original_wal = aside.read_bytes(), wal.read_bytes()
+    assert b"Kamla Devi" in original
+    gate = Gate(paths, open_services(paths))
+    gate.login("admin", "golden-password")              # converts, then opens with the key: set-aside sealed
+    gate.services.close()
+    assert secrets_in(paths.root, leave_out=()) == [], "nothing in clear, damaged/ included"
+    assert {p.name for p in paths.quarantine.iterdir()} == {aside.name + ".sealed", wal.name + ".sealed"}
+
+    def cli(*args: str):
+        return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "--user", "admin",
+                               "unseal-damaged", *args], capture_output=True, text=True, timeout=120,
+                              env={**cli_env(), "SPOKE_PASSWORD": "golden-password"})
+
+    listed = cli()
+    assert listed.returncode == 0 and listed.stdout.split() == [aside.name, wal.name], listed.stderr
+    out = tmp_path / "for-the-technician.sqlite"
+    given = cli(aside.name, "--out", str(out))
+    assert given.returncode == 0, given.stderr
+    assert out.read_bytes() == original and "patient data" in given.stdout
+    assert out.stat().st_mode & 0o077 == 0, "this account's only"
+    again = cli(aside.name, "--out", str(out))
+    assert again.returncode == 1 and "exists already" in again.stderr and out.read_bytes() == original
+    missing = cli("spoke-damaged-nothing.sqlite", "--out", str(tmp_path / "x"))
+    assert missing.returncode == 1 and "No sealed file" in missing.stderr and not (tmp_path / "x").exists()
+    from spoke_client.services.vault import unseal_set_aside
+
+    assert unseal_set_aside(paths, gate.services.key, wal.name, tmp_path / "wal") == len(original_wal)
+    assert (tmp_path / "wal").read_bytes() == original_wal
+    with pytest.raises(Exception, match="could not be opened"):
+        unseal_set_aside(paths, os.urandom(32), wal.name, tmp_path / "other-key")
+    assert not (tmp_path / "other-key").exists()
+    con = connect(paths.database, gate.services.key)
+    try:
+        audited = con.execute("SELECT entity_id FROM audit_log WHERE action = 'unseal_set_aside'").fetchall()
+    finally:
+        con.close()
+    assert audited == [(aside.name,)]
+
+
 def _copy_of(source: DataPaths, root: Path) -> DataPaths:
     shutil.copytree(source.root, root / "data")
     return DataPaths(root / "data")
