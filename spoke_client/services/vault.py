@@ -244,7 +244,8 @@ def seal_set_aside(paths: DataPaths, key: bytes) -> int:
     """A database set aside in damaged/ while the data was in clear (a damaged file replaced by its good copy),
     with its WAL, is kept, never deleted, but not in clear: each file is sealed as `<name>.sealed` (the media
     key's AEAD stream, its name as associated data), then its clear bytes are overwritten and removed. Runs at
-    every open with the key; a kill midway is finished at the next (a file sealed again gives the same content).
+    every open with the key; a kill midway is finished at the next (a file not yet sealed is sealed, one sealed
+    whole is only shredded: it may be zeroed in part).
     An encrypted database set aside stays as it is. A technician gets a file back with `spoke-client
     unseal-damaged NAME --out FILE`, which is audited."""
     from spoke_client.services.sealed_files import CHUNK, media_key, seal
@@ -252,18 +253,24 @@ def seal_set_aside(paths: DataPaths, key: bytes) -> int:
     folder = paths.quarantine
     if not folder.is_dir():
         return 0
-    todo = []
+    todo, to_seal = [], []
     for f in sorted(folder.iterdir()):
         if not f.is_file() or f.name.endswith((SEALED_ASIDE, ".sealing")) or not f.name.isascii():
+            continue
+        if _sibling(f, SEALED_ASIDE).exists():
+            # Sealed whole (a seal is renamed into place when complete, and every seal is done before any
+            # shredding): a kill came during the shredding, so this may be zeroed in part. Never sealed again.
+            todo.append(f)
             continue
         main = f.with_name(_COMPANION.sub("", f.name))
         gone_sealed = main != f and not main.exists() and _sibling(main, SEALED_ASIDE).exists()
         if database_kind(main) == "clear" or gone_sealed:
             todo.append(f)
+            to_seal.append(f)
     if not todo:
         return 0
     mkey = media_key(key)
-    for f in todo:
+    for f in to_seal:
         with open(f, "rb") as src:
             seal(mkey, f.name, iter(lambda: src.read(CHUNK), b""), _sibling(f, SEALED_ASIDE))
     fsync_dir(folder)

@@ -401,6 +401,36 @@ def test_a_database_set_aside_as_damaged_before_the_encryption_is_kept_sealed_an
     assert audited == [(aside.name,)]
 
 
+def test_sealing_what_was_set_aside_killed_while_shredding_keeps_the_whole_content(tmp_path, monkeypatch):
+    """A kill after the seal and in the middle of overwriting the clear file (its first bytes already zero): the
+    next open only finishes the shredding; it never seals the half-zeroed file over the whole seal."""
+    from spoke_client.services import vault
+    from spoke_client.services.sealed_files import media_key, read_sealed
+
+    paths = _clear_copy(tmp_path, GOLDEN / "schema-0008.sqlite")
+    paths.quarantine.mkdir(parents=True, exist_ok=True)
+    aside = paths.quarantine / "spoke-damaged-20261101T000000Z.sqlite"
+    shutil.copy(paths.database, aside)
+    original = aside.read_bytes()
+    key = os.urandom(32)
+
+    def killed(path: Path) -> bool:
+        with open(path, "r+b") as f:
+            f.write(b"\0" * 4096)         # the header and the first page zeroed, the rest still clear
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(vault, "_shred_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        vault.seal_set_aside(paths, key)
+    assert database_kind(aside) == "encrypted" and b"Kamla Devi" in aside.read_bytes(), "half shredded"
+    monkeypatch.undo()
+    assert vault.seal_set_aside(paths, key) == 1
+    assert not aside.exists() and secrets_in(paths.quarantine, leave_out=()) == []
+    sealed = aside.with_name(aside.name + vault.SEALED_ASIDE)
+    assert read_sealed(media_key(key), aside.name, sealed) == original
+    assert vault.seal_set_aside(paths, key) == 0, "nothing left to do"
+
+
 def _copy_of(source: DataPaths, root: Path) -> DataPaths:
     shutil.copytree(source.root, root / "data")
     return DataPaths(root / "data")
