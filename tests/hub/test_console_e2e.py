@@ -293,3 +293,38 @@ def test_a_whole_consultation_in_the_browser(clinic, facilities, spoke_factory, 
     assert browser.outside == [], f"the browser tried to reach beyond the hub: {browser.outside}"
     assert browser.problems == [], browser.problems
     assert browser.refused == [("POST", f"/console/cases/{red_id}/prescribe", 400)], "only the refused prescription"
+
+
+def test_the_pickers_search_what_was_typed_before_the_script_ran_and_ask_again_after_a_failure(
+        clinic, hub_server, browser):
+    """On a slow page the doctor may type before the console's script has run: the script searches for what is
+    already in the field. A search the hub failed to answer is asked again at the next keystroke, not given up."""
+    from playwright.sync_api import expect
+
+    page = browser.page
+    page.goto(f"{hub_server.url}/console/login")
+    page.fill('input[name="username"]', "dr.mehta")
+    page.fill('input[name="password"]', "mehta-pass-12")
+    page.click('button[type="submit"]')
+    expect(page.locator("h1")).to_have_text("Cases waiting")
+    failures = [1]
+
+    def hub_search(route) -> None:
+        if failures:
+            failures.pop()
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/v1/hub/icd10?*", hub_search)
+    # The prescription form's field as the hub writes it, already typed into, and only then the script.
+    page.set_content('<input name="icd10_code" value="I10" list="icd10-list" data-search="/v1/hub/icd10?q=" '
+                     'data-kind="icd10"><datalist id="icd10-list"></datalist>')
+    page.add_script_tag(url=console_module.static_url("console.js"))
+    options = page.locator("#icd10-list option")
+    page.wait_for_timeout(1000)
+    expect(options).to_have_count(0)                   # the first search failed (503)
+    assert not failures, "what was typed before the script ran was searched for"
+    page.locator('input[name="icd10_code"]').fill("I10")    # the same words again: asked again
+    expect(options.first).to_have_attribute("value", "I10")
+    assert ("GET", "/v1/hub/icd10", 503) in browser.refused

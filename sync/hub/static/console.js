@@ -33,25 +33,27 @@
   };
   Array.prototype.forEach.call(document.querySelectorAll("input[data-search]"), function (input) {
     var list = document.getElementById(input.getAttribute("list")), timer = null, asked = "";
+    var search = function () {
+      var q = input.value.trim();
+      if (q.length < 2 || q === asked || q.indexOf("\u2014") >= 0) { return; }
+      fetch(input.getAttribute("data-search") + encodeURIComponent(q), {credentials: "same-origin"})
+        .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+        .then(function (items) {
+          asked = q;     // only once answered: a failed search is asked again at the next keystroke
+          list.textContent = "";
+          items.forEach(function (item) {
+            var shown = show[input.getAttribute("data-kind")](item), option = document.createElement("option");
+            option.value = shown[0];
+            option.label = shown[1];
+            list.appendChild(option);
+          });
+        }).catch(function () {});
+    };
     input.addEventListener("input", function () {
       clearTimeout(timer);
-      timer = setTimeout(function () {
-        var q = input.value.trim();
-        if (q.length < 2 || q === asked || q.indexOf("\u2014") >= 0) { return; }
-        asked = q;
-        fetch(input.getAttribute("data-search") + encodeURIComponent(q), {credentials: "same-origin"})
-          .then(function (r) { return r.ok ? r.json() : []; })
-          .then(function (items) {
-            list.textContent = "";
-            items.forEach(function (item) {
-              var shown = show[input.getAttribute("data-kind")](item), option = document.createElement("option");
-              option.value = shown[0];
-              option.label = shown[1];
-              list.appendChild(option);
-            });
-          }).catch(function () {});
-      }, 250);
+      timer = setTimeout(search, 250);
     });
+    search();     // what was typed before this script ran (a slow page) is searched for too
   });
   // A spoke's bundle, from a drive, sent part by part in chunks to the endpoint a relay PC uses: a cut link goes on
   // from the last byte the hub confirmed when the file is chosen again.
