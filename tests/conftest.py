@@ -65,7 +65,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # --- tests that measure time run alone ------------------------------------------------------------------------
-# When the suite runs on pytest-xdist's workers (`./dev.sh test` asks for two), a test marked `solo`
+# When the suite runs on pytest-xdist's workers (SPOKE_TEST_WORKERS=2 ./dev.sh test), a test marked `solo`
 # measures time on this machine, so it takes the run's lock alone while every other test shares it: the others wait between
 # tests until it is done. A turnstile ahead of the lock keeps a waiting solo test from being passed by a stream of
 # shared ones.
