@@ -292,7 +292,7 @@ def set_aside_files(paths: DataPaths) -> list[str]:
 def unseal_set_aside(paths: DataPaths, key: bytes, name: str, out: Path) -> int:
     """Writes the clear content of damaged/<name>.sealed to `out` (a new file, this account's only); its size. A
     file that does not open with this PC's key is refused, and nothing is left at `out`."""
-    from spoke_client.services.sealed_files import open_sealed, media_key
+    from spoke_client.services.sealed_files import SealedFileError, media_key, open_sealed
 
     sealed = paths.quarantine / (name + SEALED_ASIDE)
     if "/" in name or "\\" in name or not name.isascii() or not sealed.is_file():
@@ -302,6 +302,8 @@ def unseal_set_aside(paths: DataPaths, key: bytes, name: str, out: Path) -> int:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise SpokeError(_("{out} exists already; give a new file name.").format(out=out)) from None
+    except OSError as exc:       # no such folder, no permission
+        raise SpokeError(_("Could not write {out}: {error}").format(out=out, error=exc.strerror or exc)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             for piece in open_sealed(media_key(key), name, sealed):
@@ -309,10 +311,13 @@ def unseal_set_aside(paths: DataPaths, key: bytes, name: str, out: Path) -> int:
                 size += len(piece)
             f.flush()
             os.fsync(f.fileno())
-    except OSError as exc:
+    except SealedFileError as exc:
         out.unlink(missing_ok=True)
         raise SpokeError(_("{name} could not be opened ({why}); nothing was written.").format(
             name=name, why=exc)) from None
+    except OSError as exc:       # the disk filled
+        out.unlink(missing_ok=True)
+        raise SpokeError(_("Could not write {out}: {error}").format(out=out, error=exc.strerror or exc)) from None
     return size
 
 

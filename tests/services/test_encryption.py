@@ -384,6 +384,8 @@ def test_a_database_set_aside_as_damaged_before_the_encryption_is_kept_sealed_an
     assert out.stat().st_mode & 0o077 == 0, "this account's only"
     again = cli(aside.name, "--out", str(out))
     assert again.returncode == 1 and "exists already" in again.stderr and out.read_bytes() == original
+    nowhere = cli(aside.name, "--out", str(tmp_path / "no-such-folder" / "x.sqlite"))
+    assert nowhere.returncode == 1 and "Could not write" in nowhere.stderr and "unexpected" not in nowhere.stderr
     missing = cli("spoke-damaged-nothing.sqlite", "--out", str(tmp_path / "x"))
     assert missing.returncode == 1 and "No sealed file" in missing.stderr and not (tmp_path / "x").exists()
     from spoke_client.services.vault import unseal_set_aside
