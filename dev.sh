@@ -80,7 +80,7 @@ case "${1:-}" in
     export QT_QPA_PLATFORM=offscreen
     # One process by default. SPOKE_TEST_WORKERS=2 runs on two pytest-xdist workers, a test file to each in turn
     # (about half the time), a test marked `solo` with nothing beside it; not the default, as a worker segfaulted
-    # in 1 of 6 such runs on 2026-12-04 (README, Tests). A worker that crashes fails the run at once
+    # in 1 of 10 such runs on 2026-12-04 (README, Tests). A worker that crashes fails the run at once
     # (--max-worker-restart 0). Without a terminal (CI) the whole run has a time limit as well, so a hang outside
     # any one test fails instead of waiting for ever; at a terminal Ctrl-C does.
     workers=${SPOKE_TEST_WORKERS:-0}

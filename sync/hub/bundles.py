@@ -94,14 +94,14 @@ class UploadStatus:
 
 MAX_UPLOAD_PART = 8 * 2**30   # one part of a bundle by HTTP
 MAX_PENDING_PER_DEVICE = 32 * 2**30   # unfinished relayed bundles of one PC, in all
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 RELAY_TTL = timedelta(days=30)   # parts may travel on different days, from different PCs: a month to bring them all
 ACK_FRAME = 5000          # change ids per acknowledgement frame
 RETURN_PAGE = 2000        # changes per page frame
 FILE_PIECE = 1024 * 1024
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class HubBundles:
@@ -177,8 +177,8 @@ class HubBundles:
     def _next_return_sequence(self, device_id: str) -> int:
         """The clock in ms, or one above the device's last return bundle if that is higher (a clock put back must
         not make the new bundle look older: the PC would refuse it as a replay). Taken in one UPDATE, so two
-        workers making bundles for one PC at once get two numbers; a number whose bundle was not finished is
-        simply skipped."""
+        workers making bundles for one PC at once should get two numbers (not tested); a number whose bundle was
+        not finished is simply skipped."""
         above = HubDevice.return_sequence + 1
         now = _now_ms()
         with self.session.begin() as s:
