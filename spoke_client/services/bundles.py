@@ -217,13 +217,18 @@ class ImportReport:
     prescriptions: int
     files: int
     already: datetime | None = None
+    behind: bool = False      # it started beyond this PC's cursor: what lies between is still to come
 
     def sentence(self) -> str:
         if self.already is not None:
             return _("Already imported on {when}: nothing was changed.").format(when=self.already.strftime("%d %b %Y %H:%M"))
-        return _("Imported: {r} changes from the hub ({p} prescriptions), {f} files; {a} of this computer's changes "
+        done = _("Imported: {r} changes from the hub ({p} prescriptions), {f} files; {a} of this computer's changes "
                  "are confirmed by the hub.").format(r=self.received, p=self.prescriptions, f=self.files,
                                                     a=self.acknowledged)
+        if self.behind:
+            done += " " + _("Some earlier changes from the hub have not reached this computer yet: they come with the "
+                            "next sync over a network, or in the next return bundle.")
+        return done
 
 
 LAST_RETURN = "bundle_last_return"   # JSON: the last return bundle imported (id, sequence, when)
@@ -410,12 +415,23 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
     files_box = MediaFiles(paths.media, store.key)
     outbox, inbox, media = Outbox(store), Inbox(store, files_box), MediaBox(store, files_box)
     acknowledged = received = prescriptions = files = 0
+    behind = False
     current = None   # [sha256, bytes still to come, the writer's context, its write, the kept download]
     try:
         for kind, body in stream:
             if kind == b"M":
+                manifest = json.loads(body)
                 with store.write(None) as w:
-                    _raise_sequence(w, json.loads(body).get("bundle_sequence"))
+                    _raise_sequence(w, manifest.get("bundle_sequence"))
+                after = manifest.get("after")
+                # Made from a cursor beyond this PC's (it was put back from an older copy, or the hub was told a
+                # cursor this PC did not keep): its pages are applied, but the cursor stays, so what lies between
+                # still comes, by network or in the next return bundle (made from the cursor the next bundle
+                # of this PC tells).
+                behind = isinstance(after, int) and not isinstance(after, bool) and after > inbox.cursor()
+                if behind:
+                    log.warning("return bundle %s starts after %d, beyond this PC's cursor %d: the cursor stays",
+                                header.bundle_id, after, inbox.cursor())
             elif kind == b"A":
                 ids = json.loads(gzip.decompress(body))
                 acknowledged += outbox.acknowledge(ids)
@@ -428,7 +444,7 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
                                           .values(uploaded_at=w.now))
             elif kind == b"P":
                 page = decode(PullPage, body)
-                received += inbox.apply(page)
+                received += inbox.apply(page, advance=not behind)
                 prescriptions += sum(1 for c in page.changes if c.entity == "prescription")
             elif kind == b"F":
                 f = json.loads(body)
@@ -447,7 +463,7 @@ def _apply_return(store: Store, paths: DataPaths, stream, header) -> ImportRepor
     finally:
         if current is not None:
             current[2].__exit__(None, None, None)     # a file cut short stays kept aside, sealed, until replaced
-    return ImportReport(header.bundle_id, acknowledged, received, prescriptions, files)
+    return ImportReport(header.bundle_id, acknowledged, received, prescriptions, files, behind=behind)
 
 
 def _file_done(media: MediaBox, current) -> None:

@@ -101,10 +101,11 @@ class Inbox:
         return [check(Pulled(c.seq, c.entity, c.entity_id, c.version, c.op.value, c.device_id, c.payload, c.hlc,
                              str(c.change_id))) for c in page.changes]
 
-    def apply(self, page: PullPage, prepared: list[Checked] | None = None) -> int:
+    def apply(self, page: PullPage, prepared: list[Checked] | None = None, advance: bool = True) -> int:
         """Stores the page, applies what can be applied and moves the cursor, in one transaction: a cut between
         pages loses nothing and applies nothing twice. `prepared` is what prepare() made of this page, if it ran
-        already."""
+        already. `advance=False` keeps the cursor where it is: a page that starts beyond it (a return bundle made
+        from a cursor this PC has not reached) would otherwise step over what lies between."""
         checked = self.prepare(page) if prepared is None else prepared
         with self.store.write(None, background=True) as w:
             new = self._fresh(w, checked)
@@ -112,8 +113,10 @@ class Inbox:
             outcome = _Applier(w, self.files, self.store.device_id).apply_checked(new)
             self._store(w, new, outcome)    # each with what became of it, in one statement
             self._cascade(w, outcome.arrived)
-            cursor = max(page.next_cursor, int(w.get_setting(CURSOR, "0") or 0))
-            w.set_setting(CURSOR, str(cursor))
+            cursor = int(w.get_setting(CURSOR, "0") or 0)
+            if advance and page.next_cursor > cursor:
+                cursor = page.next_cursor
+                w.set_setting(CURSOR, str(cursor))
             if page.changes:
                 w.audit("sync_pull", "hub", "", f"{len(page.changes)} changes up to {cursor}")
         if outcome.failed:

@@ -188,8 +188,9 @@ class HubBundles:
 
     def export_return_bundle(self, device_id: str, out: Path, max_size: int | None = None) -> ReturnReport:
         """What this device has not seen yet, sealed for it: acknowledgements of its changes and files, then its
-        facility's changes after the cursor its last bundle gave (other PCs' work, case status, the doctors'
-        questions and notes, prescriptions), then the files those changes attach. Signed with the hub's key."""
+        facility's changes after the cursor it last told the hub, by bundle or by network pull (other PCs' work,
+        case status, the doctors' questions and notes, prescriptions), then the files those changes attach.
+        Signed with the hub's key."""
         with self.session() as s:
             row = s.get(HubDevice, device_id) if bundle._ID.fullmatch(device_id or "") else None
             if row is None:
@@ -227,7 +228,7 @@ class HubBundles:
                 writer.frame(b"K", gzip.compress(_dumps(list(have_files)), mtime=0))
                 cursor = after
                 while True:
-                    page = self.pull(device, cursor, RETURN_PAGE, own=False, count=False)
+                    page = self.pull(device, cursor, RETURN_PAGE, own=False, count=False, bundle=True)
                     if page.changes:
                         writer.frame(b"P", encode(page))
                         changes += len(page.changes)
@@ -520,8 +521,9 @@ class HubBundles:
             self._record_files(s, device.facility_id, stored)
             cursor = manifest.get("cursor")
             row = s.get(HubDevice, device.id, with_for_update=True)
-            if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor < 2**63 \
-                    and cursor > (row.bundle_cursor or 0):
+            # Taken as it is, even when lower than the one known: a PC put back from an older copy has a lower
+            # cursor, and a return bundle that started above it would leave it a gap. Too low costs only size.
+            if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor < 2**63:
                 row.bundle_cursor = cursor
             now = utcnow()
             s.add(HubBundle(bundle_id=header.bundle_id, device_id=device.id, sequence=header.sequence,

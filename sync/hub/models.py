@@ -39,7 +39,8 @@ class HubDevice(HubBase):
     revoked_reason: Mapped[str] = mapped_column(Text, default="")
     # Its X25519 key (base64), for the return bundles sealed for it (registered once, after enrolment).
     box_key: Mapped[str | None] = mapped_column(String(64))
-    # Its pull cursor as its last USB bundle said: a return bundle carries what comes after.
+    # Its pull cursor as it last told the hub, in a USB bundle or by asking for a page of a network pull: a
+    # return bundle carries what comes after.
     bundle_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The number of the last return bundle made for it: the next is above it even if the hub's clock went back
     # (the PC refuses a return bundle numbered at or below one it imported, as a replay).

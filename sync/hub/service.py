@@ -28,7 +28,7 @@ from sync.hub.clinic import HubClinic
 from sync.hub.staff import HubStaffing
 from sync.hub.errors import HubError
 from sync.hub.media import HubMedia
-from sync.hub.models import HubChangeRow, HubRecord
+from sync.hub.models import HubChangeRow, HubDevice, HubRecord
 from sync.merge import FIELD_META, PATIENT_GROUPS, changed_groups, merge, stamp_edit
 from sync.payloads import PAYLOADS, PayloadInvalid, validate
 from sync.protocol import (
@@ -375,17 +375,19 @@ class Hub(HubAuth, HubMedia, HubStaffing, HubClinic, HubBundles, HubCalls):
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:f))"), {"f": facility_id})
 
     # --- pull -----------------------------------------------------------------------------------
-    def pull(self, device: Device, after: int, limit: int, own: bool = False, count: bool = True) -> PullPage:
+    def pull(self, device: Device, after: int, limit: int, own: bool = False, count: bool = True,
+             bundle: bool = False) -> PullPage:
         """The facility's changes after the cursor; a device's own changes only when it asks (own=True: a
-        full resync of a PC restored from an older copy, which lost some of what it had sent)."""
-        rows, more, remaining = self.pull_rows(device, after, limit, own, count)
+        full resync of a PC restored from an older copy, which lost some of what it had sent). `bundle`: read for
+        a return bundle, not asked by the device (what it has seen is not learnt from it)."""
+        rows, more, remaining = self.pull_rows(device, after, limit, own, count, bundle)
         changes = [HubChange(seq=r["seq"], change_id=uuid.UUID(r["change_id"]), entity=r["entity"],
                              entity_id=r["entity_id"], version=r["version"], op=Op(r["op"]), hlc=r["hlc"],
                              device_id=r["device_id"], payload=r["payload"]) for r in rows]
         return PullPage(changes=changes, next_cursor=rows[-1]["seq"] if rows else after, more=more, remaining=remaining)
 
     def pull_rows(self, device: Device, after: int, limit: int, own: bool = False,
-                  count: bool = True) -> tuple[list[dict], bool, int]:
+                  count: bool = True, bundle: bool = False) -> tuple[list[dict], bool, int]:
         """One page as plain dicts (what sync.wire encodes straight from the rows), whether more follow, and how
         many (counted only when asked: a spoke counts once, at its first page, and goes on from there)."""
         limit = max(1, min(limit, MAX_PULL_PAGE))
@@ -401,6 +403,15 @@ class Hub(HubAuth, HubMedia, HubStaffing, HubClinic, HubBundles, HubCalls):
             if more and count:
                 remaining = s.scalar(select(func.count()).select_from(HubChangeRow.__table__).where(
                     c.facility_id == device.facility_id, c.seq > rows[-1]["seq"], mine)) or 0
+            if not bundle:
+                # What the device has seen, as far as the hub can tell: the cursor it asks after (a spoke asks
+                # for the next page while it applies this one, so it may be a page or two ahead if that apply
+                # fails). A return bundle made for it later starts there, rather than at its last USB bundle's
+                # cursor or at the facility's beginning for a PC that never sent one; the spoke keeps its own
+                # cursor where a return bundle starts beyond it, so too far ahead loses nothing.
+                if s.execute(update(HubDevice).where(HubDevice.id == device.id, HubDevice.bundle_cursor != after)
+                             .values(bundle_cursor=after)).rowcount:
+                    s.commit()
         return rows, more, remaining
 
     # --- divergence check -----------------------------------------------------------------------

@@ -401,6 +401,59 @@ def test_a_return_bundle_made_after_the_hubs_clock_went_back_is_still_the_newer(
     assert caught.value.code == "replayed", "the first is still the older one"
 
 
+def test_a_return_bundle_starts_where_the_pc_last_pulled_and_never_steps_over_a_gap(hub, hub_server, facilities,
+                                                                                     spoke, tmp_path):
+    """A PC that only ever synced by network gets, in its first return bundle, what came after the last page it
+    asked for, not the facility's whole history. A PC put back from an older copy (its cursor lower than the hub was told) applies
+    such a bundle but keeps its cursor, and is told that earlier changes are still to come; its next bundle tells
+    the hub its cursor, and the next return bundle fills the gap."""
+    from spoke_client.services.sync_inbox import CURSOR, Inbox
+
+    pc1, admin1, paths1 = enrolled(spoke, hub, hub_server.url, facilities[0], "pc1")
+    pc2, admin2, paths2 = enrolled(spoke, hub, hub_server.url, facilities[0], "pc2")
+    kamla, _ = queued_case(pc1, admin1)
+    assert sync_once(pc1.store, paths1).ok and sync_once(pc2.store, paths2).ok
+    assert pc2.patients.get(admin2, kamla.id).name == "Kamla Devi"
+    seen = Inbox(pc2.store).cursor()
+    assert seen > 0
+    assert sync_once(pc2.store, paths2).ok   # its next round asks after what it has (the last page is not told)
+    ramesh, his_case = queued_case(pc1, admin1, name="Ramesh Kumar")
+    assert sync_once(pc1.store, paths1).ok
+    with hub.session() as s:
+        assert s.get(HubDevice, pc2.store.device_id).bundle_cursor == seen, "told by the pull it asked"
+        fresh = s.scalar(select(func.count()).select_from(HubChangeRow).where(
+            HubChangeRow.facility_id == facilities[0], HubChangeRow.seq > seen,
+            HubChangeRow.device_id != pc2.store.device_id))
+    returned = hub.export_return_bundle(pc2.store.device_id, tmp_path / "back.spokebundle")
+    assert returned.changes == fresh > 0, "only what came after its last pull"
+    report = bundles.import_return(pc2.store, paths2, returned.paths[0])
+    assert (report.received, report.behind) == (fresh, False)
+    assert pc2.patients.get(admin2, ramesh.id).name == "Ramesh Kumar"
+    top = Inbox(pc2.store).cursor()
+    assert top > seen and sync_once(pc2.store, paths2).ok and sync_once(pc2.store, paths2).pulled == 0
+    with hub.session() as s:
+        assert s.get(HubDevice, pc2.store.device_id).bundle_cursor == top
+
+    # Put back from an older copy: its cursor is the one of before Ramesh. The hub still believes the higher one.
+    with pc2.store.write(None) as w:
+        w.set_setting(CURSOR, str(seen))
+    hub.update_case(his_case.id, {"status": "in_consultation", "doctor_note": "Please send a photo"})
+    ahead = hub.export_return_bundle(pc2.store.device_id, tmp_path / "ahead.spokebundle").paths[0]
+    report = bundles.import_return(pc2.store, paths2, ahead)
+    assert report.behind and report.received >= 1
+    assert "Some earlier changes from the hub have not reached this computer yet" in report.sentence()
+    assert Inbox(pc2.store).cursor() == seen, "the cursor does not step over what it has not had"
+    # Its next bundle tells the hub its cursor; the hub's next return bundle starts there.
+    outgoing = bundles.export(pc2.store, paths2, tmp_path / "mine.spokebundle").paths[0]
+    hub.import_bundle(outgoing)
+    with hub.session() as s:
+        assert s.get(HubDevice, pc2.store.device_id).bundle_cursor == seen, "lower than the hub knew: taken"
+    again = hub.export_return_bundle(pc2.store.device_id, tmp_path / "again.spokebundle").paths[0]
+    report = bundles.import_return(pc2.store, paths2, again)
+    assert not report.behind and "Some earlier" not in report.sentence()
+    assert Inbox(pc2.store).cursor() > top
+
+
 # --- every bad bundle, refused with its reason; the hub unchanged -------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
