@@ -365,15 +365,23 @@ def test_a_database_set_aside_as_damaged_before_the_encryption_is_kept_sealed_an
     original, original_wal = aside.read_bytes(), wal.read_bytes()
     assert b"Kamla Devi" in original
     gate = Gate(paths, open_services(paths))
-    gate.login("admin", "golden-password")              # converts, then opens with the key: set-aside sealed
+    admin = gate.login("admin", "golden-password")      # converts, then opens with the key: set-aside sealed
+    gate.services.auth.add_user(admin, "meena", "Meena Kumari", Role.PARAMEDIC, "meena-pass-11")
     gate.services.close()
     assert secrets_in(paths.root, leave_out=()) == [], "nothing in clear, damaged/ included"
     assert {p.name for p in paths.quarantine.iterdir()} == {aside.name + ".sealed", wal.name + ".sealed"}
 
-    def cli(*args: str):
-        return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "--user", "admin",
+    def cli(*args: str, user="admin", password="golden-password"):
+        return subprocess.run([sys.executable, "-m", "spoke_client", "--data-dir", str(paths.root), "--user", user,
                                "unseal-damaged", *args], capture_output=True, text=True, timeout=120,
-                              env={**cli_env(), "SPOKE_PASSWORD": "golden-password"})
+                              env={**cli_env(), "SPOKE_PASSWORD": password})
+
+    # A paramedic's password opens the data, but not what was set aside: that is for an administrator.
+    for args in ((), (aside.name, "--out", str(tmp_path / "by-meena.sqlite"))):
+        refused = cli(*args, user="meena", password="meena-pass-11")
+        assert refused.returncode == 1 and "Only an administrator" in refused.stderr and aside.name not in \
+            refused.stdout, refused.stderr
+    assert not (tmp_path / "by-meena.sqlite").exists()
 
     listed = cli()
     assert listed.returncode == 0 and listed.stdout.split() == [aside.name, wal.name], listed.stderr
